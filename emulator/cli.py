@@ -1,0 +1,282 @@
+"""The `emu` command: a thin layer over `emulator.server.Emulator`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import config as config_mod
+from .config import Config, ConfigError, Overrides, load_config
+from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable
+from .server import Emulator, project_id, sweep_project, sweep_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_BAD_CONFIG = 2
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="wrangler.json, wrangler.jsonc or wrangler.toml (default: the one in this folder).",
+    )(fn)
+
+
+def settings_options(fn: F) -> F:
+    """The flags that override the config for every class; shared by `up` and `config`."""
+    options = [
+        click.option("--instances", type=int, help="N of getRandom(binding, N) for every class."),
+        click.option("--sleep-after", help="Idle time before an instance stops: 30, 30s, 2m, 1h."),
+        click.option(
+            "--start-timeout", help="How long a start may take to answer.  [default: 20s]"
+        ),
+        click.option("--stop-grace", help="SIGTERM to SIGKILL on stop.  [default: 15m]"),
+        click.option(
+            "--seed", type=int, help="Seed the instance choice, for reproducible routing."
+        ),
+        click.option("--host", help="Address to listen on.  [default: 127.0.0.1]"),
+        click.option(
+            "--port", type=int, help="Port to listen on; 0 picks a free one.  [default: 8787]"
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _overrides(kw: dict[str, Any]) -> Overrides:
+    return Overrides(
+        instances=kw.get("instances"),
+        sleep_after=kw.get("sleep_after"),
+        start_timeout=kw.get("start_timeout"),
+        stop_grace=kw.get("stop_grace"),
+        seed=kw.get("seed"),
+        host=kw.get("host"),
+        port=kw.get("port"),
+    )
+
+
+def _load(path: Path | None, overrides: Overrides = Overrides()) -> Config:
+    try:
+        config = load_config(path, overrides)
+    except ConfigError as exc:
+        click.echo(f"emu: {exc}", err=True)
+        sys.exit(EXIT_BAD_CONFIG)
+    for warning in config.warnings:
+        click.echo(f"emu: warning: {warning}", err=True)
+    return config
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"emu: {message}", err=True)
+    sys.exit(code)
+
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except DockerUnavailable as exc:
+        _fail(f"{exc}. Is dockerd running? (try: docker info)")
+    except DockerError as exc:
+        _fail(f"Docker: {exc}")
+    raise AssertionError("unreachable")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="emu")
+def main() -> None:
+    """emu: run the Cloudflare Containers of a wrangler config on local Docker."""
+    logging.basicConfig(level=logging.WARNING, format="emu: %(message)s")
+
+
+@main.command()
+@config_option
+@settings_options
+@click.option("--logs/--no-logs", default=True, show_default=True, help="Show container output.")
+@click.option("--json-logs", is_flag=True, help="Print emu's events as JSON lines.")
+def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
+    """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
+    config = _load(config_path, _overrides(kw))
+    _run(_up(config, logs, json_logs))
+
+
+def _printer(json_logs: bool) -> Callable[[str, str], None]:
+    width = 24
+
+    def out(source: str, line: str) -> None:
+        if json_logs:
+            click.echo(json.dumps({"time": time.time(), "source": source, "line": line}))
+        else:
+            stamp = time.strftime("%H:%M:%S")
+            click.echo(f"{stamp} {source[:width]:<{width}} | {line}")
+
+    return out
+
+
+async def _up(config: Config, logs: bool, json_logs: bool) -> None:
+    out = _printer(json_logs)
+    emu = Emulator(config, on_output=out, follow_logs=logs)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+    force: list[asyncio.Future[None]] = []
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            out("emu", "stopping (Ctrl-C again to force)")
+            stop.set()
+        else:
+            out("emu", "forced: removing containers now")
+            force.append(asyncio.ensure_future(_force(emu)))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    start = asyncio.ensure_future(emu.start())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({start, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not start.done():  # Ctrl-C during the build: start() cleans up what it made
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await start
+        return
+    stopped.cancel()
+    try:
+        start.result()
+    except OSError as exc:
+        _fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
+    for pool in emu.pools.values():
+        cfg = pool.config
+        out(
+            "emu",
+            f"{cfg.class_name} (env.{cfg.binding}): {cfg.instances} instance names, "
+            f"max {cfg.max_instances} running, {cfg.instance_type.name} "
+            f"({cfg.instance_type.vcpu:g} vCPU, {cfg.instance_type.memory_mib} MiB), "
+            f"port {cfg.default_port}, sleepAfter {cfg.sleep_after:g}s",
+        )
+    out("emu", f"status: {emu.url}/_emu/status")
+    await stop.wait()
+    await emu.stop()
+    out("emu", "stopped; all containers and networks removed")
+
+
+async def _force(emu: Emulator) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(sweep_session(emu.docker, emu.session_id), 20)
+    sys.stdout.flush()
+    os._exit(130)
+
+
+@main.command("config")
+@config_option
+@settings_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
+    """Print the resolved settings and where each came from."""
+    config = _load(config_path, _overrides(kw))
+    if as_json:
+        click.echo(json.dumps(config_mod.as_json(config), indent=2))
+    else:
+        click.echo(config_mod.describe(config))
+
+
+def _project_filter(config_path: Path | None, all_projects: bool) -> dict[str, str]:
+    labels = {MANAGED_LABEL: "true"}
+    if not all_projects:
+        labels["emu.project"] = project_id(_load(config_path))
+    return labels
+
+
+@main.command()
+@config_option
+@click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
+    """List the project's instances (from Docker labels; works from any terminal)."""
+    labels = _project_filter(config_path, all_projects)
+
+    async def list_() -> list[Any]:
+        docker = DockerBackend()
+        try:
+            await docker.connect()
+            return await docker.list_containers(labels)
+        finally:
+            docker.close()
+
+    rows = _run(list_())
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": c.id[:12],
+                        "name": c.name,
+                        "status": c.status,
+                        **{
+                            k.removeprefix("emu."): v
+                            for k, v in c.labels.items()
+                            if k.startswith("emu.")
+                        },
+                    }
+                    for c in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        click.echo("no instances running")
+        return
+    head = ("CLASS", "INSTANCE", "STATE", "CONTAINER", "SESSION", "PID")
+    table = [head] + [
+        (
+            c.labels.get("emu.class", "?"),
+            c.labels.get("emu.instance", "?"),
+            c.status,
+            c.id[:12],
+            c.labels.get("emu.session", "?"),
+            c.labels.get("emu.pid", "?"),
+        )
+        for c in sorted(rows, key=lambda c: (c.labels.get("emu.class", ""), c.name))
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for r in table:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@main.command()
+@config_option
+@click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
+def down(config_path: Path | None, all_projects: bool) -> None:
+    """Remove all of the project's containers and networks, also those of a running emu up."""
+    project = None if all_projects else _project_filter(config_path, False)["emu.project"]
+
+    async def sweep() -> list[str]:
+        docker = DockerBackend()
+        try:
+            await docker.connect()
+            return await sweep_project(docker, project, only_dead=False)
+        finally:
+            docker.close()
+
+    removed = _run(sweep())
+    for name in removed:
+        click.echo(f"removed {name}")
+    click.echo(f"{len(removed)} removed")

@@ -1,0 +1,481 @@
+"""Instances: one container per (class, instance name), started on demand, stopped when idle.
+
+All state lives on the event loop; no locks are needed because nothing between two `await`s can
+interleave. A start is one task that every waiting request shares, so one name never gets two
+containers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .config import ClassConfig
+from .docker_backend import (
+    ContainerSpec,
+    DockerBackend,
+    DockerError,
+    DockerUnavailable,
+    Event,
+)
+from .errors import (
+    EXITED_BEFORE_HEALTHY,
+    EmuHTTPError,
+    EngineUnavailable,
+    NoCapacity,
+    StartFailed,
+)
+
+log = logging.getLogger("emu")
+
+PROBE_INTERVAL = 0.02  # the platform polls every 300 ms; we can afford to be faster locally
+PROBE_TIMEOUT = 1.0  # per probe; a direct connection to the container never hangs on a proxy
+EXIT_WAIT = 10.0  # how long to wait for a killed container to report that it died
+
+INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class State(enum.StrEnum):
+    STOPPED = "stopped"
+    STARTING = "starting"  # emu only: container being created, before `running`
+    RUNNING = "running"  # started, ports not answering yet
+    HEALTHY = "healthy"
+    STOPPING = "stopping"
+    STOPPED_WITH_CODE = "stopped_with_code"
+
+
+HOLDS_SLOT = frozenset({State.STARTING, State.RUNNING, State.HEALTHY, State.STOPPING})
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every instance of a session shares."""
+
+    docker: DockerBackend
+    session: aiohttp.ClientSession  # for readiness probes
+    network: str
+    labels: Mapping[str, str]  # emu.managed, emu.project, emu.session, ...
+    name_prefix: str
+    start_timeout: float
+    stop_grace: float
+    disk_enforced: bool
+    on_event: Callable[[str, dict[str, Any]], None]  # for logs and the event history
+
+
+def durable_object_id(class_name: str, name: str) -> str:
+    """Stable per name, 64 hex characters like the platform's."""
+    return hashlib.sha256(f"{class_name}\0{name}".encode()).hexdigest()
+
+
+class Instance:
+    def __init__(self, pool: ClassPool, name: str) -> None:
+        self.pool = pool
+        self.name = name
+        self.state = State.STOPPED
+        self.container_id: str | None = None
+        self.ip: str | None = None
+        self.inflight = 0
+        self.last_activity: float | None = None  # wall clock, for display
+        self.deadline = 0.0  # loop time when it may sleep
+        self.exit_code: int | None = None
+        self.oom_killed = False
+        self.last_error: str | None = None
+        self.started_at: float | None = None
+        self.cold_start_ms: float | None = None
+        self.starts = 0
+        self.requests = 0
+        self._start_task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        self._exited = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+
+    # -- activity ---------------------------------------------------------------------------
+
+    def renew(self) -> None:
+        self.deadline = self._loop.time() + self.pool.config.sleep_after
+        self.last_activity = time.time()
+        if self._timer is None and self.state is State.HEALTHY:
+            self._timer = self._loop.call_at(self.deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        # The deadline moves on every request; the timer only checks it, so the hot path never
+        # has to cancel and reschedule a timer.
+        self._timer = None
+        if self.state is not State.HEALTHY or self.inflight > 0:
+            return  # the request that ends will renew
+        if self._loop.time() < self.deadline:
+            self._timer = self._loop.call_at(self.deadline, self._on_timer)
+            return
+        self.stop("sleepAfter expired")
+
+    def begin(self) -> None:
+        self.inflight += 1
+        self.requests += 1
+        self.renew()
+
+    def end(self) -> None:
+        self.inflight -= 1
+        self.renew()
+
+    async def wait_exit(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._exited.wait(), timeout)
+
+    # -- start ----------------------------------------------------------------------------
+
+    async def ensure_started(self) -> None:
+        """Return once healthy; concurrent callers share one start."""
+        while self.state is not State.HEALTHY:
+            if self._stop_task is not None:
+                await asyncio.shield(self._stop_task)
+                continue
+            if self._start_task is None:
+                if self.pool.engine_down:
+                    raise EngineUnavailable("the Docker engine is not answering")
+                if self.pool.slots_used() >= self.pool.config.max_instances:
+                    self.pool.emit("no_capacity", self)
+                    raise NoCapacity(
+                        class_name=self.pool.config.class_name,
+                        instance=self.name,
+                        max_instances=self.pool.config.max_instances,
+                        running=[i.name for i in self.pool.holding_slots()],
+                    )
+                self.state = State.STARTING
+                self._start_task = asyncio.create_task(self._start(), name=f"start {self.name}")
+                self._start_task.add_done_callback(self._start_done)
+            await asyncio.shield(self._start_task)
+
+    def _start_done(self, task: asyncio.Task[None]) -> None:
+        self._start_task = None
+        if not task.cancelled():
+            task.exception()  # retrieved; every waiter got it already
+
+    async def _start(self) -> None:
+        rt = self.pool.runtime
+        began = self._loop.time()
+        self.starts += 1
+        self.exit_code = None
+        self.oom_killed = False
+        self.last_error = None
+        self._exited = asyncio.Event()
+        self.pool.emit("starting", self)
+        try:
+            if self.pool.image_error is not None:
+                raise StartFailed(self.pool.image_error, logs=self.pool.image_log)
+            if self.pool.image is None:
+                raise StartFailed("the image is not built yet")
+            spec = self._spec()
+            try:
+                info = await rt.docker.run_container(spec)
+            except DockerUnavailable as exc:
+                raise EngineUnavailable(str(exc)) from exc
+            except DockerError as exc:
+                raise StartFailed(str(exc)) from exc
+            self.container_id = info.id
+            self.ip = info.ip
+            self.pool.by_container[info.id] = self
+            self.state = State.RUNNING
+            self.started_at = time.time()
+            self.pool.emit("running", self)
+            await self._wait_ready(began)
+        except BaseException as exc:
+            await self._start_failed(exc)
+            raise
+        self.state = State.HEALTHY
+        self.cold_start_ms = (self._loop.time() - began) * 1000
+        self.pool.emit("healthy", self)
+        self.renew()
+
+    def _spec(self) -> ContainerSpec:
+        rt = self.pool.runtime
+        cfg = self.pool.config
+        itype = cfg.instance_type
+        env = {
+            "CLOUDFLARE_APPLICATION_ID": hashlib.sha256(cfg.name.encode()).hexdigest()[:32],
+            "CLOUDFLARE_COUNTRY_A2": "XX",
+            "CLOUDFLARE_LOCATION": "emu",
+            "CLOUDFLARE_REGION": "LOCAL",
+            "CLOUDFLARE_DURABLE_OBJECT_ID": durable_object_id(cfg.class_name, self.name),
+            **cfg.env_vars,
+        }
+        return ContainerSpec(
+            name=f"{rt.name_prefix}-{_slug(cfg.class_name)}-{_slug(self.name)}",
+            image=self.pool.image or "",
+            labels={
+                **rt.labels,
+                "emu.class": cfg.class_name,
+                "emu.binding": cfg.binding,
+                "emu.instance": self.name,
+            },
+            network=self.pool.network or rt.network,
+            environment=env,
+            entrypoint=cfg.entrypoint,
+            nano_cpus=round(itype.vcpu * 1e9),
+            memory_bytes=itype.memory_mib * 1024 * 1024,
+            disk_bytes=itype.disk_mb * 1000 * 1000 if rt.disk_enforced else None,
+            hostname=_slug(self.name)[:63],
+        )
+
+    def ports(self) -> tuple[int, ...]:
+        cfg = self.pool.config
+        if cfg.required_ports:
+            return cfg.required_ports
+        return (cfg.default_port,) if cfg.default_port is not None else ()
+
+    async def _wait_ready(self, began: float) -> None:
+        rt = self.pool.runtime
+        deadline = began + rt.start_timeout
+        ports = self.ports()
+        pending = set(ports)
+        # The library fetches `http://${pingEndpoint}`: the first segment is the Host header.
+        host, _, rest = self.pool.config.ping_endpoint.partition("/")
+        path = "/" + rest
+        exited = asyncio.ensure_future(self._exited.wait())
+        try:
+            while pending:
+                for port in sorted(pending):
+                    if await self._probe(port, path, host):
+                        pending.discard(port)
+                if not pending:
+                    break
+                if self._exited.is_set():
+                    raise await self._exited_error()
+                left = deadline - self._loop.time()
+                if left <= 0:
+                    logs = await rt.docker.logs_tail(self.container_id or "")
+                    raise StartFailed(
+                        f"port {', '.join(map(str, sorted(pending)))} did not answer HTTP on "
+                        f"{path} within {rt.start_timeout:g} s (--start-timeout)",
+                        logs=logs,
+                    )
+                await asyncio.wait({exited}, timeout=min(PROBE_INTERVAL, left))
+        finally:
+            exited.cancel()
+
+    async def _probe(self, port: int, path: str, host: str) -> bool:
+        try:
+            async with self.pool.runtime.session.get(
+                f"http://{self.ip}:{port}{path}",
+                headers={"Host": host},
+                timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
+                allow_redirects=False,
+            ) as resp:
+                await resp.read()
+                return True  # any HTTP status counts, as on the platform
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def _exited_error(self) -> StartFailed:
+        logs = await self.pool.runtime.docker.logs_tail(self.container_id or "")
+        reason = EXITED_BEFORE_HEALTHY + str(self.exit_code)
+        if self.oom_killed:
+            reason += " (killed: out of memory)"
+        return StartFailed(reason, exit_code=self.exit_code, oom_killed=self.oom_killed, logs=logs)
+
+    async def _start_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, EmuHTTPError):
+            self.last_error = exc.error
+        else:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        self.pool.emit("start_failed", self, error=self.last_error)
+        cid = self.container_id
+        with contextlib.suppress(DockerError, asyncio.CancelledError):
+            if cid is not None:
+                await self.pool.runtime.docker.remove_container(cid)
+        self._forget_container()
+        self.state = State.STOPPED_WITH_CODE if self.exit_code else State.STOPPED
+
+    def _forget_container(self) -> None:
+        if self.container_id is not None:
+            self.pool.by_container.pop(self.container_id, None)
+        self.container_id = None
+        self.ip = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- stop -------------------------------------------------------------------------------
+
+    def stop(self, reason: str, grace: float | None = None) -> asyncio.Task[None]:
+        if self._stop_task is None:
+            self._stop_task = asyncio.create_task(
+                self._stop(reason, grace), name=f"stop {self.name}"
+            )
+            self._stop_task.add_done_callback(self._stop_done)
+        return self._stop_task
+
+    def _stop_done(self, task: asyncio.Task[None]) -> None:
+        self._stop_task = None
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("stopping %s failed: %s", self.name, exc)
+
+    async def _stop(self, reason: str, grace: float | None) -> None:
+        if self._start_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._start_task)
+        cid = self.container_id
+        if cid is None:
+            return
+        docker = self.pool.runtime.docker
+        grace = self.pool.runtime.stop_grace if grace is None else grace
+        self.state = State.STOPPING
+        self.pool.emit("stopping", self, reason=reason)
+        try:
+            if not self._exited.is_set():
+                await docker.signal(cid, "SIGTERM")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._exited.wait(), grace)
+            if not self._exited.is_set():
+                self.pool.emit("killing", self, reason=f"no exit {grace:g} s after SIGTERM")
+                await docker.signal(cid, "SIGKILL")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._exited.wait(), EXIT_WAIT)
+            await docker.remove_container(cid)
+        finally:
+            self._forget_container()
+            self.state = State.STOPPED
+            self.pool.emit("stopped", self, reason=reason, exit_code=self.exit_code)
+
+    # -- events from the engine ---------------------------------------------------------------
+
+    def on_docker_event(self, event: Event) -> None:
+        if event.action == "oom":
+            self.oom_killed = True
+        elif event.action == "die":
+            self.exit_code = event.exit_code
+            self._exited.set()
+            if self.state in (State.RUNNING, State.HEALTHY):
+                # Died on its own: the next request starts a fresh one.
+                self.state = State.STOPPED_WITH_CODE
+                self.pool.emit("exited", self, exit_code=self.exit_code, oom_killed=self.oom_killed)
+                self._stop_task = asyncio.create_task(self._reap(), name=f"reap {self.name}")
+                self._stop_task.add_done_callback(self._stop_done)
+
+    async def _reap(self) -> None:
+        cid = self.container_id
+        self._forget_container()
+        if cid is not None:
+            # The engine decides OOMKilled at exit; the "oom" event may come after "die".
+            info = await self.pool.runtime.docker.inspect(cid)
+            if info is not None and info.oom_killed:
+                self.oom_killed = True
+            self.last_error = f"exited with code {self.exit_code}" + (
+                " (out of memory)" if self.oom_killed else ""
+            )
+            await self.pool.runtime.docker.remove_container(cid)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": str(self.state),
+            "container_id": self.container_id,
+            "ip": self.ip,
+            "inflight": self.inflight,
+            "requests": self.requests,
+            "starts": self.starts,
+            "last_activity": self.last_activity,
+            "sleeps_in_s": (
+                max(0.0, round(self.deadline - self._loop.time(), 3))
+                if self.state is State.HEALTHY and self.inflight == 0
+                else None
+            ),
+            "cold_start_ms": None if self.cold_start_ms is None else round(self.cold_start_ms, 1),
+            "exit_code": self.exit_code,
+            "oom_killed": self.oom_killed,
+            "last_error": self.last_error,
+        }
+
+
+class ClassPool:
+    """The instances of one Container class."""
+
+    def __init__(self, config: ClassConfig, runtime: Runtime, rng: random.Random) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.rng = rng
+        self.instances: dict[str, Instance] = {}
+        self.by_container: dict[str, Instance] = {}
+        self.image: str | None = None
+        self.image_error: str | None = None
+        self.image_log: list[str] = []
+        self.network: str | None = None  # set for classes with enableInternet = false
+        self.engine_down = False
+
+    def pick(self) -> str:
+        """getRandom parity: uniform over instance-0 .. instance-(N-1), independently per call."""
+        return f"instance-{int(self.rng.random() * self.config.instances)}"
+
+    def get(self, name: str) -> Instance:
+        inst = self.instances.get(name)
+        if inst is None:
+            inst = self.instances[name] = Instance(self, name)
+        return inst
+
+    def holding_slots(self) -> list[Instance]:
+        return [i for i in self.instances.values() if i.state in HOLDS_SLOT]
+
+    def slots_used(self) -> int:
+        return sum(1 for i in self.instances.values() if i.state in HOLDS_SLOT)
+
+    def emit(self, kind: str, inst: Instance, **extra: Any) -> None:
+        self.runtime.on_event(
+            kind, {"class": self.config.class_name, "instance": inst.name, **extra}
+        )
+
+    def on_docker_event(self, event: Event) -> None:
+        inst = self.by_container.get(event.container_id)
+        if inst is not None:
+            inst.on_docker_event(event)
+
+    def stop_all(self, grace: float) -> list[asyncio.Task[None]]:
+        return [
+            inst.stop("emu is shutting down", grace)
+            for inst in self.instances.values()
+            if inst.container_id is not None or inst._start_task is not None
+        ]
+
+    def snapshot(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "class_name": cfg.class_name,
+            "binding": cfg.binding,
+            "name": cfg.name,
+            "image": self.image,
+            "image_error": self.image_error,
+            "instances_n": cfg.instances,
+            "max_instances": cfg.max_instances,
+            "running": self.slots_used(),
+            "instance_type": {
+                "name": cfg.instance_type.name,
+                "vcpu": cfg.instance_type.vcpu,
+                "memory_mib": cfg.instance_type.memory_mib,
+                "disk_mb": cfg.instance_type.disk_mb,
+            },
+            "default_port": cfg.default_port,
+            "required_ports": list(cfg.required_ports),
+            "sleep_after_s": cfg.sleep_after,
+            "ping_endpoint": cfg.ping_endpoint,
+            "enable_internet": cfg.enable_internet,
+            "instances": [i.snapshot() for i in sorted(self.instances.values(), key=_order)],
+        }
+
+
+def _order(inst: Instance) -> tuple[int, str]:
+    head, _, tail = inst.name.rpartition("-")
+    return (int(tail), head) if head == "instance" and tail.isdigit() else (1 << 30, inst.name)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-.") or "x"

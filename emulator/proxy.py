@@ -1,0 +1,185 @@
+"""Forwarding one request (or WebSocket) to a healthy instance.
+
+This is the hot path: keep it lean."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict, MultiMapping, istr
+from yarl import URL
+
+from .errors import DISCONNECTED, NO_PORT, PROXY_ERROR, EmuHTTPError
+from .instances import Instance
+
+HOP_BY_HOP = frozenset(
+    istr(h)
+    for h in (
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    )
+)
+TARGET_PORT = istr("cf-container-target-port")  # switchPort(); the platform does not strip it
+INSTANCE_HEADER = istr("x-emu-instance")
+BUFFER_LIMIT = 256 * 1024  # responses up to this size are read whole, larger ones streamed
+NO_BODY_STATUS = frozenset({204, 304})
+WS_HANDSHAKE = frozenset(
+    istr(h)
+    for h in (
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "sec-websocket-accept",
+    )
+)
+
+
+def _filtered(src: MultiMapping[str], drop: frozenset[istr] = HOP_BY_HOP) -> CIMultiDict[str]:
+    out: CIMultiDict[str] = CIMultiDict()
+    connection = src.get("connection")
+    listed = {istr(t.strip()) for t in connection.split(",")} if connection else set()
+    for key, value in src.items():
+        if key not in drop and key not in listed:
+            out.add(key, value)
+    return out
+
+
+def upstream_headers(request: web.Request) -> CIMultiDict[str]:
+    headers = _filtered(request.headers)
+    peer = request.remote or ""
+    prior = headers.get("X-Forwarded-For")
+    headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+    headers["X-Forwarded-Proto"] = request.scheme
+    headers["X-Forwarded-Host"] = request.host
+    return headers
+
+
+def target_port(request: web.Request, inst: Instance) -> int:
+    raw = request.headers.get(TARGET_PORT)
+    if raw is not None:
+        if raw.isdigit() and 0 < int(raw) < 65536:
+            return int(raw)
+        raise EmuHTTPError(400, f"invalid {TARGET_PORT} header: {raw!r}")
+    port = inst.pool.config.default_port
+    if port is None:
+        raise EmuHTTPError(500, NO_PORT)
+    return port
+
+
+async def forward(
+    request: web.Request, inst: Instance, session: aiohttp.ClientSession, path: str
+) -> web.StreamResponse:
+    port = target_port(request, inst)
+    url = URL(f"http://{inst.ip}:{port}{path}", encoded=True)
+    if request.headers.get("upgrade", "").lower() == "websocket":
+        return await _websocket(request, inst, session, url)
+    data = request.content if request.body_exists else None
+    try:
+        async with session.request(
+            request.method,
+            url,
+            headers=upstream_headers(request),
+            data=data,
+            allow_redirects=False,
+            auto_decompress=False,
+        ) as up:
+            headers = _filtered(up.headers)
+            headers[INSTANCE_HEADER] = inst.name
+            length = up.content_length
+            if request.method == "HEAD" or up.status in NO_BODY_STATUS:
+                resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
+                await resp.prepare(request)
+                await resp.write_eof()
+                return resp
+            if length is not None and length <= BUFFER_LIMIT:
+                body = await up.read()
+                headers.popall("Content-Length", None)
+                return web.Response(status=up.status, reason=up.reason, headers=headers, body=body)
+            resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
+            await resp.prepare(request)
+            async for chunk in up.content.iter_any():
+                await resp.write(chunk)
+            await resp.write_eof()
+            return resp
+    except (
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientOSError,
+        aiohttp.ClientPayloadError,
+    ) as exc:
+        raise await _disconnected(inst, exc) from exc
+    except aiohttp.ClientError as exc:
+        raise EmuHTTPError(500, PROXY_ERROR + str(exc), instance=inst.name) from exc
+
+
+async def _disconnected(inst: Instance, exc: BaseException) -> EmuHTTPError:
+    # Wait briefly for the engine to tell why (exit code, out of memory).
+    await inst.wait_exit(1.0)
+    details: dict[str, object] = {"instance": inst.name, "reason": str(exc) or type(exc).__name__}
+    if inst.exit_code is not None:
+        details["exit_code"] = inst.exit_code
+        details["oom_killed"] = inst.oom_killed
+        if inst.oom_killed:
+            details["reason"] = "the container ran out of memory and was killed"
+    return EmuHTTPError(500, DISCONNECTED, **details)
+
+
+async def _websocket(
+    request: web.Request, inst: Instance, session: aiohttp.ClientSession, url: URL
+) -> web.StreamResponse:
+    protocols = [
+        p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
+    ]
+    headers = _filtered(request.headers, HOP_BY_HOP | WS_HANDSHAKE)
+    try:
+        up = await session.ws_connect(url, headers=headers, protocols=protocols, autoping=False)
+    except aiohttp.WSServerHandshakeError as exc:
+        raise EmuHTTPError(exc.status or 502, PROXY_ERROR + str(exc), instance=inst.name) from exc
+    except aiohttp.ClientError as exc:
+        raise await _disconnected(inst, exc) from exc
+    down = web.WebSocketResponse(protocols=protocols, autoping=False)
+    down.headers[INSTANCE_HEADER] = inst.name
+    try:
+        await down.prepare(request)
+
+        async def pipe(
+            src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+            dst: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
+        ) -> None:
+            async for msg in src:
+                inst.renew()
+                if msg.type is WSMsgType.TEXT:
+                    await dst.send_str(msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    await dst.send_bytes(msg.data)
+                elif msg.type is WSMsgType.PING:
+                    await dst.ping(msg.data)
+                elif msg.type is WSMsgType.PONG:
+                    await dst.pong(msg.data)
+                else:
+                    break
+            await dst.close()
+
+        tasks = [asyncio.ensure_future(pipe(down, up)), asyncio.ensure_future(pipe(up, down))]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+    finally:
+        await up.close()
+    return down

@@ -1,0 +1,48 @@
+"""pytest fixtures, registered through the `pytest11` entry point when emu is installed.
+
+    def test_health(emu_up):
+        emu = emu_up("path/to/wrangler.jsonc", sleep_after="2s")
+        assert requests.get(emu.url + "/health").status_code == 200
+
+Every emulator started through `emu_up` is stopped at the end of the test, also when it fails,
+and with it every container and network it made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .config import Overrides
+from .testing import RunningEmulator
+
+EmuUp = Callable[..., RunningEmulator]
+
+
+@pytest.fixture
+def emu_up() -> Iterator[EmuUp]:
+    """A factory: `emu_up(config_path, **flags)` starts emu on a free port and returns it.
+
+    The keyword arguments are those of `emulator.config.Overrides` (`instances`, `sleep_after`,
+    `start_timeout`, `stop_grace`, `seed`, `host`, `port`), plus `follow_logs` and `on_output`.
+    """
+    started: list[RunningEmulator] = []
+
+    def start(path: str | Path, **kwargs: Any) -> RunningEmulator:
+        follow_logs = bool(kwargs.pop("follow_logs", False))
+        on_output = kwargs.pop("on_output", None)
+        kwargs.setdefault("port", 0)
+        emu = RunningEmulator.from_path(
+            path, Overrides(**kwargs), follow_logs=follow_logs, on_output=on_output
+        )
+        started.append(emu)
+        return emu
+
+    try:
+        yield start
+    finally:
+        for emu in reversed(started):
+            emu.stop()

@@ -1,0 +1,418 @@
+"""The front: one aiohttp app that routes each request to an instance, plus `/_emu/` endpoints.
+
+`Emulator` is the Python API; `emu up` and the pytest fixture are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .config import ClassConfig, Config
+from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable, Event
+from .errors import EmuHTTPError
+from .images import prepare_image
+from .instances import INSTANCE_NAME, ClassPool, Instance, Runtime
+from .proxy import INSTANCE_HEADER, forward
+
+log = logging.getLogger("emu")
+
+BINDING_HEADER = "x-emu-binding"
+DRAIN_TIMEOUT = 10.0
+# Sessions of Emulators running in this process (several may run at once in a test suite).
+_LIVE_SESSIONS: set[str] = set()
+SHUTDOWN_GRACE = 10.0  # SIGTERM-to-SIGKILL when emu itself stops, capped by --stop-grace
+
+
+def project_id(config: Config) -> str:
+    """Stable for one config file on one machine: how runs of the same project find each other."""
+    return hashlib.sha256(str(config.path).encode()).hexdigest()[:12]
+
+
+def project_labels(config: Config) -> dict[str, str]:
+    return {MANAGED_LABEL: "true", "emu.project": project_id(config)}
+
+
+@dataclass(frozen=True)
+class Route:
+    pool: ClassPool
+    path: str  # what the instance sees: the request path, minus a binding prefix
+
+
+class Emulator:
+    """Runs the front and the instances of one config until `stop()`.
+
+    `on_output(source, line)` receives build output, emu's own event lines and, with
+    `follow_logs`, container output; by default they go to the `emu` logger.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_output: Callable[[str, str], None] | None = None,
+        follow_logs: bool = False,
+        docker: DockerBackend | None = None,
+    ) -> None:
+        self.config = config
+        self.session_id = uuid.uuid4().hex[:12]
+        self.project = project_id(config)
+        self.labels = {
+            **project_labels(config),
+            "emu.session": self.session_id,
+            "emu.pid": str(os.getpid()),
+            "emu.host": socket.gethostname(),
+            "emu.config": str(config.path),
+        }
+        self.docker = docker or DockerBackend()
+        self._own_docker = docker is None
+        self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
+        self._follow_logs = follow_logs
+        self._log_followers: dict[str, Callable[[], None]] = {}
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        self.pools: dict[str, ClassPool] = {}
+        self._bindings: dict[str, ClassPool] = {}
+        self._networks: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._proxy_session: aiohttp.ClientSession | None = None
+        self._probe_session: aiohttp.ClientSession | None = None
+        self.port: int = config.port
+        self.disk_note: str | None = None
+        self.engine_up = True
+        self._inflight = 0
+        self._drained = asyncio.Event()
+        self._started = False
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to Docker, sweep leftovers, create the network, prepare images and listen.
+
+        Raises DockerUnavailable when there is no engine, OSError when the port is taken.
+        On any failure everything made so far is removed again.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self._started = True
+        _LIVE_SESSIONS.add(self.session_id)
+        info = await self.docker.connect()
+        await sweep_project(self.docker, self.project, keep_session=self.session_id)
+        itypes = {c.instance_type.disk_mb for c in self.config.classes}
+        if not info.disk_quota_supported and itypes:
+            self.disk_note = (
+                f"disk limits are not enforced: storage driver {info.storage_driver} on "
+                f"{info.backing_filesystem or 'this filesystem'} has no per-container quota"
+            )
+            self._out("emu", self.disk_note)
+        base = f"emu-{self.project}-{self.session_id[:6]}"
+        network = await self.docker.create_network(base, self.labels, internal=False)
+        self._networks.append(network)
+        internal: str | None = None
+        self._probe_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True, limit=0)
+        )
+        self._proxy_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        )
+        runtime = Runtime(
+            docker=self.docker,
+            session=self._probe_session,
+            network=base,
+            labels=self.labels,
+            name_prefix=base,
+            start_timeout=self.config.start_timeout,
+            stop_grace=self.config.stop_grace,
+            disk_enforced=info.disk_quota_supported,
+            on_event=self._on_event,
+        )
+        rng = random.Random(self.config.seed)
+        for cfg in self.config.classes:
+            pool = ClassPool(cfg, runtime, rng)
+            if not cfg.enable_internet:
+                if internal is None:
+                    internal = await self.docker.create_network(
+                        base + "-internal", self.labels, internal=True
+                    )
+                    self._networks.append(internal)
+                pool.network = base + "-internal"
+            self.pools[cfg.class_name] = pool
+            self._bindings[cfg.binding.lower()] = pool
+        self.docker.watch_events(
+            {"emu.session": self.session_id}, self._on_docker_event, self._on_engine
+        )
+        await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
+        app = web.Application(handler_args={"max_field_size": 16384, "max_line_size": 16384})
+        app.router.add_get("/_emu/status", self._status)
+        app.router.add_get("/_emu/events", self._events)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await self._site.start()
+        for address in self._runner.addresses:
+            self.port = int(address[1])
+            break
+        self._out("emu", f"listening on {self.url}")
+
+    async def _prepare(self, pool: ClassPool) -> None:
+        cfg = pool.config
+        try:
+            pool.image = await prepare_image(
+                self.docker,
+                cfg,
+                project_labels(self.config),
+                lambda line: self._out(f"build {cfg.class_name}", line),
+            )
+        except DockerUnavailable:
+            raise
+        except DockerError as exc:
+            tail = getattr(exc, "log_tail", [])
+            pool.image_error = f"image build failed: {exc}"
+            pool.image_log = list(tail)
+            self._out("emu", f"{cfg.class_name}: {pool.image_error}")
+
+    async def stop(self) -> None:
+        """Stop listening, drain (bounded), stop every instance, remove containers and networks."""
+        if not self._started:
+            return
+        self._started = False
+        if self._site is not None:
+            with contextlib.suppress(Exception):
+                await self._site.stop()
+        if self._inflight:
+            self._out("emu", f"draining {self._inflight} request(s)")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), DRAIN_TIMEOUT)
+        grace = min(self.config.stop_grace, SHUTDOWN_GRACE)
+        tasks = [t for pool in self.pools.values() for t in pool.stop_all(grace)]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for cancel in self._log_followers.values():
+            cancel()
+        self._log_followers.clear()
+        if self._runner is not None:
+            with contextlib.suppress(Exception):
+                await self._runner.cleanup()
+        for session in (self._proxy_session, self._probe_session):
+            if session is not None:
+                await session.close()
+        self.docker.stop_events()
+        # Whatever is left (a start that raced the shutdown, a failed stop): by label.
+        with contextlib.suppress(DockerError):
+            await sweep_session(self.docker, self.session_id)
+        if self._own_docker:
+            self.docker.close()
+        _LIVE_SESSIONS.discard(self.session_id)
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- engine events ------------------------------------------------------------------------
+
+    def _on_docker_event(self, event: Event) -> None:
+        pool = self.pools.get(event.labels.get("emu.class", ""))
+        if pool is not None:
+            pool.on_docker_event(event)
+        if self._follow_logs and event.action == "start":
+            name = f"{event.labels.get('emu.class', '?')}/{event.labels.get('emu.instance', '?')}"
+            self._log_followers[event.container_id] = self.docker.stream_logs(
+                event.container_id, lambda line: self._out(name, line)
+            )
+        elif event.action == "destroy":
+            cancel = self._log_followers.pop(event.container_id, None)
+            if cancel is not None:
+                cancel()
+
+    def _on_engine(self, up: bool) -> None:
+        if up == self.engine_up:
+            return
+        self.engine_up = up
+        for pool in self.pools.values():
+            pool.engine_down = not up
+        self._on_event("engine_up" if up else "engine_down", {})
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        entry = {"time": time.time(), "event": kind, **data}
+        self.events.append(entry)
+        who = f"{data['class']}/{data['instance']}" if "instance" in data else "emu"
+        rest = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("class", "instance"))
+        self._out("emu", f"{who} {kind}{' ' + rest if rest else ''}")
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _route(self, request: web.Request) -> Route:
+        path = request.raw_path
+        if len(self.pools) == 1:
+            return Route(next(iter(self.pools.values())), path)
+        header = request.headers.get(BINDING_HEADER)
+        if header is not None:
+            pool = self._bindings.get(header.lower())
+            if pool is None:
+                raise EmuHTTPError(404, f"no binding {header!r}", bindings=self._binding_names())
+            return Route(pool, path)
+        first, sep, rest = path[1:].partition("/")
+        pool = self._bindings.get(first.partition("?")[0].lower())
+        if pool is None:
+            raise EmuHTTPError(
+                404,
+                "several Container classes: start the path with a binding name, e.g. "
+                f"/{self._binding_names()[0]}/..., or send the header {BINDING_HEADER}",
+                bindings=self._binding_names(),
+            )
+        if not sep and "?" in first:
+            return Route(pool, "/?" + first.partition("?")[2])
+        return Route(pool, "/" + rest)
+
+    def _binding_names(self) -> list[str]:
+        return [p.config.binding for p in self.pools.values()]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._inflight += 1
+        self._drained.clear()
+        inst: Instance | None = None
+        try:
+            route = self._route(request)
+            name = request.headers.get(INSTANCE_HEADER)
+            if name is None:
+                name = route.pool.pick()
+            elif not INSTANCE_NAME.match(name):
+                raise EmuHTTPError(
+                    400,
+                    f"invalid {INSTANCE_HEADER} header: 1 to 63 characters of letters, digits, "
+                    "'.', '_' and '-', starting with a letter or digit",
+                )
+            inst = route.pool.get(name)
+            inst.begin()
+            if inst.state != "healthy":
+                await inst.ensure_started()
+            return await forward(request, inst, self._session(), route.path)
+        except EmuHTTPError as exc:
+            body = exc.body()
+            if inst is not None:
+                body.setdefault("instance", inst.name)
+                body.setdefault("class", inst.pool.config.class_name)
+            headers = {INSTANCE_HEADER: inst.name} if inst is not None else None
+            return web.json_response(body, status=exc.status, headers=headers)
+        finally:
+            if inst is not None:
+                inst.end()
+            self._inflight -= 1
+            if not self._inflight:
+                self._drained.set()
+
+    def _session(self) -> aiohttp.ClientSession:
+        assert self._proxy_session is not None
+        return self._proxy_session
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "session": self.session_id,
+            "project": self.project,
+            "config": str(self.config.path),
+            "engine_up": self.engine_up,
+            "disk_limits": self.disk_note or "enforced",
+            "inflight": self._inflight,
+            "classes": [p.snapshot() for p in self.pools.values()],
+        }
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.status())
+
+    async def _events(self, request: web.Request) -> web.Response:
+        return web.json_response(list(self.events))
+
+
+def class_config(emulator: Emulator, class_name: str) -> ClassConfig:
+    return emulator.pools[class_name].config
+
+
+async def sweep_session(docker: DockerBackend, session: str) -> None:
+    labels = {MANAGED_LABEL: "true", "emu.session": session}
+    for c in await docker.list_containers(labels):
+        await docker.remove_container(c.id)
+    for net_id, _name, _labels in await docker.list_networks(labels):
+        await docker.remove_network(net_id)
+
+
+async def sweep_project(
+    docker: DockerBackend,
+    project: str | None,
+    keep_session: str | None = None,
+    only_dead: bool = True,
+) -> list[str]:
+    """Remove containers and networks of earlier runs whose `emu up` is gone (or all, with
+    `only_dead=False`). Returns the names removed."""
+    labels = {MANAGED_LABEL: "true"}
+    if project is not None:
+        labels["emu.project"] = project
+    removed: list[str] = []
+    containers = await docker.list_containers(labels)
+    networks = await docker.list_networks(labels)
+    sessions = {c.labels.get("emu.session", ""): c.labels for c in containers}
+    sessions.update({lab.get("emu.session", ""): lab for _i, _n, lab in networks})
+    dead = {
+        s for s, lab in sessions.items() if s != keep_session and (not only_dead or not _alive(lab))
+    }
+    for c in containers:
+        if c.labels.get("emu.session", "") in dead:
+            await docker.remove_container(c.id)
+            removed.append(c.name)
+    for net_id, name, lab in networks:
+        if lab.get("emu.session", "") in dead:
+            await docker.remove_network(net_id)
+            removed.append(name)
+    return removed
+
+
+def _alive(labels: dict[str, str] | Any) -> bool:
+    """Is the `emu up` that made these still running on this machine?"""
+    if labels.get("emu.host") != socket.gethostname():
+        return False
+    try:
+        pid = int(labels.get("emu.pid", ""))
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return labels.get("emu.session") in _LIVE_SESSIONS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,110 @@
+"""Running an Emulator from synchronous code (tests, scripts): on a loop in a thread of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .config import Config, Overrides, load_config
+from .server import Emulator
+
+T = TypeVar("T")
+
+
+class RunningEmulator:
+    """`emu up` in a background thread. Use as a context manager, or call `stop()`.
+
+    >>> with RunningEmulator.from_path("wrangler.jsonc", Overrides(sleep_after="2s")) as emu:
+    ...     requests.get(emu.url + "/health")
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_output: Callable[[str, str], None] | None = None,
+        follow_logs: bool = False,
+        start_timeout: float = 900.0,
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="emu-loop", daemon=True)
+        self._thread.start()
+        self._stopped = False
+        try:
+            self.emulator = self.call(self._make(config, on_output, follow_logs), start_timeout)
+        except BaseException:
+            self._close_loop()
+            raise
+
+    @classmethod
+    def from_path(
+        cls, path: str | Path, overrides: Overrides | None = None, **kwargs: Any
+    ) -> RunningEmulator:
+        overrides = overrides or Overrides()
+        if overrides.port is None:
+            overrides = Overrides(**{**overrides.__dict__, "port": 0})
+        return cls(load_config(Path(path), overrides), **kwargs)
+
+    @staticmethod
+    async def _make(
+        config: Config, on_output: Callable[[str, str], None] | None, follow_logs: bool
+    ) -> Emulator:
+        emu = Emulator(config, on_output=on_output, follow_logs=follow_logs)
+        await emu.start()
+        return emu
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        """Run a coroutine on the emulator's loop and wait for its result."""
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise
+
+    @property
+    def url(self) -> str:
+        return self.emulator.url
+
+    def status(self) -> dict[str, Any]:
+        async def snap() -> dict[str, Any]:
+            return self.emulator.status()
+
+        return self.call(snap())
+
+    def events(self) -> list[dict[str, Any]]:
+        async def snap() -> list[dict[str, Any]]:
+            return list(self.emulator.events)
+
+        return self.call(snap())
+
+    def instances(self, class_name: str | None = None) -> dict[str, dict[str, Any]]:
+        """name -> instance snapshot, for one class (default: the first)."""
+        classes = self.status()["classes"]
+        cls = next(c for c in classes if class_name in (None, c["class_name"]))
+        return {i["name"]: i for i in cls["instances"]}
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self.call(self.emulator.stop(), timeout=120)
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
+
+    def __enter__(self) -> RunningEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

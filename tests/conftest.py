@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # the tests that need it cannot run: say why, loudly
+        pytest.fail(f"Docker engine unreachable ({exc}); run ../shared/tools/ensure-docker")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftovers() -> Iterator[None]:
+    """After the whole run: anything labelled by an emu in this process is a leak; remove it
+    so the machine stays clean, and fail the run so the leak gets fixed."""
+    yield
+    try:
+        client = docker.from_env(timeout=60)
+    except Exception:
+        return
+    mine = [f"emu.pid={os.getpid()}", "emu.managed=true"]
+    leaked = client.containers.list(all=True, filters={"label": mine})
+    nets = client.networks.list(filters={"label": mine})
+    for c in leaked:
+        c.remove(force=True)
+    for n in nets:
+        n.remove()
+    client.close()
+    if leaked or nets:
+        pytest.fail(f"leftovers: {[c.name for c in leaked]} {[n.name for n in nets]}")

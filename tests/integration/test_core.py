@@ -1,0 +1,198 @@
+"""Issue 2, end to end against the real engine: the seed-style project under emu."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+
+from emulator.pytest_plugin import EmuUp
+from emulator.testing import RunningEmulator
+from tests.support import Project, containers, wait_for
+
+pytestmark = pytest.mark.docker
+
+GIB = 1024**3
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The seed's project (10 names, max 10, standard-2), shared by the tests that only read."""
+    path = Project().write(tmp_path_factory.mktemp("seed"))
+    with RunningEmulator.from_path(path) as emu:
+        yield emu
+
+
+def fan_out(
+    url: str, count: int, concurrency: int, headers: dict[str, str] | None = None
+) -> list[requests.Response]:
+    with requests.Session() as s, concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=concurrency)
+        s.mount("http://", adapter)
+        return list(pool.map(lambda _: s.get(url, headers=headers, timeout=60), range(count)))
+
+
+def test_seed_routes_like_get_random_over_all_ten(seed: RunningEmulator) -> None:
+    responses = fan_out(seed.url + "/health", 500, 20)
+    assert [r.status_code for r in responses] == [200] * 500
+    counts = collections.Counter(r.headers["x-emu-instance"] for r in responses)
+    assert set(counts) == {f"instance-{k}" for k in range(10)}
+    expected = 500 / 10
+    chi2 = sum((n - expected) ** 2 / expected for n in counts.values())
+    assert chi2 < 27.88, f"not uniform (chi-square {chi2:.1f} >= 27.88, p < 0.001): {counts}"
+    status = seed.status()["classes"][0]
+    assert status["running"] == 10
+    assert sum(i["requests"] for i in status["instances"]) >= 500
+
+
+def test_env_vars_and_platform_variables_reach_the_container(seed: RunningEmulator) -> None:
+    info = requests.get(
+        seed.url + "/info", headers={"x-emu-instance": "instance-3"}, timeout=60
+    ).json()
+    assert info["env"]["GREETING"] == "hello from envVars"
+    cf = info["cloudflare"]
+    assert len(cf["CLOUDFLARE_DURABLE_OBJECT_ID"]) == 64
+    again = requests.get(seed.url + "/info", headers={"x-emu-instance": "instance-3"}, timeout=60)
+    assert again.json()["cloudflare"] == cf, "per-name variables must be stable"
+    other = requests.get(seed.url + "/info", headers={"x-emu-instance": "instance-4"}, timeout=60)
+    assert (
+        other.json()["cloudflare"]["CLOUDFLARE_DURABLE_OBJECT_ID"]
+        != cf["CLOUDFLARE_DURABLE_OBJECT_ID"]
+    )
+
+
+def test_standard_2_limits_in_docker_and_inside(
+    seed: RunningEmulator, docker_client: docker.DockerClient
+) -> None:
+    resp = requests.get(seed.url + "/info", headers={"x-emu-instance": "instance-1"}, timeout=60)
+    assert resp.headers["x-emu-instance"] == "instance-1"
+    inst = seed.instances()["instance-1"]
+    host = docker_client.api.inspect_container(inst["container_id"])["HostConfig"]
+    assert host["NanoCpus"] == 1_000_000_000
+    assert host["Memory"] == 6 * GIB
+    assert host["MemorySwap"] == 6 * GIB
+    assert host["Privileged"] is False
+    assert not host.get("PortBindings")
+    info = resp.json()
+    assert info["cpu_limit_vcpu"] == 1.0
+    assert info["memory_limit_bytes"] == 6 * GIB
+
+
+def test_status_lists_classes_and_instances(seed: RunningEmulator) -> None:
+    requests.get(seed.url + "/health", headers={"x-emu-instance": "instance-0"}, timeout=60)
+    body = requests.get(seed.url + "/_emu/status", timeout=10).json()
+    cls = body["classes"][0]
+    assert cls["class_name"] == "PythonExecutorContainer"
+    assert cls["binding"] == "PYTHON_EXECUTOR"
+    assert cls["max_instances"] == 10
+    assert cls["instance_type"]["name"] == "standard-2"
+    inst = {i["name"]: i for i in cls["instances"]}["instance-0"]
+    assert inst["state"] == "healthy"
+    assert len(inst["container_id"]) == 64
+    assert inst["inflight"] == 0
+    assert inst["last_activity"] > time.time() - 60
+
+
+def test_idle_instance_sleeps_and_streaming_one_stays(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    path = Project(sleep_after="2s", instances=2).write(tmp_path)
+    emu = emu_up(path)
+
+    def gone(cid: str) -> bool:
+        try:
+            docker_client.api.inspect_container(cid)
+        except docker.errors.NotFound:
+            return True
+        return False
+
+    # Idle: gone 2 to 3.5 s after its last response.
+    requests.get(emu.url + "/health", headers={"x-emu-instance": "idle"}, timeout=60)
+    last = time.monotonic()
+    cid = emu.instances()["idle"]["container_id"]
+    wait_for(lambda: gone(cid), 10, "the idle container to go")
+    elapsed = time.monotonic() - last
+    assert 2.0 <= elapsed <= 3.5, f"gone {elapsed:.2f} s after the last response"
+    assert emu.instances()["idle"]["state"] == "stopped"
+
+    # Streaming for 5 s: stays while the response is in flight, goes after.
+    with requests.get(
+        emu.url + "/diag/stream?chunks=6&interval_ms=1000",
+        headers={"x-emu-instance": "streamer"},
+        stream=True,
+        timeout=60,
+    ) as resp:
+        assert resp.status_code == 200
+        cid = emu.instances()["streamer"]["container_id"]
+        chunks = 0
+        for _ in resp.iter_lines():
+            chunks += 1
+            assert not gone(cid), f"stopped with a response in flight (after {chunks} chunks)"
+        assert chunks == 6
+    ended = time.monotonic()
+    wait_for(lambda: gone(cid), 10, "the streaming container to go after its response")
+    assert 2.0 <= time.monotonic() - ended <= 3.5
+
+
+def test_one_start_for_a_hundred_concurrent_requests(tmp_path: Path, emu_up: EmuUp) -> None:
+    emu = emu_up(Project(instances=1).write(tmp_path))
+    responses = fan_out(emu.url + "/health", 100, 100, headers={"x-emu-instance": "cold"})
+    assert [r.status_code for r in responses] == [200] * 100
+    starts = [e for e in emu.events() if e["event"] == "starting" and e["instance"] == "cold"]
+    assert len(starts) == 1
+    assert emu.instances()["cold"]["starts"] == 1
+
+
+def test_max_instances_is_enforced(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    emu = emu_up(Project(max_instances=2, instances=5).write(tmp_path))
+    project = emu.status()["project"]
+    most = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal most
+        while not done.is_set():
+            most = max(most, len(containers(docker_client, project=project)))
+            done.wait(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        names = [f"instance-{k}" for k in range(5)] * 4
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            responses = list(
+                pool.map(
+                    lambda n: requests.get(
+                        emu.url + "/health", headers={"x-emu-instance": n}, timeout=60
+                    ),
+                    names,
+                )
+            )
+    finally:
+        done.set()
+        watcher.join()
+    codes = collections.Counter(r.status_code for r in responses)
+    assert set(codes) == {200, 503}, codes
+    served = {r.headers["x-emu-instance"] for r in responses if r.status_code == 200}
+    assert len(served) == 2
+    for r in responses:
+        if r.status_code == 503:
+            body = r.json()
+            assert body["error"].startswith("There is no Container instance available")
+            assert body["max_instances"] == 2
+    assert most <= 2
+    assert len(containers(docker_client, project=project)) == 2
+    assert (
+        json.loads(requests.get(emu.url + "/_emu/status", timeout=10).text)["classes"][0]["running"]
+        == 2
+    )

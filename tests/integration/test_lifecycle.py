@@ -1,0 +1,170 @@
+"""`emu up` as a user runs it: Ctrl-C, kill -9, `emu down`, `emu ps`, the next `emu up`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from tests.support import Project, containers, networks, wait_for
+
+pytestmark = pytest.mark.docker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmuProcess:
+    def __init__(self, config: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emulator",
+                "up",
+                "-c",
+                str(config),
+                "--port",
+                str(self.port),
+                "--no-logs",
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_for(self._ready, 300, "emu up to listen")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"emu up exited {self.proc.returncode}: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+        try:
+            return requests.get(self.url + "/_emu/status", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    @property
+    def project(self) -> str:
+        return str(requests.get(self.url + "/_emu/status", timeout=5).json()["project"])
+
+    def hit(self, name: str) -> None:
+        r = requests.get(self.url + "/health", headers={"x-emu-instance": name}, timeout=60)
+        assert r.status_code == 200, r.text
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+
+
+def emu(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    path = Project(instances=3).write(tmp_path)
+    yield path
+    emu("down", "-c", str(path))  # whatever a failing test left behind
+
+
+def test_ctrl_c_removes_every_container_and_network(
+    project: Path, docker_client: docker.DockerClient
+) -> None:
+    proc = EmuProcess(project)
+    try:
+        proc.hit("instance-0")
+        proc.hit("instance-1")
+        pid = proc.project
+        assert len(containers(docker_client, project=pid)) == 2
+        assert networks(docker_client, project=pid)
+        proc.proc.send_signal(signal.SIGINT)
+        out, _ = proc.proc.communicate(timeout=60)
+        assert proc.proc.returncode == 0, out
+        assert containers(docker_client, project=pid) == []
+        assert networks(docker_client, project=pid) == []
+    finally:
+        proc.kill()
+
+
+def test_kill_9_then_down_then_next_up_leave_nothing(
+    project: Path, docker_client: docker.DockerClient
+) -> None:
+    first = EmuProcess(project)
+    first.hit("a")
+    pid = first.project
+    first.kill()  # SIGKILL: no cleanup at all
+    assert len(containers(docker_client, project=pid)) == 1
+
+    ps = emu("ps", "-c", str(project))
+    assert ps.returncode == 0 and " a " in ps.stdout.replace("\n", " \n"), ps.stdout
+    down = emu("down", "-c", str(project))
+    assert down.returncode == 0, down.stderr
+    assert containers(docker_client, project=pid) == []
+    assert networks(docker_client, project=pid) == []
+
+    second = EmuProcess(project)
+    second.hit("b")
+    second.kill()
+    left = containers(docker_client, project=pid)
+    assert len(left) == 1
+    third = EmuProcess(project)  # sweeps what the killed one left
+    try:
+        remaining = {c.labels["emu.session"] for c in containers(docker_client, project=pid)}
+        assert left[0].labels["emu.session"] not in remaining
+        assert all(
+            n.attrs["Labels"]["emu.session"] != left[0].labels["emu.session"]
+            for n in networks(docker_client, project=pid)
+        )
+        third.proc.send_signal(signal.SIGTERM)
+        third.proc.communicate(timeout=60)
+        assert third.proc.returncode == 0
+    finally:
+        third.kill()
+    assert containers(docker_client, project=pid) == []
+    assert networks(docker_client, project=pid) == []
+
+
+def test_bad_config_exits_2_without_traceback(tmp_path: Path) -> None:
+    path = Project(instance_type="standard-9").write(tmp_path)
+    result = emu("up", "-c", str(path), "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "instance_type" in result.stderr and "standard-2" in result.stderr
+
+
+def test_docker_unreachable_is_one_line_and_exit_1(project: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", "up", "-c", str(project), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "Docker" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2, result.stderr

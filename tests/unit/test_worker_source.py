@@ -1,0 +1,360 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emulator.worker_source import (
+    ClassSettings,
+    WorkerScan,
+    relative_imports,
+    scan_file,
+    scan_source,
+)
+
+
+def only_class(scan: WorkerScan, name: str = "MyContainer") -> ClassSettings:
+    assert list(scan.classes) == [name]
+    return scan.classes[name]
+
+
+def messages(scan: WorkerScan) -> list[str]:
+    return [w.message for w in scan.warnings]
+
+
+SEED_STYLE = """\
+import { Container, getRandom } from "@cloudflare/containers";
+
+export class PythonExecutorContainer extends Container {
+  defaultPort = 8000;           // FastAPI server port
+  sleepAfter = '15m';          // Keep warm for 15 minutes
+  envVars = {
+    LOG_LEVEL: 'info',
+    "WORKERS": "4",
+  };
+}
+
+export default {
+  async fetch(request, env) {
+    const container = await getRandom(env.PYTHON_EXECUTOR, 10);
+    return container.fetch(request);
+  },
+};
+"""
+
+
+def test_seed_style_class_and_get_random() -> None:
+    scan = scan_source(SEED_STYLE)
+    cls = only_class(scan, "PythonExecutorContainer")
+    assert cls.line == 3
+    assert cls.default_port is not None and cls.default_port.value == 8000
+    assert cls.default_port.line == 4
+    assert cls.sleep_after is not None and cls.sleep_after.value == "15m"
+    assert cls.sleep_after.line == 5
+    assert cls.env_vars is not None
+    assert cls.env_vars.value == {"LOG_LEVEL": "info", "WORKERS": "4"}
+    assert cls.env_vars.line == 6
+    assert cls.entrypoint is None and cls.enable_internet is None and cls.ping_endpoint is None
+    assert cls.required_ports is None
+    count = scan.random_counts["PYTHON_EXECUTOR"]
+    assert (count.value, count.line) == (10, 14)
+    assert scan.warnings == ()
+
+
+def test_every_property_with_modifiers_types_and_quotes() -> None:
+    source = """\
+class MyContainer extends Container<Env> {
+  override defaultPort = 8080;
+  sleepAfter: string = "2s"
+  public envVars: Record<string, string> = { KEY: 'v', "K2": "v2", N: 3, B: true, T: `t`, };
+  protected readonly entrypoint: string[] = ['python', "-m", `app`,];
+  private enableInternet: boolean = false;
+  pingEndpoint = `container/health`;
+  requiredPorts: number[] = [8080, 9090];
+}
+"""
+    cls = only_class(scan_source(source))
+    assert cls.default_port is not None and cls.default_port.value == 8080
+    assert cls.sleep_after is not None and cls.sleep_after.value == "2s"
+    assert cls.env_vars is not None
+    assert cls.env_vars.value == {"KEY": "v", "K2": "v2", "N": "3", "B": "true", "T": "t"}
+    assert cls.entrypoint is not None and cls.entrypoint.value == ("python", "-m", "app")
+    assert cls.enable_internet is not None and cls.enable_internet.value is False
+    assert cls.ping_endpoint is not None and cls.ping_endpoint.value == "container/health"
+    assert cls.required_ports is not None and cls.required_ports.value == (8080, 9090)
+    lines = [
+        cls.default_port.line,
+        cls.sleep_after.line,
+        cls.env_vars.line,
+        cls.entrypoint.line,
+        cls.enable_internet.line,
+        cls.ping_endpoint.line,
+        cls.required_ports.line,
+    ]
+    assert lines == [2, 3, 4, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize(
+    ("literal", "value"),
+    [("900", 900), ("1.5", 1.5), ("'15m'", "15m"), ('"15m"', "15m"), ("`15m`", "15m")],
+)
+def test_sleep_after_literal_kinds(literal: str, value: object) -> None:
+    cls = only_class(
+        scan_source(f"class MyContainer extends Container {{ sleepAfter = {literal} }}")
+    )
+    assert cls.sleep_after is not None and cls.sleep_after.value == value
+
+
+def test_commented_out_code_is_ignored() -> None:
+    source = """\
+// class Old extends Container { defaultPort = 1 }
+/* class Older extends Container {
+     defaultPort = 2
+   } */
+class MyContainer extends Container {
+  // defaultPort = 3;
+  /* sleepAfter = '1h'; */ defaultPort = 4; /* envVars = { A: 'b' } */
+  sleepAfter = '5m' // sleepAfter = '6m'
+}
+// const c = getRandom(env.OLD, 99);
+/* getRandom(env.OLDER, 98) */
+const c = getRandom(env.MY, 7); // getRandom(env.MY, 50)
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert cls.default_port is not None and (cls.default_port.value, cls.default_port.line) == (
+        4,
+        7,
+    )
+    assert cls.sleep_after is not None and cls.sleep_after.value == "5m"
+    assert cls.env_vars is None
+    assert {b: c.value for b, c in scan.random_counts.items()} == {"MY": 7}
+
+
+def test_strings_regexes_and_templates_do_not_confuse_braces() -> None:
+    source = """\
+class MyContainer extends Container {
+  note = "} class Fake extends Container { defaultPort = 1";
+  pattern = /[}{]"'/g;
+  tmpl = `${"}"} // not a comment`;
+  defaultPort = 8000;
+  async fetch(request) {
+    const sleepAfter = '1h';   // a local, not the field
+    this.defaultPort = 9;      // not a literal field declaration
+    return new Response(`}`);
+  }
+  configure() {
+    const options = {
+      defaultPort: 1,
+    };
+    sleepAfter = '1h';
+  }
+  envVars = { URL: "http://example.com/*not a comment*/" };
+}
+"""
+    cls = only_class(scan_source(source))
+    assert cls.default_port is not None and cls.default_port.value == 8000
+    assert cls.sleep_after is None
+    assert cls.env_vars is not None
+    assert cls.env_vars.value == {"URL": "http://example.com/*not a comment*/"}
+
+
+def test_non_literals_are_skipped_with_a_warning() -> None:
+    source = """\
+const SOME_CONST = '5m';
+class MyContainer extends Container {
+  sleepAfter = SOME_CONST;
+  defaultPort = 8000 + 1;
+  envVars = { A: env.SECRET };
+  entrypoint = [...BASE, 'x'];
+  pingEndpoint = `health/${VERSION}`;
+  enableInternet = !OFFLINE;
+  requiredPorts = [8000]
+}
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert cls.sleep_after is None
+    assert cls.default_port is None
+    assert cls.env_vars is None
+    assert cls.entrypoint is None
+    assert cls.ping_endpoint is None
+    assert cls.enable_internet is None
+    assert cls.required_ports is not None and cls.required_ports.value == (8000,)
+    assert [w.line for w in scan.warnings] == [3, 4, 5, 6, 7, 8]
+    assert "MyContainer.sleepAfter = SOME_CONST is not a literal" in messages(scan)[0]
+    assert "MyContainer.defaultPort = 8000 + 1 is not a literal" in messages(scan)[1]
+
+
+def test_wrong_types_are_skipped_with_a_warning() -> None:
+    source = """\
+class MyContainer extends Container {
+  defaultPort = '8000';
+  enableInternet = 'no';
+  entrypoint = 'python app.py';
+  envVars = { NESTED: { A: 1 }, OK: 'yes' };
+}
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert cls.default_port is None
+    assert cls.enable_internet is None
+    assert cls.entrypoint is None
+    assert cls.env_vars is not None and cls.env_vars.value == {"OK": "yes"}
+    assert len(scan.warnings) == 4
+    assert "defaultPort should be a whole number" in messages(scan)[0]
+
+
+def test_null_and_undefined_mean_unset_and_declarations_without_values() -> None:
+    source = """\
+class MyContainer extends Container {
+  declare defaultPort: number;
+  entrypoint = undefined;
+  envVars = null;
+  sleepAfter?: string
+  pingEndpoint!: string;
+}
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert (cls.default_port, cls.entrypoint, cls.env_vars, cls.sleep_after) == (None,) * 4
+    assert cls.ping_endpoint is None
+    assert scan.warnings == ()
+
+
+def test_multiline_values_and_as_const() -> None:
+    source = """\
+class MyContainer extends Container {
+  entrypoint = [
+    'uvicorn',  // the server
+    'app:app',
+  ] as const;
+  envVars: {
+    A: string;
+  } = {
+    A: 'x',
+  }
+  defaultPort = 8000
+}
+"""
+    cls = only_class(scan_source(source))
+    assert cls.entrypoint is not None and cls.entrypoint.value == ("uvicorn", "app:app")
+    assert cls.env_vars is not None and cls.env_vars.value == {"A": "x"}
+    assert cls.env_vars.line == 6
+    assert cls.default_port is not None and cls.default_port.line == 11
+
+
+def test_only_container_subclasses_are_read() -> None:
+    source = """\
+class Helper { defaultPort = 1; }
+class Mine extends DurableObject { defaultPort = 2; }
+export default class Sub extends containers.Container<{ A: string }> implements Foo {
+  defaultPort = 3;
+}
+class ContainerLike extends ContainerBase { defaultPort = 4; }
+"""
+    scan = scan_source(source)
+    assert list(scan.classes) == ["Sub"]
+    port = scan.classes["Sub"].default_port
+    assert port is not None and port.value == 3
+
+
+def test_static_fields_are_not_the_instance_setting() -> None:
+    scan = scan_source("class MyContainer extends Container { static defaultPort = 8000 }")
+    assert only_class(scan).default_port is None
+    assert "static" in messages(scan)[0]
+
+
+def test_get_random_forms() -> None:
+    source = """\
+const a = getRandom(env.A, 5);
+const b = await getRandom(this.env.B, 8);
+const c = getRandom(env.C);
+const d = getRandom(c.env.D, 2,);
+const e = getRandom<MyContainer>(env["E"], 4);
+const f = getRandom(
+  this.env.F,
+  6,
+);
+"""
+    scan = scan_source(source)
+    found = {b: (c.value, c.line) for b, c in scan.random_counts.items()}
+    assert found == {"A": (5, 1), "B": (8, 2), "C": (3, 3), "D": (2, 4), "E": (4, 5), "F": (6, 6)}
+    assert scan.warnings == ()
+
+
+def test_get_random_disagreeing_counts_take_the_largest_with_a_warning() -> None:
+    source = """\
+getRandom(env.X, 8);
+getRandom(env.X, 10);
+getRandom(env.X, 4);
+"""
+    scan = scan_source(source)
+    assert (scan.random_counts["X"].value, scan.random_counts["X"].line) == (10, 2)
+    assert len(scan.warnings) == 2
+    assert "emu uses the larger, 10" in messages(scan)[0]
+
+
+def test_get_random_with_a_non_literal_count_is_ignored_with_a_warning() -> None:
+    scan = scan_source("getRandom(env.X, COUNT);\ngetRandom(env.Y, 0);\n")
+    assert dict(scan.random_counts) == {}
+    assert [w.line for w in scan.warnings] == [1, 2]
+
+
+def test_get_random_definition_in_a_bundle_is_not_a_call() -> None:
+    source = "async function getRandom(binding, instances = 3) { return 1 }\ngetRandom(env.X, 2);\n"
+    scan = scan_source(source)
+    assert {b: c.value for b, c in scan.random_counts.items()} == {"X": 2}
+    assert scan.warnings == ()
+
+
+def test_get_container_is_ignored() -> None:
+    scan = scan_source("const c = getContainer(env.X, 'session-1');")
+    assert dict(scan.random_counts) == {} and scan.warnings == ()
+
+
+def test_relative_imports_skip_comments_and_packages() -> None:
+    source = """\
+import { Container } from "@cloudflare/containers";
+import { A } from './a';
+export { B } from "../b.js";
+// import { C } from './c';
+const d = await import('./d');
+import './side-effect';
+"""
+    assert relative_imports(source) == ["./a", "../b.js", "./d", "./side-effect"]
+
+
+def test_scan_file_follows_relative_imports(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "workflows").mkdir(parents=True)
+    (src / "index.ts").write_text(
+        'export { PythonExecutorContainer } from "./container";\n'
+        'import { run } from "./workflows/pdf-parser.js";\n'
+        'import { missing } from "./missing";\n'
+    )
+    (src / "container.ts").write_text(
+        "export class PythonExecutorContainer extends Container {\n  defaultPort = 8000;\n}\n"
+    )
+    (src / "workflows" / "pdf-parser.ts").write_text(
+        "\n\nconst c = await getRandom(this.env.PYTHON_EXECUTOR, 10);\n"
+    )
+    scan = scan_file(src / "index.ts")
+    cls = scan.classes["PythonExecutorContainer"]
+    assert cls.path == src / "container.ts"
+    assert cls.default_port is not None and cls.default_port.path == src / "container.ts"
+    count = scan.random_counts["PYTHON_EXECUTOR"]
+    assert (count.value, count.line, count.path) == (10, 3, src / "workflows" / "pdf-parser.ts")
+    assert set(scan.files) == {
+        src / "index.ts",
+        src / "container.ts",
+        src / "workflows" / "pdf-parser.ts",
+    }
+
+    alone = scan_file(src / "index.ts", follow_imports=False)
+    assert dict(alone.classes) == {} and dict(alone.random_counts) == {}
+
+
+def test_scan_file_raises_for_a_missing_main(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        scan_file(tmp_path / "nope.ts")
