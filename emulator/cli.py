@@ -117,7 +117,7 @@ def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None
 
 
 def _printer(json_logs: bool) -> Callable[[str, str], None]:
-    width = 24
+    width = 16
 
     def out(source: str, line: str) -> None:
         if json_logs:
@@ -137,10 +137,15 @@ async def _up(config: Config, logs: bool, json_logs: bool) -> None:
     signals = 0
     force: list[asyncio.Future[None]] = []
 
+    first_signal = 0.0
+
     def on_signal() -> None:
-        nonlocal signals
+        nonlocal signals, first_signal
+        if signals and loop.time() - first_signal < 1.0:
+            return  # the same Ctrl-C delivered twice (to the process and its group)
         signals += 1
         if signals == 1:
+            first_signal = loop.time()
             out("emu", "stopping (Ctrl-C again to force)")
             stop.set()
         else:

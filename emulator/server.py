@@ -248,7 +248,9 @@ class Emulator:
         if pool is not None:
             pool.on_docker_event(event)
         if self._follow_logs and event.action == "start":
-            name = f"{event.labels.get('emu.class', '?')}/{event.labels.get('emu.instance', '?')}"
+            name = self._who(
+                event.labels.get("emu.class", "?"), event.labels.get("emu.instance", "?")
+            )
             self._log_followers[event.container_id] = self.docker.stream_logs(
                 event.container_id, lambda line: self._out(name, line)
             )
@@ -265,10 +267,13 @@ class Emulator:
             pool.engine_down = not up
         self._on_event("engine_up" if up else "engine_down", {})
 
+    def _who(self, class_name: str, instance: str) -> str:
+        return instance if len(self.pools) == 1 else f"{class_name}/{instance}"
+
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
         entry = {"time": time.time(), "event": kind, **data}
         self.events.append(entry)
-        who = f"{data['class']}/{data['instance']}" if "instance" in data else "emu"
+        who = self._who(data["class"], data["instance"]) if "instance" in data else "emu"
         rest = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("class", "instance"))
         self._out("emu", f"{who} {kind}{' ' + rest if rest else ''}")
 
