@@ -196,3 +196,28 @@ def test_max_instances_is_enforced(
         json.loads(requests.get(emu.url + "/_emu/status", timeout=10).text)["classes"][0]["running"]
         == 2
     )
+
+
+def test_build_error_answers_500_json_with_the_log(tmp_path: Path, emu_up: EmuUp) -> None:
+    (tmp_path / "container").mkdir()
+    (tmp_path / "container" / "Dockerfile").write_text(
+        "FROM python:3.11-slim\nRUN echo 'compiling the thing' && exit 7\n"
+    )
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "index.ts").write_text(
+        "export class Broken extends Container { defaultPort = 8000; }\n"
+    )
+    (tmp_path / "wrangler.jsonc").write_text(
+        """{"name": "broken", "main": "src/index.ts",
+        "containers": [{"class_name": "Broken", "image": "./container/Dockerfile"}],
+        "durable_objects": {"bindings": [{"name": "BROKEN", "class_name": "Broken"}]},
+        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Broken"]}]}"""
+    )
+    emu = emu_up(tmp_path / "wrangler.jsonc")
+    resp = requests.get(emu.url + "/", headers={"x-emu-instance": "instance-0"}, timeout=60)
+    assert resp.status_code == 500
+    body = resp.json()
+    assert body["error"].startswith("Failed to start container: image build failed")
+    assert any("compiling the thing" in line for line in body["logs"])
+    assert emu.status()["classes"][0]["image_error"]
+    assert emu.instances()["instance-0"]["state"] == "stopped"
