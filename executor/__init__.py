@@ -1,0 +1,1 @@
+"""The reference executor container: a Cloudflare-Container-style Python service."""
