@@ -45,6 +45,10 @@ class DockerUnavailable(DockerError):
     """The engine does not answer."""
 
 
+class NameInUse(DockerError):
+    """A container of that name already exists."""
+
+
 class BuildError(DockerError):
     def __init__(self, message: str, log_tail: list[str]) -> None:
         super().__init__(message)
@@ -83,6 +87,10 @@ class ContainerInfo:
     exit_code: int | None = None
     oom_killed: bool = False
     ip: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.status in ("running", "paused", "restarting")
 
 
 @dataclass(frozen=True)
@@ -290,7 +298,12 @@ class DockerBackend:
                 kwargs["memswap_limit"] = spec.memory_bytes  # swap == memory: no swap
             if spec.disk_bytes is not None:
                 kwargs["storage_opt"] = {"size": str(spec.disk_bytes)}
-            container = self.client.containers.create(spec.image, **kwargs)
+            try:
+                container = self.client.containers.create(spec.image, **kwargs)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    raise NameInUse(_short(exc)) from exc
+                raise
             try:
                 container.start()
                 container.reload()

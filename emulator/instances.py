@@ -28,6 +28,7 @@ from .docker_backend import (
     DockerError,
     DockerUnavailable,
     Event,
+    NameInUse,
 )
 from .errors import (
     EXITED_BEFORE_HEALTHY,
@@ -42,6 +43,11 @@ log = logging.getLogger("emu")
 PROBE_INTERVAL = 0.02  # the platform polls every 300 ms; we can afford to be faster locally
 PROBE_TIMEOUT = 1.0  # per probe; a direct connection to the container never hangs on a proxy
 EXIT_WAIT = 10.0  # how long to wait for a killed container to report that it died
+# While a start waits for its ports: how often to ask the engine whether the container still runs,
+# in case its "die" event was missed (it can race the container's registration, or the event
+# stream can be down).
+START_CHECK_INTERVAL = 0.5
+STOP_CHECK_INTERVAL = 1.0  # the same while a stop waits for the exit
 
 INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
@@ -178,7 +184,13 @@ class Instance:
                 raise StartFailed("the image is not built yet")
             spec = self._spec()
             try:
-                info = await rt.docker.run_container(spec)
+                try:
+                    info = await rt.docker.run_container(spec)
+                except NameInUse:
+                    # Our own earlier container under this name, which could not be removed
+                    # (the engine was down): it is dead weight now.
+                    await rt.docker.remove_container(spec.name)
+                    info = await rt.docker.run_container(spec)
             except DockerUnavailable as exc:
                 raise EngineUnavailable(str(exc)) from exc
             except DockerError as exc:
@@ -186,6 +198,8 @@ class Instance:
             self.container_id = info.id
             self.ip = info.ip
             self.pool.by_container[info.id] = self
+            if not info.alive:  # exited before its "die" event could find it registered
+                self._record_exit(info.exit_code, info.oom_killed)
             self.state = State.RUNNING
             self.started_at = time.time()
             self.pool.emit("running", self)
@@ -243,15 +257,23 @@ class Instance:
         host, _, rest = self.pool.config.ping_endpoint.partition("/")
         path = "/" + rest
         exited = asyncio.ensure_future(self._exited.wait())
+        next_check = self._loop.time() + START_CHECK_INTERVAL
         try:
             while pending:
+                if not self._exited.is_set() and self._loop.time() >= next_check:
+                    next_check = self._loop.time() + START_CHECK_INTERVAL
+                    # The engine away: the start timeout still bounds the wait.
+                    with contextlib.suppress(DockerError):
+                        await self._check_exited()
+                if self._exited.is_set():
+                    raise await self._exited_error()
                 for port in sorted(pending):
-                    if await self._probe(port, path, host):
+                    # A probe never runs past the deadline.
+                    left = max(deadline - self._loop.time(), 0.05)
+                    if await self._probe(port, path, host, min(PROBE_TIMEOUT, left)):
                         pending.discard(port)
                 if not pending:
                     break
-                if self._exited.is_set():
-                    raise await self._exited_error()
                 left = deadline - self._loop.time()
                 if left <= 0:
                     logs = await rt.docker.logs_tail(self.container_id or "")
@@ -264,18 +286,42 @@ class Instance:
         finally:
             exited.cancel()
 
-    async def _probe(self, port: int, path: str, host: str) -> bool:
+    async def _probe(self, port: int, path: str, host: str, timeout: float) -> bool:
         try:
             async with self.pool.runtime.session.get(
                 f"http://{self.ip}:{port}{path}",
                 headers={"Host": host},
-                timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
+                timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as resp:
                 await resp.read()
                 return True  # any HTTP status counts, as on the platform
         except (aiohttp.ClientError, TimeoutError):
             return False
+
+    async def _check_exited(self) -> None:
+        """Ask the engine whether the container still runs; record its exit if not.
+        Raises DockerError when the engine does not answer."""
+        cid = self.container_id
+        if cid is None:
+            return
+        info = await self.pool.runtime.docker.inspect(cid)
+        if cid == self.container_id and (info is None or not info.alive):
+            self._record_exit(info.exit_code if info else None, info.oom_killed if info else False)
+
+    async def _wait_exited(self, timeout: float) -> None:
+        """Wait up to `timeout` for the exit: told by the "die" event, or found by asking the
+        engine now and then, since events can be missed."""
+        deadline = self._loop.time() + timeout
+        while not self._exited.is_set():
+            left = deadline - self._loop.time()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exited.wait(), min(left, STOP_CHECK_INTERVAL))
+            if not self._exited.is_set():
+                with contextlib.suppress(DockerError):
+                    await self._check_exited()
 
     async def _exited_error(self) -> StartFailed:
         logs = await self.pool.runtime.docker.logs_tail(self.container_id or "")
@@ -290,12 +336,15 @@ class Instance:
         else:
             self.last_error = f"{type(exc).__name__}: {exc}"
         self.pool.emit("start_failed", self, error=self.last_error)
+        # Its own exit code, if it exited; not the one of the kill that removes it.
+        code = self.exit_code if self._exited.is_set() else None
         cid = self.container_id
         with contextlib.suppress(DockerError, asyncio.CancelledError):
             if cid is not None:
                 await self.pool.runtime.docker.remove_container(cid)
         self._forget_container()
-        self.state = State.STOPPED_WITH_CODE if self.exit_code else State.STOPPED
+        self.exit_code = code
+        self.state = State.STOPPED_WITH_CODE if code else State.STOPPED
 
     def _forget_container(self) -> None:
         if self.container_id is not None:
@@ -335,13 +384,11 @@ class Instance:
         try:
             if not self._exited.is_set():
                 await docker.signal(cid, "SIGTERM")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._exited.wait(), grace)
+                await self._wait_exited(grace)
             if not self._exited.is_set():
                 self.pool.emit("killing", self, reason=f"no exit {grace:g} s after SIGTERM")
                 await docker.signal(cid, "SIGKILL")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._exited.wait(), EXIT_WAIT)
+                await self._wait_exited(EXIT_WAIT)
             await docker.remove_container(cid)
         finally:
             self._forget_container()
@@ -354,27 +401,54 @@ class Instance:
         if event.action == "oom":
             self.oom_killed = True
         elif event.action == "die":
-            self.exit_code = event.exit_code
-            self._exited.set()
-            if self.state in (State.RUNNING, State.HEALTHY):
-                # Died on its own: the next request starts a fresh one.
-                self.state = State.STOPPED_WITH_CODE
-                self.pool.emit("exited", self, exit_code=self.exit_code, oom_killed=self.oom_killed)
-                self._stop_task = asyncio.create_task(self._reap(), name=f"reap {self.name}")
-                self._stop_task.add_done_callback(self._stop_done)
+            self._record_exit(event.exit_code, False)
+
+    def _record_exit(self, code: int | None, oom_killed: bool) -> None:
+        """The container is gone. During a start or a stop, that task handles it; a healthy
+        instance is reaped here and the next request starts a fresh one."""
+        self.exit_code = code
+        self.oom_killed = self.oom_killed or oom_killed
+        self._exited.set()
+        if self.state is State.HEALTHY:
+            self.state = State.STOPPED_WITH_CODE if code is not None else State.STOPPED
+            self.last_error = self._exit_text()
+            self._stop_task = asyncio.create_task(self._reap(), name=f"reap {self.name}")
+            self._stop_task.add_done_callback(self._stop_done)
+
+    def _exit_text(self) -> str:
+        code = "an unknown code" if self.exit_code is None else f"code {self.exit_code}"
+        return f"exited with {code}" + (" (killed: out of memory)" if self.oom_killed else "")
 
     async def _reap(self) -> None:
+        # The container stays registered until removed, so that a late "oom" event still
+        # finds this instance.
         cid = self.container_id
-        self._forget_container()
-        if cid is not None:
-            # The engine decides OOMKilled at exit; the "oom" event may come after "die".
-            info = await self.pool.runtime.docker.inspect(cid)
-            if info is not None and info.oom_killed:
-                self.oom_killed = True
-            self.last_error = f"exited with code {self.exit_code}" + (
-                " (out of memory)" if self.oom_killed else ""
-            )
-            await self.pool.runtime.docker.remove_container(cid)
+        docker = self.pool.runtime.docker
+        try:
+            if cid is not None and not self.oom_killed:
+                # "oom" normally comes before "die"; the engine's own record settles it.
+                with contextlib.suppress(DockerError):
+                    info = await docker.inspect(cid)
+                    self.oom_killed = info is not None and info.oom_killed
+            self.last_error = self._exit_text()
+            self.pool.emit("exited", self, exit_code=self.exit_code, oom_killed=self.oom_killed)
+            if cid is not None:
+                await docker.remove_container(cid)
+        finally:
+            self._forget_container()
+
+    async def wait_reaped(self, timeout: float) -> None:
+        """After an exit: wait (bounded) until the exit is fully known and the container gone."""
+        task = self._stop_task
+        if task is not None:
+            await asyncio.wait({task}, timeout=timeout)
+
+    async def verify(self) -> None:
+        """Ask the engine whether a healthy instance's container still runs; handle it like a
+        "die" when not (for events that were missed, e.g. while the engine was away).
+        Raises DockerError when the engine does not answer."""
+        if self.state is State.HEALTHY:
+            await self._check_exited()
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -438,6 +512,17 @@ class ClassPool:
         inst = self.by_container.get(event.container_id)
         if inst is not None:
             inst.on_docker_event(event)
+
+    async def reconcile(self) -> None:
+        """Match every instance with what the engine has (after the engine came back)."""
+        await asyncio.gather(*(inst.verify() for inst in list(self.instances.values())))
+
+    def claims(self, container_id: str, labels: Mapping[str, str]) -> bool:
+        """Is this container one of ours, or one being started right now?"""
+        if container_id in self.by_container:
+            return True
+        inst = self.instances.get(labels.get("emu.instance", ""))
+        return inst is not None and inst.state is State.STARTING
 
     def stop_all(self, grace: float) -> list[asyncio.Task[None]]:
         return [

@@ -12,7 +12,8 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, MultiMapping, istr
 from yarl import URL
 
-from .errors import DISCONNECTED, NO_PORT, PROXY_ERROR, EmuHTTPError
+from .docker_backend import DockerError
+from .errors import DISCONNECTED, NO_PORT, PROXY_ERROR, EmuHTTPError, EngineUnavailable
 from .instances import Instance
 
 HOP_BY_HOP = frozenset(
@@ -34,6 +35,12 @@ TARGET_PORT = istr("cf-container-target-port")  # switchPort(); the platform doe
 INSTANCE_HEADER = istr("x-emu-instance")
 BUFFER_LIMIT = 256 * 1024  # responses up to this size are read whole, larger ones streamed
 NO_BODY_STATUS = frozenset({204, 304})
+# After a lost connection, how long to wait for the engine to report the container's exit; and
+# once it has reported an out-of-memory kill, how long the exit itself may take (a throttled
+# container can take a second or more to die).
+EXIT_NOTICE = 1.0
+OOM_EXIT_WAIT = 5.0
+REAP_WAIT = 2.0
 WS_HANDSHAKE = frozenset(
     istr(h)
     for h in (
@@ -109,12 +116,19 @@ async def forward(
                 return web.Response(status=up.status, reason=up.reason, headers=headers, body=body)
             resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
             await resp.prepare(request)
-            async for chunk in up.content.iter_any():
-                await resp.write(chunk)
+            try:
+                async for chunk in up.content.iter_any():
+                    await resp.write(chunk)
+            except ConnectionResetError:
+                return resp  # the client went away; aiohttp ends the connection
+            except aiohttp.ClientError as exc:
+                _cut(request, inst, exc)
+                return resp
             await resp.write_eof()
             return resp
     except (
         aiohttp.ServerDisconnectedError,
+        aiohttp.ServerTimeoutError,  # connecting to a container that is gone can time out
         aiohttp.ClientOSError,
         aiohttp.ClientPayloadError,
     ) as exc:
@@ -123,10 +137,30 @@ async def forward(
         raise EmuHTTPError(500, PROXY_ERROR + str(exc), instance=inst.name) from exc
 
 
+def _cut(request: web.Request, inst: Instance, exc: BaseException) -> None:
+    """The container broke off a response whose status line is already out. The client can only
+    learn of it by the body ending early: close the connection without the final chunk (a second
+    response written into the body would read as garbage)."""
+    inst.pool.emit("response_cut", inst, reason=str(exc) or type(exc).__name__)
+    if request.transport is not None:
+        request.transport.close()
+
+
 async def _disconnected(inst: Instance, exc: BaseException) -> EmuHTTPError:
-    # Wait briefly for the engine to tell why (exit code, out of memory).
-    await inst.wait_exit(1.0)
-    details: dict[str, object] = {"instance": inst.name, "reason": str(exc) or type(exc).__name__}
+    """The answer for a connection to the container that failed or broke before the response
+    started. Not the hot path: it waits (bounded) for the engine to tell why."""
+    reason = str(exc) or type(exc).__name__
+    if not inst.pool.engine_down:
+        await inst.wait_exit(EXIT_NOTICE)
+        if inst.exit_code is None and inst.oom_killed:
+            await inst.wait_exit(OOM_EXIT_WAIT)  # being killed for memory; the exit follows
+        if inst.exit_code is None:
+            with contextlib.suppress(DockerError):
+                await inst.verify()  # in case its "die" was missed
+        await inst.wait_reaped(REAP_WAIT)
+    if inst.pool.engine_down:
+        return EngineUnavailable(reason)
+    details: dict[str, object] = {"instance": inst.name, "reason": reason}
     if inst.exit_code is not None:
         details["exit_code"] = inst.exit_code
         details["oom_killed"] = inst.oom_killed

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .config import ClassConfig, Config
 from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable, Event
@@ -36,6 +37,32 @@ DRAIN_TIMEOUT = 10.0
 # Sessions of Emulators running in this process (several may run at once in a test suite).
 _LIVE_SESSIONS: set[str] = set()
 SHUTDOWN_GRACE = 10.0  # SIGTERM-to-SIGKILL when emu itself stops, capped by --stop-grace
+# After the engine came back: how often to try matching emu's state with it (its first answers
+# can fail while it is still starting up), and how long to wait between tries.
+RECONCILE_TRIES = 10
+RECONCILE_RETRY = 1.0
+
+
+class _BadRequestFilter(logging.Filter):
+    """aiohttp logs a malformed request (already answered 400) with a traceback, as an error.
+    It is the client's mistake: one debug line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg, record.args = (
+            "bad request from %s: %s",
+            (peer, exc.message.split("\n")[0][:120]),
+        )
+        return _HTTP_LOG.isEnabledFor(logging.DEBUG)
+
+
+_HTTP_LOG = logging.getLogger("emu.http")
+_HTTP_LOG.addFilter(_BadRequestFilter())
 
 
 def project_id(config: Config) -> str:
@@ -94,6 +121,7 @@ class Emulator:
         self.port: int = config.port
         self.disk_note: str | None = None
         self.engine_up = True
+        self._reconcile_task: asyncio.Task[None] | None = None
         self._inflight = 0
         self._drained = asyncio.Event()
         self._started = False
@@ -175,7 +203,9 @@ class Emulator:
         app.router.add_get("/_emu/status", self._status)
         app.router.add_get("/_emu/events", self._events)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        self._runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, logger=_HTTP_LOG
+        )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await self._site.start()
@@ -209,6 +239,10 @@ class Emulator:
         if self._site is not None:
             with contextlib.suppress(Exception):
                 await self._site.stop()
+        if self._reconcile_task is not None:
+            self._reconcile_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reconcile_task
         if self._inflight:
             self._out("emu", f"draining {self._inflight} request(s)")
             with contextlib.suppress(TimeoutError):
@@ -266,6 +300,37 @@ class Emulator:
         for pool in self.pools.values():
             pool.engine_down = not up
         self._on_event("engine_up" if up else "engine_down", {})
+        if up and self._started:
+            if self._reconcile_task is not None:  # an earlier one may have met the engine away
+                self._reconcile_task.cancel()
+            self._reconcile_task = asyncio.create_task(self._reconcile(), name="reconcile")
+
+    async def _reconcile(self) -> None:
+        """After the engine was away: an instance whose container died meanwhile is marked
+        stopped (the next request starts a fresh one), and containers of this session that no
+        instance owns any more (dead ones the engine could not remove) are removed."""
+        try:
+            for attempt in range(1, RECONCILE_TRIES + 1):
+                try:
+                    await self._reconcile_once()
+                    return
+                except DockerError as exc:
+                    if attempt == RECONCILE_TRIES:
+                        self._out("emu", f"could not match instances with the engine: {exc}")
+                        return
+                await asyncio.sleep(RECONCILE_RETRY)
+        finally:
+            if self._reconcile_task is asyncio.current_task():
+                self._reconcile_task = None
+
+    async def _reconcile_once(self) -> None:
+        await asyncio.gather(*(pool.reconcile() for pool in self.pools.values()))
+        mine = {MANAGED_LABEL: "true", "emu.session": self.session_id}
+        for c in await self.docker.list_containers(mine):
+            pool = self.pools.get(c.labels.get("emu.class", ""))
+            if pool is None or not pool.claims(c.id, c.labels):
+                await self.docker.remove_container(c.id)
+                self._on_event("removed", {"container": c.name, "reason": "no instance owns it"})
 
     def _who(self, class_name: str, instance: str) -> str:
         return instance if len(self.pools) == 1 else f"{class_name}/{instance}"

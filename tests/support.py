@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -106,3 +108,89 @@ def containers(client: docker.DockerClient, **labels: str) -> list[Any]:
 def networks(client: docker.DockerClient, **labels: str) -> list[Any]:
     filters = ["emu.managed=true"] + [f"emu.{k}={v}" for k, v in labels.items()]
     return list(client.networks.list(filters={"label": filters}))
+
+
+def container_gone(client: docker.DockerClient, container_id: str) -> bool:
+    try:
+        client.api.inspect_container(container_id)
+    except docker.errors.NotFound:
+        return True
+    return False
+
+
+# States in /proc/net/tcp (include/net/tcp_states.h).
+TCP_STATES = {"01": "ESTABLISHED", "08": "CLOSE_WAIT", "0A": "LISTEN"}
+
+
+def tcp_sockets(port: int, pid: int | None = None) -> list[tuple[str, str]]:
+    """(local IPv4 address, state) of the TCP sockets on local `port`, in the network namespace
+    of process `pid` (default: this one's). States not in TCP_STATES show as their hex code."""
+    table = Path(f"/proc/{pid}/net/tcp") if pid is not None else Path("/proc/net/tcp")
+    found = []
+    for line in table.read_text().splitlines()[1:]:
+        local, _remote, state = line.split()[1:4]
+        address, _, hex_port = local.partition(":")
+        if int(hex_port, 16) == port:
+            ip = socket.inet_ntoa(bytes.fromhex(address)[::-1])
+            found.append((ip, TCP_STATES.get(state, state)))
+    return found
+
+
+def raw_request(url: str, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send `data` as is to emu's port and read until the server closes or `timeout`."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+# The Docker engine of this machine, for the test that stops and restarts it. It was started by
+# ../shared/tools/ensure-docker as `setsid nohup dockerd >>/var/log/dockerd.log 2>&1 &`.
+DOCKERD_START = "setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &"
+
+
+def engine_answers() -> bool:
+    try:
+        client = docker.from_env(timeout=2)
+    except docker.errors.DockerException:
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:  # any failure to answer is "no"
+        return False
+    finally:
+        client.close()
+
+
+def dockerd_running() -> bool:
+    return subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True).returncode == 0
+
+
+def stop_engine(timeout: float = 60.0) -> None:
+    """SIGTERM dockerd (it stops the containers) and wait until the process is gone."""
+    subprocess.run(["pkill", "-x", "dockerd"], check=False)
+    wait_for(lambda: not dockerd_running(), timeout, "dockerd to exit", every=0.1)
+
+
+def start_engine(timeout: float = 60.0) -> None:
+    """Start dockerd as ensure-docker does, unless one runs already, and wait until it answers.
+    A start that fails (e.g. the old one's pid file still there) is retried."""
+
+    def up() -> bool:
+        if engine_answers():
+            return True
+        if not dockerd_running():
+            subprocess.run(DOCKERD_START, shell=True, check=False)
+        return False
+
+    wait_for(up, timeout, "the Docker engine to answer", every=0.5)
