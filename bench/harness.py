@@ -1,0 +1,568 @@
+"""What the benchmarks share: wrk runs, an `emu up` child process, /proc readings, Docker look-ups.
+
+Load goes only to 127.0.0.1 and to containers the benchmark itself started: every URL passes
+`check_target` before a request is sent.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import docker
+import docker.errors
+import requests.exceptions
+
+REPO = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+MIB = 1024 * 1024
+DOCKER_TIMEOUT = 30  # seconds, for every Docker SDK call the benchmarks make
+STOP_TIMEOUT = 90.0  # SIGINT to exit of `emu up`; it stops its instances with a 10 s grace
+T = TypeVar("T")
+
+# Lines of emu's output that mean something went wrong inside it, even if every client got a 200.
+PROBLEM_MARKERS = (
+    "Traceback",
+    "Error handling request",
+    "Exception in callback",
+    "exception was never retrieved",
+    "Unclosed client session",
+    "Unclosed connection",
+    "start_failed",
+    "failed:",
+)
+
+
+class BenchError(Exception):
+    """Something the benchmark cannot go on without; `str()` is the line to print."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Preconditions and small helpers
+
+
+def interruptible() -> None:
+    """Make Ctrl-C and SIGTERM raise KeyboardInterrupt, also when started in the background
+    (where SIGINT starts out ignored), so that `finally` blocks stop emu and remove containers."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def require_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise BenchError("wrk is not installed; install it with: apt-get install -y wrk")
+    return path
+
+
+def wrk_version(wrk: str) -> str:
+    out = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=10)
+    lines = (out.stdout + out.stderr).splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=DOCKER_TIMEOUT)
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise BenchError(
+            f"cannot reach the Docker engine ({exc}); is dockerd running? (try: docker info)"
+        ) from None
+    return client
+
+
+def require_image(client: docker.DockerClient, ref: str) -> None:
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        raise BenchError(f"image {ref} is not there locally; docker pull {ref} first") from None
+
+
+def check_target(url: str, allow: Collection[str] = ()) -> None:
+    """Refuse any address but loopback and the containers (by IP) this run started."""
+    host = urlsplit(url).hostname
+    if host != LOOPBACK and host not in allow:
+        raise BenchError(f"refusing to send requests to {host}: only {LOOPBACK} and own containers")
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy; BenchError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)  # polling interval
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def busy_cpu(window: float = 1.0) -> float:
+    """Fraction of all CPUs busy over `window` seconds: other work on the machine skews figures."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]  # user .. steal
+        return sum(ticks), ticks[3] + ticks[4]  # total, idle + iowait
+
+    total0, idle0 = read()
+    time.sleep(window)  # the measurement window
+    total1, idle1 = read()
+    return round(1 - (idle1 - idle0) / max(1, total1 - total0), 3)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on."""
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "commit": commit,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP, for warm-up and cold starts (wrk does the load)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    seconds: float  # from sending the request to the last byte of the body
+
+
+def http_request(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 30.0,
+    allow: Collection[str] = (),
+) -> Reply:
+    """One request on a fresh connection. Raises OSError or http.client errors."""
+    check_target(url, allow)
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    conn = http.client.HTTPConnection(parts.hostname or LOOPBACK, parts.port or 80, timeout=timeout)
+    try:
+        began = time.perf_counter()
+        conn.request(method, path, body=body, headers=dict(headers or {}))
+        resp = conn.getresponse()
+        data = resp.read()
+        seconds = time.perf_counter() - began
+        return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, seconds)
+    finally:
+        conn.close()
+
+
+def answers_200(
+    url: str, headers: Mapping[str, str] | None = None, allow: Collection[str] = ()
+) -> bool:
+    try:
+        return http_request(url, headers=headers, timeout=5, allow=allow).status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc readings of the front process
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    t: float  # seconds since the sampler's start, or monotonic time
+    rss_kib: int  # VmRSS
+    hwm_kib: int  # VmHWM: peak RSS so far
+    cpu_s: float  # user + system CPU time so far
+
+    @property
+    def rss_mib(self) -> float:
+        return self.rss_kib / 1024
+
+
+def proc_sample(pid: int, t: float | None = None) -> ProcSample:
+    fields: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(rest.split()[0])  # kB
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read().rpartition(")")[2].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(stat[11]) + int(stat[12])) / ticks  # utime, stime: fields 14 and 15
+    return ProcSample(time.monotonic() if t is None else t, fields["VmRSS"], fields["VmHWM"], cpu)
+
+
+class Sampler:
+    """Samples a process's RSS and CPU every `every` seconds on a thread, until `stop()`."""
+
+    def __init__(self, pid: int, every: float) -> None:
+        self.pid = pid
+        self.every = every
+        self.samples: list[ProcSample] = []
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                self.samples.append(proc_sample(self.pid, time.monotonic() - self._t0))
+            if self._stop.wait(self.every):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# wrk
+
+# Appended to every wrk script: prints one line "WRK_JSON {...}" with the summary, the latency
+# percentiles, and what each thread's response() counted in its global table `counters`. That
+# table must be flat ("group:key" -> number): wrk 4.1's thread:get crashes on nested tables.
+LUA_REPORT = r"""
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+local function encode(v)
+  local t = type(v)
+  if t == "table" then
+    local parts = {}
+    for k, x in pairs(v) do
+      parts[#parts + 1] = encode(tostring(k)) .. ":" .. encode(x)
+    end
+    return "{" .. table.concat(parts, ",") .. "}"
+  elseif t == "string" then
+    return '"' .. (v:gsub('[%c"\\]', "?")) .. '"'
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      return "null"
+    end
+    return string.format("%.17g", v)
+  elseif t == "boolean" then
+    return tostring(v)
+  end
+  return "null"
+end
+
+local function add(into, from)
+  for k, x in pairs(from) do
+    if type(x) == "number" then
+      into[k] = (into[k] or 0) + x
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local counters = {}
+  for _, thread in ipairs(threads) do
+    local c = thread:get("counters")
+    if type(c) == "table" then
+      add(counters, c)
+    end
+  end
+  local e = summary.errors
+  io.write("WRK_JSON " .. encode({
+    requests = summary.requests,
+    duration_us = summary.duration,
+    bytes = summary.bytes,
+    errors = {
+      connect = e.connect, read = e.read, write = e.write, status = e.status, timeout = e.timeout,
+    },
+    latency_us = {
+      mean = latency.mean, min = latency.min, max = latency.max,
+      p50 = latency:percentile(50), p90 = latency:percentile(90),
+      p99 = latency:percentile(99), p999 = latency:percentile(99.9),
+    },
+    counters = counters,
+  }) .. "\n")
+end
+"""
+
+
+def lua_string(text: str) -> str:
+    """A Lua string literal."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests: int
+    seconds: float
+    bytes: int
+    # connect/read/write/timeout are socket errors; status counts non-2xx/3xx responses.
+    errors: Mapping[str, int]
+    latency_ms: Mapping[str, float]  # mean, min, max, p50, p90, p99, p999
+    # What the script counted, by group: {"status": {"200": 1234}, "instance": {...}}
+    counters: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def socket_errors(self) -> int:
+        return sum(v for k, v in self.errors.items() if k != "status")
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "rps": round(self.rps, 1)}
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    *,
+    duration: float,
+    connections: int,
+    threads: int,
+    script: str = "",
+    request_timeout: float = 10.0,
+    allow: Collection[str] = (),
+) -> WrkResult:
+    """Run wrk for `duration` seconds; `script` is Lua run before LUA_REPORT."""
+    check_target(url, allow)
+    threads = max(1, min(threads, connections))
+    with tempfile.TemporaryDirectory(prefix="emu-bench-") as tmp:
+        path = Path(tmp) / "script.lua"
+        path.write_text(script + "\n" + LUA_REPORT)
+        cmd = [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(duration))}s",
+            f"--timeout={max(1, round(request_timeout))}s",
+            "-s",
+            str(path),
+            url,
+        ]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"wrk did not finish within {duration + 60:g} s") from None
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if out.returncode != 0 or line is None:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-5:]
+        raise BenchError(f"wrk failed (exit {out.returncode}): {' | '.join(tail)}")
+    data = json.loads(line.removeprefix("WRK_JSON "))
+    return WrkResult(
+        requests=int(data["requests"]),
+        seconds=data["duration_us"] / 1e6,
+        bytes=int(data["bytes"]),
+        errors={k: int(v) for k, v in data["errors"].items()},
+        latency_ms={k: round(v / 1000, 3) for k, v in data["latency_us"].items() if v is not None},
+        counters=_grouped(data.get("counters") or {}),
+    )
+
+
+def _grouped(flat: Mapping[str, float]) -> dict[str, dict[str, int]]:
+    """{"status:200": 5} -> {"status": {"200": 5}}."""
+    out: dict[str, dict[str, int]] = {}
+    for key, count in flat.items():
+        group, _, name = key.partition(":")
+        out.setdefault(group, {})[name] = int(count)
+    return dict(sorted(out.items()))
+
+
+# ---------------------------------------------------------------------------------------------
+# `emu up` as a child process
+
+
+class EmuProcess:
+    """`python -m emulator up` on one config, in a session of its own (so a Ctrl-C of the
+    benchmark reaches only the benchmark, whose `finally` then stops emu with one SIGINT).
+
+    Its output is kept (the last lines) and scanned for PROBLEM_MARKERS.
+    """
+
+    def __init__(self, config: Path, *flags: str, start_timeout: float = 900.0) -> None:
+        self.config = config
+        self.flags = flags
+        self.start_timeout = start_timeout
+        self.url = ""
+        self.project = ""
+        self.session = ""
+        self.lines: collections.deque[str] = collections.deque(maxlen=2000)
+        self.line_count = 0  # all lines read so far
+        self.problems: list[str] = []
+        self.returncode: int | None = None
+        self._listening = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def __enter__(self) -> EmuProcess:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None and issubclass(exc_type, BenchError):
+            print("bench: emu's last lines:", *list(self.lines)[-15:], sep="\n  ", file=sys.stderr)
+        leftovers = self.stop()
+        if leftovers:
+            message = f"emu left these behind (now removed): {', '.join(leftovers)}"
+            if exc_type is None:
+                raise BenchError(message)
+            print(f"bench: {message}", file=sys.stderr)
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "emulator", "up", "-c", str(self.config), "--port", "0"]
+        self._proc = subprocess.Popen(
+            [*cmd, *self.flags],
+            cwd=REPO,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name="emu-output", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + self.start_timeout
+        while not self._listening.wait(0.1):
+            if self._proc.poll() is not None:
+                raise BenchError(f"emu up exited with {self._proc.returncode}: {self.tail()}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"emu up did not listen within {self.start_timeout:g} s")
+        status = self.status()
+        self.project = str(status["project"])
+        self.session = str(status["session"])
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            line = raw.rstrip("\n")
+            self.lines.append(line)
+            self.line_count += 1
+            if any(marker in line for marker in PROBLEM_MARKERS):
+                self.problems.append(line)
+            if not self._listening.is_set() and "listening on http://" in line:
+                self.url = line.rsplit("listening on ", 1)[1].strip()
+                check_target(self.url)
+                self._listening.set()
+
+    def tail(self, n: int = 8) -> str:
+        return " | ".join(list(self.lines)[-n:])
+
+    def status(self) -> dict[str, Any]:
+        reply = http_request(self.url + "/_emu/status", timeout=10)
+        if reply.status != 200:
+            raise BenchError(f"/_emu/status answered {reply.status}")
+        data: dict[str, Any] = json.loads(reply.body)
+        return data
+
+    def instances(self) -> dict[str, dict[str, Any]]:
+        """name -> snapshot, for the first class."""
+        return {i["name"]: i for i in self.status()["classes"][0]["instances"]}
+
+    def stop(self) -> list[str]:
+        """SIGINT, wait; then check Docker for anything of this session. Returns what was left
+        (and has now been removed), empty when emu cleaned up after itself."""
+        proc = self._proc
+        if proc is None:
+            return []
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGINT)  # the second Ctrl-C: emu removes all and exits
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
+        self.returncode = proc.returncode
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        self._proc = None
+        if not self.project:
+            return []
+        labels = {"emu.managed": "true", "emu.project": self.project}
+        if self.session:
+            labels["emu.session"] = self.session
+        client = docker_client()
+        try:
+            return remove_labelled(client, labels)
+        finally:
+            client.close()
+
+
+def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str]) -> list[str]:
+    """Remove containers and networks carrying all `labels`; return their names."""
+    filters: dict[str, str | list[str] | bool] = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    removed: list[str] = []
+    for c in client.containers.list(all=True, filters=filters):
+        with contextlib.suppress(docker.errors.NotFound):
+            c.remove(force=True)
+        removed.append(f"container {c.name}")
+    for n in client.networks.list(filters=filters):
+        with contextlib.suppress(docker.errors.NotFound):
+            n.remove()
+        removed.append(f"network {n.name}")
+    return removed
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
