@@ -109,11 +109,12 @@ def main() -> None:
 @config_option
 @settings_options
 @click.option("--logs/--no-logs", default=True, show_default=True, help="Show container output.")
-@click.option("--json-logs", is_flag=True, help="Print emu's events as JSON lines.")
-def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
+@click.option("--json-logs", is_flag=True, help="Print every log line as a JSON object.")
+@click.option("--watch", is_flag=True, help="Rebuild an image when its build context changes.")
+def up(config_path: Path | None, logs: bool, json_logs: bool, watch: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
     config = _load(config_path, _overrides(kw))
-    _run(_up(config, logs, json_logs))
+    _run(_up(config, logs, json_logs, watch))
 
 
 def _printer(json_logs: bool) -> Callable[[str, str], None]:
@@ -129,9 +130,9 @@ def _printer(json_logs: bool) -> Callable[[str, str], None]:
     return out
 
 
-async def _up(config: Config, logs: bool, json_logs: bool) -> None:
+async def _up(config: Config, logs: bool, json_logs: bool, watch: bool) -> None:
     out = _printer(json_logs)
-    emu = Emulator(config, on_output=out, follow_logs=logs)
+    emu = Emulator(config, on_output=out, follow_logs=logs, watch=watch)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0

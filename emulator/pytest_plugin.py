@@ -20,6 +20,7 @@ from .config import Overrides
 from .testing import RunningEmulator
 
 EmuUp = Callable[..., RunningEmulator]
+EMULATOR_OPTIONS = ("follow_logs", "watch", "on_output")
 
 
 @pytest.fixture
@@ -27,17 +28,15 @@ def emu_up() -> Iterator[EmuUp]:
     """A factory: `emu_up(config_path, **flags)` starts emu on a free port and returns it.
 
     The keyword arguments are those of `emulator.config.Overrides` (`instances`, `sleep_after`,
-    `start_timeout`, `stop_grace`, `seed`, `host`, `port`), plus `follow_logs` and `on_output`.
+    `start_timeout`, `stop_grace`, `seed`, `host`, `port`), plus the `Emulator` options
+    `follow_logs`, `watch` and `on_output`.
     """
     started: list[RunningEmulator] = []
 
     def start(path: str | Path, **kwargs: Any) -> RunningEmulator:
-        follow_logs = bool(kwargs.pop("follow_logs", False))
-        on_output = kwargs.pop("on_output", None)
+        options = {k: kwargs.pop(k) for k in EMULATOR_OPTIONS if k in kwargs}
         kwargs.setdefault("port", 0)
-        emu = RunningEmulator.from_path(
-            path, Overrides(**kwargs), follow_logs=follow_logs, on_output=on_output
-        )
+        emu = RunningEmulator.from_path(path, Overrides(**kwargs), **options)
         started.append(emu)
         return emu
 

@@ -29,6 +29,7 @@ from .errors import EmuHTTPError
 from .images import prepare_image
 from .instances import INSTANCE_NAME, ClassPool, Instance, Runtime
 from .proxy import INSTANCE_HEADER, forward
+from .watch import watch
 
 log = logging.getLogger("emu")
 
@@ -36,7 +37,9 @@ BINDING_HEADER = "x-emu-binding"
 DRAIN_TIMEOUT = 10.0
 # Sessions of Emulators running in this process (several may run at once in a test suite).
 _LIVE_SESSIONS: set[str] = set()
-SHUTDOWN_GRACE = 10.0  # SIGTERM-to-SIGKILL when emu itself stops, capped by --stop-grace
+# SIGTERM-to-SIGKILL when emu itself stops or replaces an instance after a rebuild (at most
+# --stop-grace): a developer waits for it, unlike the platform's 15 minutes.
+SHUTDOWN_GRACE = 10.0
 # After the engine came back: how often to try matching emu's state with it (its first answers
 # can fail while it is still starting up), and how long to wait between tries.
 RECONCILE_TRIES = 10
@@ -93,6 +96,7 @@ class Emulator:
         *,
         on_output: Callable[[str, str], None] | None = None,
         follow_logs: bool = False,
+        watch: bool = False,
         docker: DockerBackend | None = None,
     ) -> None:
         self.config = config
@@ -109,6 +113,9 @@ class Emulator:
         self._own_docker = docker is None
         self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
         self._follow_logs = follow_logs
+        self._watch = watch
+        self._watch_stop = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
         self._log_followers: dict[str, Callable[[], None]] = {}
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
@@ -213,16 +220,17 @@ class Emulator:
             self.port = int(address[1])
             break
         self._out("emu", f"listening on {self.url}")
+        if self._watch:
+            self._watch_task = asyncio.create_task(
+                watch(self.config, self._watch_stop, self.rebuild, lambda m: self._out("watch", m)),
+                name="watch",
+            )
 
     async def _prepare(self, pool: ClassPool) -> None:
         cfg = pool.config
         try:
-            pool.image = await prepare_image(
-                self.docker,
-                cfg,
-                project_labels(self.config),
-                lambda line: self._out(f"build {cfg.class_name}", line),
-            )
+            pool.image = await self._image(cfg)
+            pool.image_error = None
         except DockerUnavailable:
             raise
         except DockerError as exc:
@@ -230,6 +238,36 @@ class Emulator:
             pool.image_error = f"image build failed: {exc}"
             pool.image_log = list(tail)
             self._out("emu", f"{cfg.class_name}: {pool.image_error}")
+
+    async def _image(self, cfg: ClassConfig) -> str:
+        return await prepare_image(
+            self.docker,
+            cfg,
+            project_labels(self.config),
+            lambda line: self._out(f"build {cfg.class_name}", line),
+        )
+
+    async def rebuild(self, cfg: ClassConfig) -> None:
+        """Rebuild a class's image; when it changed, replace the running instances (each stops
+        gracefully; the next request for it starts the new image). A failed rebuild keeps the
+        previous image serving."""
+        pool = self.pools[cfg.class_name]
+        try:
+            tag = await self._image(cfg)
+        except DockerError as exc:
+            if pool.image is None:
+                pool.image_error = f"image build failed: {exc}"
+                pool.image_log = list(getattr(exc, "log_tail", []))
+            self._on_event("rebuild_failed", {"class": cfg.class_name, "error": str(exc)})
+            return
+        if tag == pool.image:
+            return
+        pool.image, pool.image_error = tag, None
+        self._on_event("rebuilt", {"class": cfg.class_name, "image": tag})
+        grace = min(self.config.stop_grace, SHUTDOWN_GRACE)
+        for inst in list(pool.instances.values()):
+            if inst.container_id is not None:
+                inst.stop("image rebuilt", grace)
 
     async def stop(self) -> None:
         """Stop listening, drain (bounded), stop every instance, remove containers and networks."""
@@ -239,6 +277,11 @@ class Emulator:
         if self._site is not None:
             with contextlib.suppress(Exception):
                 await self._site.stop()
+        if self._watch_task is not None:
+            self._watch_stop.set()
+            self._watch_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watch_task
         if self._reconcile_task is not None:
             self._reconcile_task.cancel()
             with contextlib.suppress(BaseException):

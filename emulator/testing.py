@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,16 +26,16 @@ class RunningEmulator:
         self,
         config: Config,
         *,
-        on_output: Callable[[str, str], None] | None = None,
-        follow_logs: bool = False,
         start_timeout: float = 900.0,
+        **options: Any,
     ) -> None:
+        """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="emu-loop", daemon=True)
         self._thread.start()
         self._stopped = False
         try:
-            self.emulator = self.call(self._make(config, on_output, follow_logs), start_timeout)
+            self.emulator = self.call(self._make(config, options), start_timeout)
         except BaseException:
             self._close_loop()
             raise
@@ -50,10 +50,8 @@ class RunningEmulator:
         return cls(load_config(Path(path), overrides), **kwargs)
 
     @staticmethod
-    async def _make(
-        config: Config, on_output: Callable[[str, str], None] | None, follow_logs: bool
-    ) -> Emulator:
-        emu = Emulator(config, on_output=on_output, follow_logs=follow_logs)
+    async def _make(config: Config, options: dict[str, Any]) -> Emulator:
+        emu = Emulator(config, **options)
         await emu.start()
         return emu
 

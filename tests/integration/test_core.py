@@ -221,3 +221,37 @@ def test_build_error_answers_500_json_with_the_log(tmp_path: Path, emu_up: EmuUp
     assert any("compiling the thing" in line for line in body["logs"])
     assert emu.status()["classes"][0]["image_error"]
     assert emu.instances()["instance-0"]["state"] == "stopped"
+
+
+def test_watch_rebuilds_and_replaces_running_instances(tmp_path: Path, emu_up: EmuUp) -> None:
+    context = tmp_path / "container"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "FROM python:3.11-slim\nCOPY version.txt /srv/version.txt\nWORKDIR /srv\n"
+        'CMD ["python", "-m", "http.server", "8000"]\n'
+    )
+    (context / "version.txt").write_text("v1")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "index.ts").write_text(
+        "export class Web extends Container { defaultPort = 8000; }\n"
+        "const c = getRandom(env.WEB, 1);\n"
+    )
+    (tmp_path / "wrangler.jsonc").write_text(
+        """{"name": "watched", "main": "src/index.ts",
+        "containers": [{"class_name": "Web", "image": "./container/Dockerfile"}],
+        "durable_objects": {"bindings": [{"name": "WEB", "class_name": "Web"}]},
+        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Web"]}]}"""
+    )
+    # python as PID 1 ignores SIGTERM: the replaced instance goes after the grace.
+    emu = emu_up(tmp_path / "wrangler.jsonc", watch=True, stop_grace="1s")
+    assert requests.get(emu.url + "/version.txt", timeout=60).text == "v1"
+    first = emu.instances()["instance-0"]["container_id"]
+    (context / "version.txt").write_text("v2")
+    wait_for(
+        lambda: requests.get(emu.url + "/version.txt", timeout=60).text == "v2",
+        60,
+        "the rebuilt image to serve v2",
+        every=0.2,
+    )
+    assert emu.instances()["instance-0"]["container_id"] != first
+    assert any(e["event"] == "rebuilt" for e in emu.events())
