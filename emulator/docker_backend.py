@@ -9,6 +9,7 @@ The event stream is the one long-lived call; it gets a thread of its own.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import hashlib
@@ -377,14 +378,26 @@ class DockerBackend:
         return await self._run(ls)
 
     def stream_logs(self, container_id: str, on_line: Callable[[str], None]) -> Callable[[], None]:
-        """Follow a container's output in a thread of its own; returns a function that stops it."""
+        """Follow a container's output in a thread of its own; returns a function that stops it.
+
+        Lines are handed to the loop in batches: the thread only wakes the loop when the previous
+        batch has been taken, so a chatty container does not cost a loop wake-up per line."""
         loop = asyncio.get_running_loop()
         stop = threading.Event()
         holder: list[Any] = []
+        pending: collections.deque[str] = collections.deque()
+        scheduled = threading.Event()
+
+        def drain() -> None:
+            scheduled.clear()
+            while pending:
+                on_line(pending.popleft())
 
         def follow() -> None:
             try:
-                stream = self.client.api.logs(container_id, stream=True, follow=True)
+                # A client of its own: no read timeout, a container may be quiet for hours.
+                api = _api_client(timeout=None)
+                stream = api.logs(container_id, stream=True, follow=True)
                 holder.append(stream)
                 buf = b""
                 for chunk in stream:
@@ -392,8 +405,10 @@ class DockerBackend:
                         break
                     buf += chunk
                     *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        loop.call_soon_threadsafe(on_line, line.decode("utf-8", "replace"))
+                    pending.extend(line.decode("utf-8", "replace") for line in lines)
+                    if lines and not scheduled.is_set():
+                        scheduled.set()
+                        loop.call_soon_threadsafe(drain)
             except Exception:  # the container went away or the engine did: the stream just ends
                 return
 
