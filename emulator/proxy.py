@@ -16,20 +16,17 @@ from .docker_backend import DockerError
 from .errors import DISCONNECTED, NO_PORT, PROXY_ERROR, EmuHTTPError, EngineUnavailable
 from .instances import Instance
 
-HOP_BY_HOP = frozenset(
-    istr(h)
-    for h in (
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    )
+HOP_BY_HOP = (
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Connection",
+    "TE",
+    "Trailer",
+    "Trailers",
+    "Transfer-Encoding",
+    "Upgrade",
 )
 TARGET_PORT = istr("cf-container-target-port")  # switchPort(); the platform does not strip it
 INSTANCE_HEADER = istr("x-emu-instance")
@@ -41,25 +38,24 @@ NO_BODY_STATUS = frozenset({204, 304})
 EXIT_NOTICE = 1.0
 OOM_EXIT_WAIT = 5.0
 REAP_WAIT = 2.0
-WS_HANDSHAKE = frozenset(
-    istr(h)
-    for h in (
-        "sec-websocket-key",
-        "sec-websocket-version",
-        "sec-websocket-extensions",
-        "sec-websocket-protocol",
-        "sec-websocket-accept",
-    )
+WS_HANDSHAKE = (
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Extensions",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Accept",
 )
 
 
-def _filtered(src: MultiMapping[str], drop: frozenset[istr] = HOP_BY_HOP) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
-    connection = src.get("connection")
-    listed = {istr(t.strip()) for t in connection.split(",")} if connection else set()
-    for key, value in src.items():
-        if key not in drop and key not in listed:
-            out.add(key, value)
+def _filtered(src: MultiMapping[str], drop: tuple[str, ...] = HOP_BY_HOP) -> CIMultiDict[str]:
+    """A copy without the hop-by-hop headers, and without those the Connection header names."""
+    out = CIMultiDict(src)  # case-insensitive: popall("Connection") also takes "connection"
+    connection = out.get("Connection")
+    if connection:
+        for token in connection.split(","):
+            out.popall(token.strip(), None)
+    for name in drop:
+        out.popall(name, None)
     return out
 
 
@@ -175,7 +171,7 @@ async def _websocket(
     protocols = [
         p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
     ]
-    headers = _filtered(request.headers, HOP_BY_HOP | WS_HANDSHAKE)
+    headers = _filtered(request.headers, HOP_BY_HOP + WS_HANDSHAKE)
     try:
         up = await session.ws_connect(url, headers=headers, protocols=protocols, autoping=False)
     except aiohttp.WSServerHandshakeError as exc:

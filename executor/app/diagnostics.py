@@ -6,6 +6,7 @@ Mounted under /diag/ only when EXECUTOR_DIAGNOSTICS=1.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import mmap
 import os
@@ -35,6 +36,27 @@ _BURN = (
     "wall, cpu = time.perf_counter() - w0, time.process_time() - c0\n"
     "print(json.dumps({'wall_ms': wall * 1000, 'cpu_ms': cpu * 1000}))\n"
 )
+
+
+@routes.route("*", "/diag/echo")
+async def echo(request: web.Request) -> web.Response:
+    """What arrived: for checking what a proxy in front passed on. The body is hashed as it
+    streams in, so a large upload costs no memory."""
+    size = 0
+    digest = hashlib.sha256()
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        digest.update(chunk)
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.raw_path,
+            "headers": [[k, v] for k, v in request.headers.items()],
+            "body_bytes": size,
+            "body_sha256": digest.hexdigest(),
+            "pid": os.getpid(),
+        }
+    )
 
 
 @routes.get("/diag/pid")

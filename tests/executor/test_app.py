@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import os
 import socket
@@ -297,6 +298,7 @@ DIAG_PATHS = [
     ("POST", "/diag/exit?code=0"),
     ("POST", "/diag/ignore-sigterm"),
     ("GET", "/diag/pid"),
+    ("PUT", "/diag/echo"),
 ]
 
 
@@ -307,6 +309,18 @@ async def test_diagnostics_are_off_by_default(
     resp = await client.request(method, path)
     assert resp.status == 404
     assert control.exits == [] and not control.ignoring_sigterm
+
+
+async def test_diag_echo_reports_what_arrived(diag: Client) -> None:
+    body = b"x" * 100_000
+    resp = await diag.put("/diag/echo?a=1&b=x%20y", data=body, headers={"X-Probe": "yes"})
+    assert resp.status == 200
+    seen = await resp.json()
+    assert seen["method"] == "PUT"
+    assert seen["path"] == "/diag/echo?a=1&b=x%20y"
+    assert ["X-Probe", "yes"] in seen["headers"]
+    assert seen["body_bytes"] == len(body)
+    assert seen["body_sha256"] == hashlib.sha256(body).hexdigest()
 
 
 async def test_diag_pid(diag: Client) -> None:

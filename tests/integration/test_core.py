@@ -255,3 +255,20 @@ def test_watch_rebuilds_and_replaces_running_instances(tmp_path: Path, emu_up: E
     )
     assert emu.instances()["instance-0"]["container_id"] != first
     assert any(e["event"] == "rebuilt" for e in emu.events())
+
+
+def test_container_output_is_relayed_with_the_instance_name(tmp_path: Path, emu_up: EmuUp) -> None:
+    lines: list[tuple[str, str]] = []
+    emu = emu_up(
+        Project(instances=1).write(tmp_path),
+        follow_logs=True,
+        on_output=lambda source, line: lines.append((source, line)),
+    )
+    requests.get(emu.url + "/health", headers={"x-emu-instance": "talker"}, timeout=60)
+    wait_for(
+        lambda: any(src == "talker" and "listening on" in text for src, text in list(lines)),
+        10,
+        "the executor's start-up line under the instance's name",
+    )
+    events = [text for src, text in list(lines) if src == "emu"]
+    assert any("talker healthy" in text for text in events)
