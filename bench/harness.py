@@ -117,6 +117,33 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, every: 
         time.sleep(every)  # polling interval
 
 
+def main_body(
+    run: Callable[[dict[str, Any]], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    args: dict[str, Any],
+) -> dict[str, Any]:
+    """What both benchmarks' commands do: run, turn failures into one line and exit code 2 (130
+    on Ctrl-C), write the JSON, print the table. Returns the results."""
+    import click  # only the commands need it
+
+    interruptible()
+    try:
+        results = run(args)
+    except KeyboardInterrupt:
+        click.echo("bench: interrupted", err=True)
+        sys.exit(130)
+    except BenchError as exc:
+        click.echo(f"bench: {exc}", err=True)
+        sys.exit(2)
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        click.echo(f"bench: Docker: {exc} (did the engine restart? try: docker info)", err=True)
+        sys.exit(2)
+    write_json(args["out"], results)
+    click.echo(render(results))
+    click.echo(f"\nJSON: {args['out']}")
+    return results
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")

@@ -24,29 +24,25 @@ from pathlib import Path
 from typing import Any
 
 import click
-import docker.errors
-import requests.exceptions
 
 if __package__ in (None, ""):  # run as `python bench/load.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
-    BenchError,
     EmuProcess,
     ProcSample,
     Sampler,
     WrkResult,
     answers_200,
     busy_cpu,
-    interruptible,
     lua_string,
     machine,
+    main_body,
     proc_sample,
     require_wrk,
     run_wrk,
     temp_dir,
     wait_until,
-    write_json,
     wrk_version,
 )
 from tests.support import Project
@@ -298,21 +294,7 @@ def main(**args: Any) -> None:
     """Load emu with many clients for a while; fail on any error or on memory growth."""
     if args["duration"] <= 0 or args["clients"] < 1 or args["instances"] < 1:
         raise click.UsageError("--duration, --clients and --instances must be positive")
-    interruptible()
-    try:
-        results = run(args)
-    except KeyboardInterrupt:
-        click.echo("bench: interrupted", err=True)
-        sys.exit(130)
-    except BenchError as exc:
-        click.echo(f"bench: {exc}", err=True)
-        sys.exit(2)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        click.echo(f"bench: Docker: {exc} (did the engine restart? try: docker info)", err=True)
-        sys.exit(2)
-    write_json(args["out"], results)
-    click.echo(report(results))
-    click.echo(f"\nJSON: {args['out']}")
+    results = main_body(run, report, args)
     sys.exit(0 if results["ok"] else 1)
 
 

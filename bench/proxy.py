@@ -46,15 +46,14 @@ from bench.harness import (
     busy_cpu,
     docker_client,
     http_request,
-    interruptible,
     machine,
+    main_body,
     proc_sample,
     require_image,
     require_wrk,
     run_wrk,
     temp_dir,
     wait_until,
-    write_json,
     wrk_version,
 )
 from tests.support import Project
@@ -402,21 +401,7 @@ def main(**args: Any) -> None:
     """Measure emu's proxy overhead against nginx hit directly, and cold starts."""
     if args["duration"] <= 0 or args["connections"] < 1 or args["cold_reps"] < 1:
         raise click.UsageError("--duration, --connections and --cold-reps must be positive")
-    interruptible()
-    try:
-        results = run(args)
-    except KeyboardInterrupt:
-        click.echo("bench: interrupted", err=True)
-        sys.exit(130)
-    except BenchError as exc:
-        click.echo(f"bench: {exc}", err=True)
-        sys.exit(2)
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        click.echo(f"bench: Docker: {exc} (did the engine restart? try: docker info)", err=True)
-        sys.exit(2)
-    write_json(args["out"], results)
-    click.echo(table(results))
-    click.echo(f"\nJSON: {args['out']}")
+    main_body(run, table, args)
 
 
 if __name__ == "__main__":

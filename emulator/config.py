@@ -6,7 +6,6 @@ Everything downstream takes a `Config`; nothing else reads files or flags.
 from __future__ import annotations
 
 import json
-import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from emulator.worker_source import (
     ClassSettings,
     Located,
     WorkerScan,
+    js_string,
     scan_file,
 )
 
@@ -505,21 +505,6 @@ def _string(doc: _Document, path: FieldPath, value: object, *, required: bool = 
     return value
 
 
-def _js_string(value: object) -> str | None:
-    """JS `String(value)` for a scalar; None for an object, array or null."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return str(int(value))
-        return repr(value)
-    return None
-
-
 def _instance_type(doc: _Document, path: FieldPath, value: object) -> InstanceType:
     allowed = ", ".join([*INSTANCE_TYPES, *INSTANCE_TYPE_ALIASES])
     if isinstance(value, str):
@@ -640,7 +625,7 @@ def _image_vars(doc: _Document, index: int, value: object) -> dict[str, str]:
         raise doc.error(path, f"must be an object of build args, not {_describe_value(value)}")
     out: dict[str, str] = {}
     for key, item in value.items():
-        text = _js_string(item)
+        text = js_string(item)
         if text is None:
             raise doc.error(
                 (*path, key),

@@ -407,7 +407,7 @@ def _expression_text(code: str, i: int) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _js_string(value: object) -> str | None:
+def js_string(value: object) -> str | None:
     """JS `String(value)` for a scalar; None for an object or array."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -633,7 +633,7 @@ class _Scanner:
                 sleep_after = at("sleepAfter", sleep)
             else:
                 # Still passed on, so that the config reports it as the library would.
-                sleep_after = at("sleepAfter", _js_string(sleep) or _describe(sleep))
+                sleep_after = at("sleepAfter", js_string(sleep) or _describe(sleep))
 
         env_vars: Located[Mapping[str, str]] | None = None
         env = get("envVars")
@@ -641,7 +641,7 @@ class _Scanner:
             if isinstance(env, dict):
                 converted: dict[str, str] = {}
                 for key, item in env.items():
-                    text = _js_string(item)
+                    text = js_string(item)
                     if text is None:
                         self.warnings.append(
                             ScanWarning(
@@ -807,7 +807,7 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int | float):
-        return f"the number {_js_string(value)}"
+        return f"the number {js_string(value)}"
     if isinstance(value, str):
         return f"the string {json.dumps(value)}"
     if isinstance(value, list):
