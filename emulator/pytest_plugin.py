@@ -23,8 +23,17 @@ EmuUp = Callable[..., RunningEmulator]
 EMULATOR_OPTIONS = ("follow_logs", "watch", "on_output")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "emu_check_blocking",
+        "Fail a test whose emulator's event loop was blocked for longer than this many seconds "
+        "(asyncio debug mode); empty: do not check.",
+        default="",
+    )
+
+
 @pytest.fixture
-def emu_up() -> Iterator[EmuUp]:
+def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     """A factory: `emu_up(config_path, **flags)` starts emu on a free port and returns it.
 
     The keyword arguments are those of `emulator.config.Overrides` (`instances`, `sleep_after`,
@@ -32,11 +41,15 @@ def emu_up() -> Iterator[EmuUp]:
     `follow_logs`, `watch` and `on_output`.
     """
     started: list[RunningEmulator] = []
+    limit = str(request.config.getini("emu_check_blocking")).strip()
+    check_blocking = float(limit) if limit else None
 
     def start(path: str | Path, **kwargs: Any) -> RunningEmulator:
         options = {k: kwargs.pop(k) for k in EMULATOR_OPTIONS if k in kwargs}
         kwargs.setdefault("port", 0)
-        emu = RunningEmulator.from_path(path, Overrides(**kwargs), **options)
+        emu = RunningEmulator.from_path(
+            path, Overrides(**kwargs), check_blocking=check_blocking, **options
+        )
         started.append(emu)
         return emu
 
@@ -45,3 +58,6 @@ def emu_up() -> Iterator[EmuUp]:
     finally:
         for emu in reversed(started):
             emu.stop()
+    blocked = [line for emu in started for line in emu.slow_callbacks]
+    if blocked:
+        pytest.fail(f"the emulator's event loop was blocked: {blocked}")

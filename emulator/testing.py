@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -27,11 +28,24 @@ class RunningEmulator:
         config: Config,
         *,
         start_timeout: float = 900.0,
+        check_blocking: float | None = None,
         **options: Any,
     ) -> None:
-        """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`."""
+        """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`.
+
+        With `check_blocking` (seconds), the loop runs in asyncio's debug mode and every
+        callback that held it longer is recorded in `slow_callbacks`: a blocking call on the
+        loop shows up there. Debug mode also refuses loop calls from other threads."""
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="emu-loop", daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.name = f"emu-loop-{id(self):x}"
+        self.slow_callbacks: list[str] = []
+        self._slow_handler: logging.Handler | None = None
+        if check_blocking is not None:
+            self._loop.set_debug(True)
+            self._loop.slow_callback_duration = check_blocking
+            self._slow_handler = _SlowCallbacks(self._thread.name, self.slow_callbacks)
+            logging.getLogger("asyncio").addHandler(self._slow_handler)
         self._thread.start()
         self._stopped = False
         try:
@@ -96,6 +110,8 @@ class RunningEmulator:
             self._close_loop()
 
     def _close_loop(self) -> None:
+        if self._slow_handler is not None:
+            logging.getLogger("asyncio").removeHandler(self._slow_handler)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         if not self._loop.is_running():
@@ -106,3 +122,16 @@ class RunningEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _SlowCallbacks(logging.Handler):
+    """Collects asyncio's "Executing <callback> took N seconds" warnings from one loop's thread."""
+
+    def __init__(self, thread_name: str, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self._thread_name = thread_name
+        self._into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.threadName == self._thread_name and "took" in record.getMessage():
+            self._into.append(record.getMessage())
