@@ -1,0 +1,56 @@
+"""The CLI's thin layer, without Docker: `emu config`, flag errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from emulator.cli import main
+from tests.support import Project
+
+
+def test_config_shows_each_setting_with_its_origin(tmp_path: Path) -> None:
+    path = Project(sleep_after="2m").write(tmp_path)
+    result = CliRunner().invoke(main, ["config", "-c", str(path), "--instances", "4"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert lines["max_instances"].split()[1] == "10"
+    assert "wrangler.jsonc:" in lines["max_instances"]
+    assert "standard-2" in lines["instance_type"]
+    assert "src/index.ts:" in lines["sleep_after"] and " 2m " in lines["sleep_after"]
+    assert lines["instances"].split()[1] == "4"
+    assert lines["instances"].rstrip().endswith("flag --instances")
+    assert lines["start_timeout"].split()[1:] == ["20s", "default"]
+
+
+def test_config_json(tmp_path: Path) -> None:
+    path = Project().write(tmp_path)
+    result = CliRunner().invoke(main, ["config", "-c", str(path), "--json", "--port", "9000"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["settings"]["port"] == {"value": 9000, "origin": "flag --port"}
+    cls = data["classes"][0]
+    assert cls["class_name"] == "PythonExecutorContainer"
+    assert cls["settings"]["instances"]["value"] == 10
+    assert cls["settings"]["default_port"]["value"] == 8000
+    assert cls["settings"]["default_port"]["origin"].endswith("src/index.ts:4")
+
+
+def test_bad_flag_is_exit_2_and_one_line(tmp_path: Path) -> None:
+    path = Project().write(tmp_path)
+    result = CliRunner().invoke(main, ["config", "-c", str(path), "--sleep-after", "1h30m"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        'emu: flag --sleep-after: invalid time expression 1h30m; allowed: "30s", "15m", "1h" '
+        "or a number of seconds like 20 or 0.5"
+    ]
+
+
+def test_no_config_here_is_exit_2(tmp_path: Path) -> None:
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path):
+        result = runner.invoke(main, ["config"])
+    assert result.exit_code == 2
+    assert "no wrangler config here" in result.output
