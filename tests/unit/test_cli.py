@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from emulator.cli import main
@@ -48,9 +49,8 @@ def test_bad_flag_is_exit_2_and_one_line(tmp_path: Path) -> None:
     ]
 
 
-def test_no_config_here_is_exit_2(tmp_path: Path) -> None:
-    runner = CliRunner()
-    with runner.isolated_filesystem(temp_dir=tmp_path):
-        result = runner.invoke(main, ["config"])
+def test_no_config_here_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["config"])
     assert result.exit_code == 2
     assert "no wrangler config here" in result.output
