@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +169,35 @@ def test_docker_unreachable_is_one_line_and_exit_1(project: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "Docker" in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
+
+
+def test_ctrl_c_drains_a_request_in_flight(
+    project: Path, docker_client: docker.DockerClient
+) -> None:
+    proc = EmuProcess(project)
+    try:
+        proc.hit("slow")
+        pid = proc.project
+        result: dict[str, requests.Response] = {}
+
+        def slow() -> None:
+            result["r"] = requests.get(
+                proc.url + "/diag/sleep?ms=1500", headers={"x-emu-instance": "slow"}, timeout=60
+            )
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        wait_for(
+            lambda: requests.get(proc.url + "/_emu/status", timeout=5).json()["inflight"] == 1,
+            10,
+            "the slow request to be in flight",
+        )
+        proc.proc.send_signal(signal.SIGINT)
+        thread.join(30)
+        assert result["r"].status_code == 200, "the request in flight was not drained"
+        out, _ = proc.proc.communicate(timeout=60)
+        assert proc.proc.returncode == 0, out
+        assert "draining 1 request" in out
+        assert containers(docker_client, project=pid) == []
+    finally:
+        proc.kill()
