@@ -425,7 +425,13 @@ def _json5_message(message: str) -> str:
     names = {'" "': "space", '"\n"': "end of line", '"\t"': "tab", '"\r"': "end of line"}
     m = re.fullmatch(r'Unexpected (".*")', message, re.DOTALL)
     if m is not None:
-        return f"unexpected {names.get(m.group(1), m.group(1))}"
+        if m.group(1) in names:
+            return f"unexpected {names[m.group(1)]}"
+        char = m.group(1)[1:-1]
+        if char in ('"', "'") or char[:1].isalnum():
+            # A key or value where a comma or closing bracket should be.
+            return f"unexpected {char!r}: is a comma missing before it?"
+        return f"unexpected {char!r}"
     return message[:1].lower() + message[1:]
 
 

@@ -223,6 +223,13 @@ def test_broken_jsonc_gives_line_and_column(tmp_path: Path) -> None:
     assert "Traceback" not in str(caught)
 
 
+def test_missing_comma_says_so(tmp_path: Path) -> None:
+    (tmp_path / "wrangler.jsonc").write_text('{\n  "name": "x"\n  "main": "src/index.ts",\n}\n')
+    caught = error(tmp_path)
+    assert caught.where == "wrangler.jsonc:3:3"
+    assert caught.message == "invalid JSONC: unexpected '\"': is a comma missing before it?"
+
+
 def test_broken_toml_gives_line_and_column(tmp_path: Path) -> None:
     (tmp_path / "wrangler.toml").write_text('name = "x"\nmain = \n')
     caught = error(tmp_path)
