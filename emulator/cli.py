@@ -19,6 +19,7 @@ import click
 from . import config as config_mod
 from .config import Config, ConfigError, Overrides, load_config
 from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable
+from .durations import format_duration
 from .server import Emulator, project_id, sweep_project, sweep_session
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -175,7 +176,7 @@ async def _up(config: Config, logs: bool, json_logs: bool, watch: bool) -> None:
             f"{cfg.class_name} (env.{cfg.binding}): {cfg.instances} instance names, "
             f"max {cfg.max_instances} running, {cfg.instance_type.name} "
             f"({cfg.instance_type.vcpu:g} vCPU, {cfg.instance_type.memory_mib} MiB), "
-            f"port {cfg.default_port}, sleepAfter {cfg.sleep_after:g}s",
+            f"port {cfg.default_port}, sleepAfter {format_duration(cfg.sleep_after)}",
         )
     out("emu", f"status: {emu.url}/_emu/status")
     await stop.wait()
