@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -112,10 +113,12 @@ def main() -> None:
 @click.option("--logs/--no-logs", default=True, show_default=True, help="Show container output.")
 @click.option("--json-logs", is_flag=True, help="Print every log line as a JSON object.")
 @click.option("--watch", is_flag=True, help="Rebuild an image when its build context changes.")
-def up(config_path: Path | None, logs: bool, json_logs: bool, watch: bool, **kw: Any) -> None:
+@click.option("--access-log", is_flag=True, help="A line per request: instance, status, time.")
+def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
+    watch, access_log = kw.pop("watch"), kw.pop("access_log")
     config = _load(config_path, _overrides(kw))
-    _run(_up(config, logs, json_logs, watch))
+    _run(_up(config, json_logs, logs=logs, watch=watch, access_log=access_log))
 
 
 def _printer(json_logs: bool) -> Callable[[str, str], None]:
@@ -131,9 +134,11 @@ def _printer(json_logs: bool) -> Callable[[str, str], None]:
     return out
 
 
-async def _up(config: Config, logs: bool, json_logs: bool, watch: bool) -> None:
+async def _up(
+    config: Config, json_logs: bool, *, logs: bool, watch: bool, access_log: bool
+) -> None:
     out = _printer(json_logs)
-    emu = Emulator(config, on_output=out, follow_logs=logs, watch=watch)
+    emu = Emulator(config, on_output=out, follow_logs=logs, watch=watch, access_log=access_log)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -263,9 +268,65 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
         )
         for c in sorted(rows, key=lambda c: (c.labels.get("emu.class", ""), c.name))
     ]
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    for r in table:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    click.echo("\n".join(_columns(table)))
+
+
+@main.command()
+@config_option
+@click.option("--url", help="The emu up to ask.  [default: http://HOST:PORT of the config]")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON of /_emu/status.")
+def status(config_path: Path | None, url: str | None, as_json: bool) -> None:
+    """Show a running emu up's instances: state, in-flight, requests, cold start, errors."""
+    if url is None:
+        config = _load(config_path)
+        host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+        url = f"http://{host}:{config.port}"
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/_emu/status", timeout=10) as resp:
+            data = json.load(resp)
+    except (OSError, ValueError) as exc:
+        _fail(f"no emu up answers at {url} ({exc}); start one, or pass --url")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(_status_table(data))
+
+
+def _status_table(data: dict[str, Any]) -> str:
+    lines = [
+        f"{data['url']}  config {data['config']}  engine {'up' if data['engine_up'] else 'DOWN'}",
+        f"disk limits: {data['disk_limits']}",
+    ]
+    head = ("INSTANCE", "STATE", "INFLIGHT", "REQUESTS", "STARTS", "COLD MS", "SLEEPS IN", "ERROR")
+    for cls in data["classes"]:
+        itype = cls["instance_type"]
+        lines += [
+            "",
+            f"{cls['class_name']} (env.{cls['binding']}): {cls['running']}/{cls['max_instances']} "
+            f"running, {cls['instances_n']} names, {itype['name']} ({itype['vcpu']:g} vCPU, "
+            f"{itype['memory_mib']} MiB)"
+            + (f", image error: {cls['image_error']}" if cls["image_error"] else ""),
+        ]
+        rows = [head] + [
+            (
+                i["name"],
+                i["state"] + (" (out of memory)" if i["oom_killed"] else ""),
+                str(i["inflight"]),
+                str(i["requests"]),
+                str(i["starts"]),
+                "-" if i["cold_start_ms"] is None else f"{i['cold_start_ms']:.0f}",
+                "-" if i["sleeps_in_s"] is None else f"{i['sleeps_in_s']:.0f}s",
+                (i["last_error"] or "")[:60],
+            )
+            for i in cls["instances"]
+        ]
+        lines += _columns(rows)
+    return "\n".join(lines)
+
+
+def _columns(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
 @main.command()

@@ -20,7 +20,7 @@ from .config import Overrides
 from .testing import RunningEmulator
 
 EmuUp = Callable[..., RunningEmulator]
-EMULATOR_OPTIONS = ("follow_logs", "watch", "on_output")
+EMULATOR_OPTIONS = ("follow_logs", "watch", "access_log", "on_output")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,7 +38,7 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
 
     The keyword arguments are those of `emulator.config.Overrides` (`instances`, `sleep_after`,
     `start_timeout`, `stop_grace`, `seed`, `host`, `port`), plus the `Emulator` options
-    `follow_logs`, `watch` and `on_output`.
+    `follow_logs`, `watch`, `access_log` and `on_output`.
     """
     started: list[RunningEmulator] = []
     limit = str(request.config.getini("emu_check_blocking")).strip()

@@ -97,6 +97,7 @@ class Emulator:
         on_output: Callable[[str, str], None] | None = None,
         follow_logs: bool = False,
         watch: bool = False,
+        access_log: bool = False,
         docker: DockerBackend | None = None,
     ) -> None:
         self.config = config
@@ -114,6 +115,7 @@ class Emulator:
         self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
         self._follow_logs = follow_logs
         self._watch = watch
+        self._access_log = access_log
         self._watch_stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self._log_followers: dict[str, Callable[[], None]] = {}
@@ -209,7 +211,9 @@ class Emulator:
         app = web.Application(handler_args={"max_field_size": 16384, "max_line_size": 16384})
         app.router.add_get("/_emu/status", self._status)
         app.router.add_get("/_emu/events", self._events)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        app.router.add_route(
+            "*", "/{tail:.*}", self._handle_logged if self._access_log else self._handle
+        )
         self._runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, logger=_HTTP_LOG
         )
@@ -446,6 +450,17 @@ class Emulator:
             self._inflight -= 1
             if not self._inflight:
                 self._drained.set()
+
+    async def _handle_logged(self, request: web.Request) -> web.StreamResponse:
+        """`_handle`, plus one access line: which instance served what, how, how fast."""
+        began = time.perf_counter()
+        resp = await self._handle(request)
+        took = (time.perf_counter() - began) * 1000
+        who = resp.headers.get(INSTANCE_HEADER, "-")
+        self._out(
+            "access", f"{request.method} {request.raw_path} -> {who} {resp.status} {took:.1f} ms"
+        )
+        return resp
 
     def _session(self) -> aiohttp.ClientSession:
         assert self._proxy_session is not None

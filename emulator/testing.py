@@ -31,7 +31,7 @@ class RunningEmulator:
         check_blocking: float | None = None,
         **options: Any,
     ) -> None:
-        """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`.
+        """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`, `access_log`.
 
         With `check_blocking` (seconds), the loop runs in asyncio's debug mode and every
         callback that held it longer is recorded in `slow_callbacks`: a blocking call on the

@@ -13,7 +13,9 @@ from typing import Any
 import docker
 import pytest
 import requests
+from click.testing import CliRunner
 
+from emulator.cli import main
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator
 from tests.support import Project, containers, wait_for
@@ -272,3 +274,28 @@ def test_container_output_is_relayed_with_the_instance_name(tmp_path: Path, emu_
     )
     events = [text for src, text in list(lines) if src == "emu"]
     assert any("talker healthy" in text for text in events)
+
+
+def test_access_log_and_emu_status_show_who_served_what(tmp_path: Path, emu_up: EmuUp) -> None:
+    lines: list[tuple[str, str]] = []
+    emu = emu_up(
+        Project(instances=2).write(tmp_path),
+        access_log=True,
+        on_output=lambda source, line: lines.append((source, line)),
+    )
+    requests.get(emu.url + "/health?x=1", headers={"x-emu-instance": "instance-1"}, timeout=60)
+    access = [line for source, line in list(lines) if source == "access"]
+    assert len(access) == 1
+    assert access[0].startswith("GET /health?x=1 -> instance-1 200 ")
+
+    result = CliRunner().invoke(main, ["status", "--url", emu.url])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("instance-1 "))
+    assert row.split()[1:5] == ["healthy", "0", "1", "1"]  # state, inflight, requests, starts
+    assert "1/10 running" in result.output
+    raw = CliRunner().invoke(main, ["status", "--url", emu.url, "--json"])
+    assert json.loads(raw.output)["classes"][0]["running"] == 1
+
+    gone = CliRunner().invoke(main, ["status", "--url", "http://127.0.0.1:9"])
+    assert gone.exit_code == 1
+    assert "no emu up answers at http://127.0.0.1:9" in gone.output
