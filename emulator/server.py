@@ -22,7 +22,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import metrics
 from .config import ClassConfig, Config
 from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable, Event
 from .errors import EmuHTTPError
@@ -121,6 +123,7 @@ class Emulator:
         self._log_followers: dict[str, Callable[[], None]] = {}
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
+        self._registry = metrics.registry(self.pools.values)
         self._bindings: dict[str, ClassPool] = {}
         self._networks: list[str] = []
         self._runner: web.AppRunner | None = None
@@ -211,6 +214,7 @@ class Emulator:
         app = web.Application(handler_args={"max_field_size": 16384, "max_line_size": 16384})
         app.router.add_get("/_emu/status", self._status)
         app.router.add_get("/_emu/events", self._events)
+        app.router.add_get("/_emu/metrics", self._metrics)
         app.router.add_route(
             "*", "/{tail:.*}", self._handle_logged if self._access_log else self._handle
         )
@@ -480,6 +484,11 @@ class Emulator:
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self.status())
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(self._registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def _events(self, request: web.Request) -> web.Response:
         return web.json_response(list(self.events))

@@ -14,6 +14,7 @@ import docker
 import pytest
 import requests
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from emulator.cli import main
 from emulator.pytest_plugin import EmuUp
@@ -299,3 +300,20 @@ def test_access_log_and_emu_status_show_who_served_what(tmp_path: Path, emu_up: 
     gone = CliRunner().invoke(main, ["status", "--url", "http://127.0.0.1:9"])
     assert gone.exit_code == 1
     assert "no emu up answers at http://127.0.0.1:9" in gone.output
+
+
+def test_metrics_in_prometheus_text(seed: RunningEmulator) -> None:
+    requests.get(seed.url + "/health", headers={"x-emu-instance": "instance-2"}, timeout=60)
+    resp = requests.get(seed.url + "/_emu/metrics", timeout=10)
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (s.name, s.labels.get("instance")): s.value
+        for family in text_string_to_metric_families(resp.text)
+        for s in family.samples
+    }
+    assert samples[("emu_requests_total", "instance-2")] >= 1
+    assert samples[("emu_starts_total", "instance-2")] == 1
+    assert samples[("emu_instance_healthy", "instance-2")] == 1
+    assert 0 < samples[("emu_cold_start_seconds", "instance-2")] < 20
+    assert samples[("emu_max_instances", None)] == 10

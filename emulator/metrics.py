@@ -1,0 +1,54 @@
+"""`/_emu/metrics`: Prometheus text, read from the instances' own counters at scrape time, so
+the per-request path pays nothing for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from .instances import ClassPool, State
+
+
+class EmuCollector(Collector):
+    def __init__(self, pools: Callable[[], Iterable[ClassPool]]) -> None:
+        self._pools = pools
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["class_name", "instance"]
+        requests = CounterMetricFamily(
+            "emu_requests", "Requests routed to an instance", labels=labels
+        )
+        starts = CounterMetricFamily("emu_starts", "Container starts of an instance", labels=labels)
+        inflight = GaugeMetricFamily("emu_inflight", "Requests in flight", labels=labels)
+        healthy = GaugeMetricFamily(
+            "emu_instance_healthy", "1 when the instance is healthy", labels=labels
+        )
+        cold = GaugeMetricFamily(
+            "emu_cold_start_seconds", "The instance's last cold start", labels=labels
+        )
+        running = GaugeMetricFamily(
+            "emu_running_containers", "Containers holding a slot", labels=["class_name"]
+        )
+        limit = GaugeMetricFamily("emu_max_instances", "max_instances", labels=["class_name"])
+        for pool in self._pools():
+            name = pool.config.class_name
+            running.add_metric([name], pool.slots_used())
+            limit.add_metric([name], pool.config.max_instances)
+            for inst in pool.instances.values():
+                key = [name, inst.name]
+                requests.add_metric(key, inst.requests)
+                starts.add_metric(key, inst.starts)
+                inflight.add_metric(key, inst.inflight)
+                healthy.add_metric(key, 1 if inst.state is State.HEALTHY else 0)
+                if inst.cold_start_ms is not None:
+                    cold.add_metric(key, inst.cold_start_ms / 1000)
+        yield from (requests, starts, inflight, healthy, cold, running, limit)
+
+
+def registry(pools: Callable[[], Iterable[ClassPool]]) -> CollectorRegistry:
+    """A registry of one Emulator's own (never the process-wide default one)."""
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(EmuCollector(pools))
+    return reg
