@@ -121,23 +121,43 @@ def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None
     _run(_up(config, json_logs, logs=logs, watch=watch, access_log=access_log))
 
 
-def _printer(json_logs: bool) -> Callable[[str, str], None]:
-    width = 16
+class _Printer:
+    """Prints emu's lines. Called on the loop only: lines written in one loop turn are flushed
+    together at its end, so a container logging a line per request costs no syscall per line,
+    and output still appears at once when stdout is a pipe."""
 
-    def out(source: str, line: str) -> None:
-        if json_logs:
-            click.echo(json.dumps({"time": time.time(), "source": source, "line": line}))
+    WIDTH = 16
+
+    def __init__(self, json_logs: bool) -> None:
+        self._json = json_logs
+        self._second = -1
+        self._stamp = ""
+        self._flush_scheduled = False
+
+    def __call__(self, source: str, line: str) -> None:
+        now = time.time()
+        if self._json:
+            text = json.dumps({"time": now, "source": source, "line": line})
         else:
-            stamp = time.strftime("%H:%M:%S")
-            click.echo(f"{stamp} {source[:width]:<{width}} | {line}")
+            if int(now) != self._second:
+                self._second = int(now)
+                self._stamp = time.strftime("%H:%M:%S", time.localtime(now))
+            text = f"{self._stamp} {source[: self.WIDTH]:<{self.WIDTH}} | {line}"
+        sys.stdout.write(text + "\n")
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    return out
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
 
 
 async def _up(
     config: Config, json_logs: bool, *, logs: bool, watch: bool, access_log: bool
 ) -> None:
-    out = _printer(json_logs)
+    out = _Printer(json_logs)
     emu = Emulator(config, on_output=out, follow_logs=logs, watch=watch, access_log=access_log)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
