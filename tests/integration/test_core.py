@@ -16,6 +16,7 @@ import requests
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
+from emulator import docker_backend
 from emulator.cli import main
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator
@@ -260,7 +261,12 @@ def test_watch_rebuilds_and_replaces_running_instances(tmp_path: Path, emu_up: E
     assert any(e["event"] == "rebuilt" for e in emu.events())
 
 
-def test_container_output_is_relayed_with_the_instance_name(tmp_path: Path, emu_up: EmuUp) -> None:
+@pytest.mark.parametrize("reader", ["unix socket", "SDK thread"])
+def test_container_output_is_relayed_with_the_instance_name(
+    tmp_path: Path, emu_up: EmuUp, reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if reader == "SDK thread":  # what a TCP DOCKER_HOST gets
+        monkeypatch.setattr(docker_backend, "_unix_socket", lambda: None)
     lines: list[tuple[str, str]] = []
     emu = emu_up(
         Project(instances=1).write(tmp_path),
