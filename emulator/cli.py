@@ -352,7 +352,8 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
 @main.command()
 @config_option
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
-def down(config_path: Path | None, all_projects: bool) -> None:
+@click.option("--images", is_flag=True, help="Also remove the images emu built for the project.")
+def down(config_path: Path | None, all_projects: bool, images: bool) -> None:
     """Remove all of the project's containers and networks, also those of a running emu up."""
     project = None if all_projects else _project_filter(config_path, False)["emu.project"]
 
@@ -360,7 +361,13 @@ def down(config_path: Path | None, all_projects: bool) -> None:
         docker = DockerBackend()
         try:
             await docker.connect()
-            return await sweep_project(docker, project, only_dead=False)
+            removed = await sweep_project(docker, project, only_dead=False)
+            if images:
+                labels = {MANAGED_LABEL: "true"}
+                if project is not None:
+                    labels["emu.project"] = project
+                removed += await docker.remove_images(labels)
+            return removed
         finally:
             docker.close()
 

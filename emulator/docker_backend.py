@@ -249,6 +249,21 @@ class DockerBackend:
         if error is not None:
             raise BuildError(error, tail)
 
+    async def remove_images(self, labels: Mapping[str, str]) -> list[str]:
+        """Remove the images carrying these labels (those emu built); returns their tags."""
+
+        def remove() -> list[str]:
+            removed: list[str] = []
+            for image in self.client.images.list(filters={"label": _label_filters(labels)}):
+                try:
+                    self.client.images.remove(str(image.id), force=True)
+                except docker.errors.NotFound:
+                    continue
+                removed += image.tags or [image.short_id]
+            return removed
+
+        return await self._run(remove, timeout=120)
+
     # -- networks -------------------------------------------------------------------------
 
     async def create_network(self, name: str, labels: Mapping[str, str], internal: bool) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
+import requests
 
 REPO = Path(__file__).resolve().parent.parent
 EXECUTOR = REPO / "executor"
@@ -194,3 +196,69 @@ def start_engine(timeout: float = 60.0) -> None:
         return False
 
     wait_for(up, timeout, "the Docker engine to answer", every=0.5)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EmuProcess:
+    """`emu up` as a user runs it: a child process, on a free port."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emulator",
+                "up",
+                "-c",
+                str(config),
+                "--port",
+                str(self.port),
+                "--no-logs",
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_for(self._ready, 300, "emu up to listen")
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"emu up exited {self.proc.returncode}: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+        try:
+            return requests.get(self.url + "/_emu/status", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
+    @property
+    def project(self) -> str:
+        return str(requests.get(self.url + "/_emu/status", timeout=5).json()["project"])
+
+    def hit(self, name: str) -> None:
+        r = requests.get(self.url + "/health", headers={"x-emu-instance": name}, timeout=60)
+        assert r.status_code == 200, r.text
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(30)
+
+
+def emu_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run an `emu` command to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )

@@ -12,8 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.test_lifecycle import EmuProcess, emu
-from tests.support import Project
+from tests.support import EmuProcess, Project, emu_cli
 
 pytestmark = pytest.mark.docker
 
@@ -114,7 +113,7 @@ def test_bad_config_is_refused_with_exit_2(
 ) -> None:
     path = project.write(tmp_path)
     edit(tmp_path)
-    result = emu("up", "-c", str(path), "--port", "0")
+    result = emu_cli("up", "-c", str(path), "--port", "0")
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert 1 <= len(lines) <= 2, result.stderr

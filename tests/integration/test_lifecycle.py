@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,79 +15,17 @@ import docker
 import pytest
 import requests
 
-from tests.support import Project, containers, networks, wait_for
+from emulator.pytest_plugin import EmuUp
+from tests.support import EmuProcess, Project, containers, emu_cli, free_port, networks, wait_for
 
 pytestmark = pytest.mark.docker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class EmuProcess:
-    def __init__(self, config: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "emulator",
-                "up",
-                "-c",
-                str(config),
-                "--port",
-                str(self.port),
-                "--no-logs",
-                *args,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        wait_for(self._ready, 300, "emu up to listen")
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"emu up exited {self.proc.returncode}: {self.proc.stdout.read()}")  # type: ignore[union-attr]
-        try:
-            return requests.get(self.url + "/_emu/status", timeout=1).ok
-        except requests.ConnectionError:
-            return False
-
-    @property
-    def project(self) -> str:
-        return str(requests.get(self.url + "/_emu/status", timeout=5).json()["project"])
-
-    def hit(self, name: str) -> None:
-        r = requests.get(self.url + "/health", headers={"x-emu-instance": name}, timeout=60)
-        assert r.status_code == 200, r.text
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(30)
-
-
-def emu(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "emulator", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
     path = Project(instances=3).write(tmp_path)
     yield path
-    emu("down", "-c", str(path))  # whatever a failing test left behind
+    emu_cli("down", "-c", str(path))  # whatever a failing test left behind
 
 
 def test_ctrl_c_removes_every_container_and_network(
@@ -118,9 +56,9 @@ def test_kill_9_then_down_then_next_up_leave_nothing(
     first.kill()  # SIGKILL: no cleanup at all
     assert len(containers(docker_client, project=pid)) == 1
 
-    ps = emu("ps", "-c", str(project))
+    ps = emu_cli("ps", "-c", str(project))
     assert ps.returncode == 0 and " a " in ps.stdout.replace("\n", " \n"), ps.stdout
-    down = emu("down", "-c", str(project))
+    down = emu_cli("down", "-c", str(project))
     assert down.returncode == 0, down.stderr
     assert containers(docker_client, project=pid) == []
     assert networks(docker_client, project=pid) == []
@@ -149,7 +87,7 @@ def test_kill_9_then_down_then_next_up_leave_nothing(
 
 def test_bad_config_exits_2_without_traceback(tmp_path: Path) -> None:
     path = Project(instance_type="standard-9").write(tmp_path)
-    result = emu("up", "-c", str(path), "--port", str(free_port()))
+    result = emu_cli("up", "-c", str(path), "--port", str(free_port()))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "instance_type" in result.stderr and "standard-2" in result.stderr
@@ -201,3 +139,31 @@ def test_ctrl_c_drains_a_request_in_flight(
         assert containers(docker_client, project=pid) == []
     finally:
         proc.kill()
+
+
+def test_down_images_removes_what_emu_built(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "Dockerfile").write_text(
+        f"FROM python:3.11-slim\nLABEL run={uuid.uuid4().hex}\n"
+        'CMD ["python", "-m", "http.server", "8000"]\n'
+    )
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "index.ts").write_text(
+        "class Web extends Container { defaultPort = 8000; }"
+    )
+    (tmp_path / "wrangler.jsonc").write_text(
+        """{"name": "imgs", "main": "src/index.ts",
+        "containers": [{"class_name": "Web", "image": "./c/Dockerfile"}],
+        "durable_objects": {"bindings": [{"name": "WEB", "class_name": "Web"}]}}"""
+    )
+    emu = emu_up(tmp_path / "wrangler.jsonc")
+    tag = emu.status()["classes"][0]["image"]
+    docker_client.images.get(tag)  # built
+    emu.stop()
+    result = emu_cli("down", "--images", "-c", str(tmp_path / "wrangler.jsonc"))
+    assert result.returncode == 0, result.stderr
+    assert f"removed {tag}" in result.stdout
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(tag)
