@@ -90,6 +90,28 @@ export default {{
         return root / "wrangler.jsonc"
 
 
+def dockerfile_project(root: Path, dockerfile: str, files: Mapping[str, str] = {}) -> Path:
+    """The smallest project around a Dockerfile of its own: one class `Web` on port 8000 with one
+    instance name; `files` go into the build context beside the Dockerfile."""
+    context = root / "container"
+    context.mkdir(parents=True)
+    (context / "Dockerfile").write_text(dockerfile)
+    for name, text in files.items():
+        (context / name).write_text(text)
+    (root / "src").mkdir()
+    (root / "src" / "index.ts").write_text(
+        "export class Web extends Container { defaultPort = 8000; }\n"
+        "const c = getRandom(env.WEB, 1);\n"
+    )
+    (root / "wrangler.jsonc").write_text(
+        """{"name": "small", "main": "src/index.ts",
+        "containers": [{"class_name": "Web", "image": "./container/Dockerfile"}],
+        "durable_objects": {"bindings": [{"name": "WEB", "class_name": "Web"}]},
+        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Web"]}]}"""
+    )
+    return root / "wrangler.jsonc"
+
+
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

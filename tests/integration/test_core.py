@@ -20,7 +20,7 @@ from emulator import docker_backend
 from emulator.cli import main
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator
-from tests.support import Project, containers, wait_for
+from tests.support import Project, containers, dockerfile_project, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -203,21 +203,10 @@ def test_max_instances_is_enforced(
 
 
 def test_build_error_answers_500_json_with_the_log(tmp_path: Path, emu_up: EmuUp) -> None:
-    (tmp_path / "container").mkdir()
-    (tmp_path / "container" / "Dockerfile").write_text(
-        "FROM python:3.11-slim\nRUN echo 'compiling the thing' && exit 7\n"
+    path = dockerfile_project(
+        tmp_path, "FROM python:3.11-slim\nRUN echo 'compiling the thing' && exit 7\n"
     )
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "index.ts").write_text(
-        "export class Broken extends Container { defaultPort = 8000; }\n"
-    )
-    (tmp_path / "wrangler.jsonc").write_text(
-        """{"name": "broken", "main": "src/index.ts",
-        "containers": [{"class_name": "Broken", "image": "./container/Dockerfile"}],
-        "durable_objects": {"bindings": [{"name": "BROKEN", "class_name": "Broken"}]},
-        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Broken"]}]}"""
-    )
-    emu = emu_up(tmp_path / "wrangler.jsonc")
+    emu = emu_up(path)
     resp = requests.get(emu.url + "/", headers={"x-emu-instance": "instance-0"}, timeout=60)
     assert resp.status_code == 500
     body = resp.json()
@@ -228,29 +217,17 @@ def test_build_error_answers_500_json_with_the_log(tmp_path: Path, emu_up: EmuUp
 
 
 def test_watch_rebuilds_and_replaces_running_instances(tmp_path: Path, emu_up: EmuUp) -> None:
-    context = tmp_path / "container"
-    context.mkdir()
-    (context / "Dockerfile").write_text(
+    path = dockerfile_project(
+        tmp_path,
         "FROM python:3.11-slim\nCOPY version.txt /srv/version.txt\nWORKDIR /srv\n"
-        'CMD ["python", "-m", "http.server", "8000"]\n'
-    )
-    (context / "version.txt").write_text("v1")
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "index.ts").write_text(
-        "export class Web extends Container { defaultPort = 8000; }\n"
-        "const c = getRandom(env.WEB, 1);\n"
-    )
-    (tmp_path / "wrangler.jsonc").write_text(
-        """{"name": "watched", "main": "src/index.ts",
-        "containers": [{"class_name": "Web", "image": "./container/Dockerfile"}],
-        "durable_objects": {"bindings": [{"name": "WEB", "class_name": "Web"}]},
-        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Web"]}]}"""
+        'CMD ["python", "-m", "http.server", "8000"]\n',
+        {"version.txt": "v1"},
     )
     # python as PID 1 ignores SIGTERM: the replaced instance goes after the grace.
-    emu = emu_up(tmp_path / "wrangler.jsonc", watch=True, stop_grace="1s")
+    emu = emu_up(path, watch=True, stop_grace="1s")
     assert requests.get(emu.url + "/version.txt", timeout=60).text == "v1"
     first = emu.instances()["instance-0"]["container_id"]
-    (context / "version.txt").write_text("v2")
+    (tmp_path / "container" / "version.txt").write_text("v2")
     wait_for(
         lambda: requests.get(emu.url + "/version.txt", timeout=60).text == "v2",
         60,

@@ -16,7 +16,16 @@ import pytest
 import requests
 
 from emulator.pytest_plugin import EmuUp
-from tests.support import EmuProcess, Project, containers, emu_cli, free_port, networks, wait_for
+from tests.support import (
+    EmuProcess,
+    Project,
+    containers,
+    dockerfile_project,
+    emu_cli,
+    free_port,
+    networks,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -144,25 +153,16 @@ def test_ctrl_c_drains_a_request_in_flight(
 def test_down_images_removes_what_emu_built(
     tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
 ) -> None:
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "Dockerfile").write_text(
+    path = dockerfile_project(
+        tmp_path,
         f"FROM python:3.11-slim\nLABEL run={uuid.uuid4().hex}\n"
-        'CMD ["python", "-m", "http.server", "8000"]\n'
+        'CMD ["python", "-m", "http.server", "8000"]\n',
     )
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "index.ts").write_text(
-        "class Web extends Container { defaultPort = 8000; }"
-    )
-    (tmp_path / "wrangler.jsonc").write_text(
-        """{"name": "imgs", "main": "src/index.ts",
-        "containers": [{"class_name": "Web", "image": "./c/Dockerfile"}],
-        "durable_objects": {"bindings": [{"name": "WEB", "class_name": "Web"}]}}"""
-    )
-    emu = emu_up(tmp_path / "wrangler.jsonc")
+    emu = emu_up(path)
     tag = emu.status()["classes"][0]["image"]
     docker_client.images.get(tag)  # built
     emu.stop()
-    result = emu_cli("down", "--images", "-c", str(tmp_path / "wrangler.jsonc"))
+    result = emu_cli("down", "--images", "-c", str(path))
     assert result.returncode == 0, result.stderr
     assert f"removed {tag}" in result.stdout
     with pytest.raises(docker.errors.ImageNotFound):
