@@ -300,3 +300,21 @@ def test_metrics_in_prometheus_text(seed: RunningEmulator) -> None:
     assert samples[("emu_instance_healthy", "instance-2")] == 1
     assert 0 < samples[("emu_cold_start_seconds", "instance-2")] < 20
     assert samples[("emu_max_instances", None)] == 10
+
+
+@pytest.mark.parametrize("internet", [True, False])
+def test_enable_internet_false_puts_the_class_on_an_internal_network(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient, internet: bool
+) -> None:
+    """Checked on the network, not by sending anything out: no address outside this machine is
+    ever a test's target. (Docker 20.10 still gives an internal network's containers a default
+    route; its firewall drops what they send past the bridge.)"""
+    body = "" if internet else "  enableInternet = false;\n"
+    emu = emu_up(Project(instances=1, extra_class_body=body).write(tmp_path))
+    assert requests.get(emu.url + "/health", timeout=60).status_code == 200  # still reachable
+    cid = emu.instances()["instance-0"]["container_id"]
+    nets = docker_client.api.inspect_container(cid)["NetworkSettings"]["Networks"]
+    (name,) = nets
+    network = docker_client.api.inspect_network(name)
+    assert network["Internal"] is (not internet)
+    assert network["Labels"]["emu.managed"] == "true"
