@@ -79,6 +79,13 @@ class Runtime:
     on_event: Callable[[str, dict[str, Any]], None]  # for logs and the event history
 
 
+def ping_target(ping_endpoint: str) -> tuple[str, str]:
+    """(Host header, path) of the readiness probe. The library fetches `http://${pingEndpoint}`,
+    so the first segment is the host: "ping" probes "/", "container/health" probes "/health"."""
+    host, _, rest = ping_endpoint.partition("/")
+    return host, "/" + rest
+
+
 def durable_object_id(class_name: str, name: str) -> str:
     """Stable per name, 64 hex characters like the platform's."""
     return hashlib.sha256(f"{class_name}\0{name}".encode()).hexdigest()
@@ -253,9 +260,7 @@ class Instance:
         deadline = began + rt.start_timeout
         ports = self.ports()
         pending = set(ports)
-        # The library fetches `http://${pingEndpoint}`: the first segment is the Host header.
-        host, _, rest = self.pool.config.ping_endpoint.partition("/")
-        path = "/" + rest
+        host, path = ping_target(self.pool.config.ping_endpoint)
         exited = asyncio.ensure_future(self._exited.wait())
         next_check = self._loop.time() + START_CHECK_INTERVAL
         try:

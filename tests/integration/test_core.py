@@ -318,3 +318,23 @@ def test_enable_internet_false_puts_the_class_on_an_internal_network(
     network = docker_client.api.inspect_network(name)
     assert network["Internal"] is (not internet)
     assert network["Labels"]["emu.managed"] == "true"
+
+
+def test_required_ports_must_all_answer_on_the_ping_endpoint(tmp_path: Path, emu_up: EmuUp) -> None:
+    ok = emu_up(
+        Project(instances=1, extra_class_body="  pingEndpoint = 'container/health';\n").write(
+            tmp_path / "ok"
+        )
+    )
+    assert requests.get(ok.url + "/health", timeout=60).status_code == 200
+    assert ok.status()["classes"][0]["ping_endpoint"] == "container/health"
+
+    missing = emu_up(
+        Project(instances=1, extra_class_body="  requiredPorts = [8000, 8001];\n").write(
+            tmp_path / "missing"
+        ),
+        start_timeout="2s",
+    )
+    resp = requests.get(missing.url + "/health", timeout=60)
+    assert resp.status_code == 500
+    assert "port 8001 did not answer" in resp.json()["error"]
