@@ -49,7 +49,7 @@ EXIT_WAIT = 10.0  # how long to wait for a killed container to report that it di
 START_CHECK_INTERVAL = 0.5
 STOP_CHECK_INTERVAL = 1.0  # the same while a stop waits for the exit
 
-INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+INSTANCE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 
 
 class State(enum.StrEnum):

@@ -34,6 +34,6 @@ def test_instance_names_allowed(name: str) -> None:
     assert INSTANCE_NAME.match(name)
 
 
-@pytest.mark.parametrize("name", ["", "-a", "../x", "a b", "x" * 64, "é", "a/b"])
+@pytest.mark.parametrize("name", ["", "-a", "../x", "a b", "x" * 64, "é", "a/b", "a\n"])
 def test_instance_names_refused(name: str) -> None:
     assert not INSTANCE_NAME.match(name)
