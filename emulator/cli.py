@@ -21,7 +21,7 @@ from . import config as config_mod
 from .config import Config, ConfigError, Overrides, load_config
 from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable
 from .durations import format_duration
-from .server import Emulator, project_id, sweep_project, sweep_session
+from .server import Emulator, ListenError, project_id, sweep_project, sweep_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
@@ -192,8 +192,8 @@ async def _up(
     stopped.cancel()
     try:
         start.result()
-    except OSError as exc:
-        _fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}")
+    except ListenError as exc:
+        _fail(str(exc))
     for pool in emu.pools.values():
         cfg = pool.config
         out(

@@ -128,11 +128,16 @@ class DockerBackend:
             self._client = docker.from_env(timeout=int(self._call_timeout))
         return self._client
 
-    async def _run(self, fn: Callable[[], T], timeout: float | None = None) -> T:
+    async def _run(
+        self, fn: Callable[[], T], timeout: float | None = None, *, long: bool = False
+    ) -> T:
+        """`long` calls (a build, a pull) get a daemon thread of their own instead of the
+        pool: they must not hold up the short calls, nor the process's exit on Ctrl-C."""
         loop = asyncio.get_running_loop()
         limit = self._call_timeout + 5 if timeout is None else timeout
+        work = _in_daemon_thread(loop, fn) if long else loop.run_in_executor(self._pool, fn)
         try:
-            return await asyncio.wait_for(loop.run_in_executor(self._pool, fn), limit)
+            return await asyncio.wait_for(work, limit)
         except TimeoutError as exc:
             raise DockerUnavailable(
                 f"the Docker engine did not answer within {limit:.0f} s"
@@ -192,7 +197,7 @@ class DockerBackend:
         return await self._run(exists)
 
     async def pull(self, ref: str, timeout: float) -> None:
-        await self._run(lambda: self.client.images.pull(ref), timeout=timeout)
+        await self._run(lambda: self.client.images.pull(ref), timeout=timeout, long=True)
 
     async def build(
         self,
@@ -241,7 +246,7 @@ class DockerBackend:
                 api.close()
 
         try:
-            error = await self._run(run, timeout=timeout)
+            error = await self._run(run, timeout=timeout, long=True)
         except DockerUnavailable:
             raise
         except DockerError as exc:
@@ -469,12 +474,16 @@ class DockerBackend:
         loop = asyncio.get_running_loop()
         filters = {"type": "container", "label": _label_filters(labels)}
 
+        stop = self._events_stop = threading.Event()  # this watch's own
+
         def follow() -> None:
             since = int(time.time())
             connected: bool | None = None
-            while not self._events_stop.is_set():
+            while not stop.is_set():
+                api: docker.APIClient | None = None
                 try:
-                    api = _api_client(timeout=None)
+                    # A finite timeout for the ping; events() itself streams without one.
+                    api = _api_client(timeout=10)
                     api.ping()
                     stream = api.events(since=since, filters=filters, decode=True)
                     self._events_stream = stream
@@ -495,15 +504,17 @@ class DockerBackend:
                         loop.call_soon_threadsafe(on_event, event)
                 except Exception as exc:  # engine gone or restarting: report, wait, reconnect
                     log.debug("event stream: %s", exc)
-                if self._events_stop.is_set():
+                finally:
+                    if api is not None:
+                        api.close()
+                if stop.is_set():
                     break
                 if connected is not False:
                     connected = False
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(on_connection, False)
-                self._events_stop.wait(0.5)
+                stop.wait(0.5)
 
-        self._events_stop.clear()
         self._events_thread = threading.Thread(target=follow, name="emu-events", daemon=True)
         self._events_thread.start()
 
@@ -513,9 +524,33 @@ class DockerBackend:
         if stream is not None:
             with contextlib.suppress(Exception):
                 stream.close()
-        if self._events_thread is not None:
-            self._events_thread.join(timeout=2)
-            self._events_thread = None
+        # Not joined: this may run on the loop. The thread is a daemon and ends with its stream.
+        self._events_thread = None
+
+
+def _in_daemon_thread(loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> asyncio.Future[T]:
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():  # cancelled, by a timeout or Ctrl-C
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+                loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=target, name="emu-docker-long", daemon=True).start()
+    return future
 
 
 def _unix_socket() -> str | None:

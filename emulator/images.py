@@ -32,9 +32,12 @@ async def prepare_image(
             await docker.pull(cfg.image, PULL_TIMEOUT)
         return cfg.image
     loop = asyncio.get_running_loop()
-    digest = await loop.run_in_executor(
-        None, context_digest, cfg.build_context, cfg.dockerfile, dict(cfg.image_vars)
-    )
+    try:
+        digest = await loop.run_in_executor(
+            None, context_digest, cfg.build_context, cfg.dockerfile, dict(cfg.image_vars)
+        )
+    except OSError as exc:  # a file went away mid-walk (an editor's save), or is unreadable
+        raise BuildError(f"cannot read the build context: {exc}", []) from exc
     tag = image_tag(cfg, digest)
     if await docker.image_exists(tag):
         on_line(f"image {tag} is up to date (build context unchanged)")

@@ -12,6 +12,7 @@ import contextlib
 import enum
 import hashlib
 import logging
+import math
 import random
 import re
 import time
@@ -112,6 +113,7 @@ class Instance:
         self._stop_task: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
+        self._kill_at = math.inf  # loop time of the SIGKILL while stopping
         self._loop = asyncio.get_running_loop()
 
     # -- activity ---------------------------------------------------------------------------
@@ -152,7 +154,15 @@ class Instance:
         """Return once healthy; concurrent callers share one start."""
         while self.state is not State.HEALTHY:
             if self._stop_task is not None:
-                await asyncio.shield(self._stop_task)
+                # Wait for the stop (its own failure is logged, not ours), but not past a start's
+                # worth of time: a container may take its whole --stop-grace to go.
+                done, _ = await asyncio.wait(
+                    {self._stop_task}, timeout=self.pool.runtime.start_timeout
+                )
+                if not done:
+                    raise EmuHTTPError(
+                        503, "The instance is still stopping; try again", instance=self.name
+                    )
                 continue
             if self._start_task is None:
                 if self.pool.engine_down:
@@ -214,8 +224,10 @@ class Instance:
         except BaseException as exc:
             await self._start_failed(exc)
             raise
-        self.state = State.HEALTHY
         self.cold_start_ms = (self._loop.time() - began) * 1000
+        if self._stop_task is not None:
+            return  # a stop was asked for during the start (emu is shutting down)
+        self.state = State.HEALTHY
         self.pool.emit("healthy", self)
         self.renew()
 
@@ -232,7 +244,9 @@ class Instance:
             **cfg.env_vars,
         }
         return ContainerSpec(
-            name=f"{rt.name_prefix}-{_slug(cfg.class_name)}-{_slug(self.name)}",
+            # The slug alone would make "Foo" and "foo", or "x_1" and "x-1", one container.
+            name=f"{rt.name_prefix}-{_slug(cfg.class_name)}-{_slug(self.name)[:40]}-"
+            f"{durable_object_id(cfg.class_name, self.name)[:6]}",
             image=self.pool.image or "",
             labels={
                 **rt.labels,
@@ -298,9 +312,8 @@ class Instance:
                 headers={"Host": host},
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
-            ) as resp:
-                await resp.read()
-                return True  # any HTTP status counts, as on the platform
+            ):
+                return True  # any HTTP status counts, as on the platform; the body is not read
         except (aiohttp.ClientError, TimeoutError):
             return False
 
@@ -363,35 +376,44 @@ class Instance:
     # -- stop -------------------------------------------------------------------------------
 
     def stop(self, reason: str, grace: float | None = None) -> asyncio.Task[None]:
+        """SIGTERM, then SIGKILL after `grace` (default --stop-grace). A second call with a
+        shorter grace (emu shutting down during an idle stop) brings the SIGKILL forward."""
+        grace = self.pool.runtime.stop_grace if grace is None else grace
+        self._kill_at = min(self._kill_at, self._loop.time() + grace)
         if self._stop_task is None:
-            self._stop_task = asyncio.create_task(
-                self._stop(reason, grace), name=f"stop {self.name}"
-            )
+            if self.state is State.HEALTHY:
+                self.state = State.STOPPING  # no request may be proxied into it from now on
+            self._stop_task = asyncio.create_task(self._stop(reason), name=f"stop {self.name}")
             self._stop_task.add_done_callback(self._stop_done)
         return self._stop_task
 
     def _stop_done(self, task: asyncio.Task[None]) -> None:
         self._stop_task = None
+        self._kill_at = math.inf
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("stopping %s failed: %s", self.name, exc)
 
-    async def _stop(self, reason: str, grace: float | None) -> None:
+    async def _stop(self, reason: str) -> None:
         if self._start_task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._start_task)
         cid = self.container_id
         if cid is None:
+            if self.state is State.STOPPING:
+                self.state = State.STOPPED
             return
         docker = self.pool.runtime.docker
-        grace = self.pool.runtime.stop_grace if grace is None else grace
         self.state = State.STOPPING
         self.pool.emit("stopping", self, reason=reason)
+        termed = self._loop.time()
         try:
             if not self._exited.is_set():
                 await docker.signal(cid, "SIGTERM")
-                await self._wait_exited(grace)
+                while not self._exited.is_set() and self._loop.time() < self._kill_at:
+                    await self._wait_exited(min(self._kill_at - self._loop.time(), 1.0))
             if not self._exited.is_set():
-                self.pool.emit("killing", self, reason=f"no exit {grace:g} s after SIGTERM")
+                waited = self._loop.time() - termed
+                self.pool.emit("killing", self, reason=f"no exit {waited:.0f} s after SIGTERM")
                 await docker.signal(cid, "SIGKILL")
                 await self._wait_exited(EXIT_WAIT)
             await docker.remove_container(cid)

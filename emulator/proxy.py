@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict, MultiMapping, istr
 from yarl import URL
 
@@ -178,7 +178,8 @@ async def _websocket(
         raise EmuHTTPError(exc.status or 502, PROXY_ERROR + str(exc), instance=inst.name) from exc
     except aiohttp.ClientError as exc:
         raise await _disconnected(inst, exc) from exc
-    down = web.WebSocketResponse(protocols=protocols, autoping=False)
+    # The subprotocol is the one the container chose.
+    down = web.WebSocketResponse(protocols=[up.protocol] if up.protocol else (), autoping=False)
     down.headers[INSTANCE_HEADER] = inst.name
     try:
         await down.prepare(request)
@@ -199,7 +200,7 @@ async def _websocket(
                     await dst.pong(msg.data)
                 else:
                     break
-            await dst.close()
+            await dst.close(code=src.close_code or WSCloseCode.OK)  # pass on why it closed
 
         tasks = [asyncio.ensure_future(pipe(down, up)), asyncio.ensure_future(pipe(up, down))]
         try:

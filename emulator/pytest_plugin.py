@@ -56,8 +56,14 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     try:
         yield start
     finally:
+        failures = []
         for emu in reversed(started):
-            emu.stop()
+            try:
+                emu.stop()
+            except Exception as exc:  # stop the others all the same
+                failures.append(exc)
+        if failures:
+            raise failures[0]
     blocked = [line for emu in started for line in emu.slow_callbacks]
     if blocked:
         pytest.fail(f"the emulator's event loop was blocked: {blocked}")

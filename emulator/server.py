@@ -79,6 +79,10 @@ def project_labels(config: Config) -> dict[str, str]:
     return {MANAGED_LABEL: "true", "emu.project": project_id(config)}
 
 
+class ListenError(Exception):
+    """The front cannot listen (the port is taken, the address is not this machine's)."""
+
+
 @dataclass(frozen=True)
 class Route:
     pool: ClassPool
@@ -135,6 +139,7 @@ class Emulator:
         self.engine_up = True
         self._reconcile_task: asyncio.Task[None] | None = None
         self._inflight = 0
+        self._closing = False
         self._drained = asyncio.Event()
         self._started = False
 
@@ -179,7 +184,9 @@ class Emulator:
             connector=aiohttp.TCPConnector(force_close=True, limit=0)
         )
         self._proxy_session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+            # Idle connections are dropped before the usual servers' 5 s (uvicorn, Node) would
+            # close them under a request that cannot be retried (a POST).
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=4),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
@@ -223,7 +230,12 @@ class Emulator:
         )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await self._site.start()
+        try:
+            await self._site.start()
+        except OSError as exc:
+            raise ListenError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from exc
         for address in self._runner.addresses:
             self.port = int(address[1])
             break
@@ -282,6 +294,7 @@ class Emulator:
         if not self._started:
             return
         self._started = False
+        self._closing = True
         if self._site is not None:
             with contextlib.suppress(Exception):
                 await self._site.stop()
@@ -333,6 +346,8 @@ class Emulator:
         if pool is not None:
             pool.on_docker_event(event)
         if self._follow_logs and event.action == "start":
+            if event.container_id in self._log_followers:
+                return  # the event again, replayed after the event stream reconnected
             name = self._who(
                 event.labels.get("emu.class", "?"), event.labels.get("emu.instance", "?")
             )
@@ -397,6 +412,8 @@ class Emulator:
 
     def _route(self, request: web.Request) -> Route:
         path = request.raw_path
+        if not path.startswith("/"):  # "GET http://host/x", which the parser lets through
+            raise EmuHTTPError(400, "the request target must be a path, like /x")
         if len(self.pools) == 1:
             return Route(next(iter(self.pools.values())), path)
         header = request.headers.get(BINDING_HEADER)
@@ -426,6 +443,8 @@ class Emulator:
         self._drained.clear()
         inst: Instance | None = None
         try:
+            if self._closing:  # a kept-alive client, after the listening socket closed
+                raise EmuHTTPError(503, "emu is shutting down")
             route = self._route(request)
             name = request.headers.get(INSTANCE_HEADER)
             if name is None:

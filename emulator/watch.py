@@ -64,4 +64,7 @@ async def watch(
         for path in settings:
             notice(f"{path.name} changed: restart emu up to apply settings changes")
         for cls in classes:
-            await rebuild(cls)
+            try:
+                await rebuild(cls)
+            except Exception as exc:  # keep watching: the next save may well fix it
+                notice(f"rebuilding {cls.class_name} failed: {exc}")

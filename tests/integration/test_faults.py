@@ -214,6 +214,23 @@ def test_container_ignoring_sigterm_is_killed_after_stop_grace(
     assert emu.instances()["stubborn"]["state"] == "stopped"
 
 
+def test_shutdown_during_a_long_idle_stop_kills_within_the_shutdown_grace(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    """An idle stop waits --stop-grace (15 min here) for a container that ignores SIGTERM;
+    stopping emu meanwhile must not wait that long: its own grace is 10 s at most."""
+    emu = emu_up(Project(instances=1, sleep_after="1s").write(tmp_path), stop_grace="15m")
+    assert get(emu, "/health", "stubborn").status_code == 200
+    cid = emu.instances()["stubborn"]["container_id"]
+    assert post(emu, "/diag/ignore-sigterm", "stubborn").status_code == 200
+    wait_for(lambda: emu.instances()["stubborn"]["state"] == "stopping", 10, "the idle stop")
+    began = time.monotonic()
+    emu.stop()
+    took = time.monotonic() - began
+    assert took < 15, f"emu took {took:.1f} s to stop"
+    assert container_gone(docker_client, cid)
+
+
 # -- 5. clients that hang up ----------------------------------------------------------------------
 
 

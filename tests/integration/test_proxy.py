@@ -14,14 +14,14 @@ import requests
 
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator
-from tests.support import Project, wait_for
+from tests.support import Project, raw_request, wait_for
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
-    path = Project(instances=1, max_instances=1).write(tmp_path_factory.mktemp("proxy"))
+    path = Project(instances=1, max_instances=6).write(tmp_path_factory.mktemp("proxy"))
     with RunningEmulator.from_path(path) as running:
         yield running
 
@@ -169,3 +169,22 @@ def test_seed_makes_routing_reproducible(tmp_path: Path, emu_up: EmuUp) -> None:
     first = sequence()
     assert len(set(first)) > 1
     assert sequence() == first
+
+
+def test_names_differing_only_in_case_or_punctuation_are_two_instances(
+    emu: RunningEmulator,
+) -> None:
+    ids = set()
+    for name in ("Foo", "foo", "x_1", "x-1"):
+        resp = requests.get(emu.url + "/health", headers={"x-emu-instance": name}, timeout=60)
+        assert resp.status_code == 200, resp.text
+        ids.add(emu.instances()[name]["container_id"])
+    assert len(ids) == 4
+    assert requests.get(emu.url + "/health", headers={"x-emu-instance": "Foo"}).status_code == 200
+
+
+def test_absolute_form_target_is_400_not_500(emu: RunningEmulator) -> None:
+    answer = raw_request(
+        emu.url, b"GET http://elsewhere/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
