@@ -165,6 +165,8 @@ class Instance:
                     )
                 continue
             if self._start_task is None:
+                if self.pool.closing:
+                    raise EmuHTTPError(503, "emu is shutting down")
                 if self.pool.engine_down:
                     raise EngineUnavailable("the Docker engine is not answering")
                 if self.pool.slots_used() >= self.pool.config.max_instances:
@@ -513,6 +515,7 @@ class ClassPool:
         self.image_log: list[str] = []
         self.network: str | None = None  # set for classes with enableInternet = false
         self.engine_down = False
+        self.closing = False  # emu is shutting down: no more starts
 
     def pick(self) -> str:
         """getRandom parity: uniform over instance-0 .. instance-(N-1), independently per call."""

@@ -295,6 +295,8 @@ class Emulator:
             return
         self._started = False
         self._closing = True
+        for pool in self.pools.values():
+            pool.closing = True
         if self._site is not None:
             with contextlib.suppress(Exception):
                 await self._site.stop()
