@@ -90,7 +90,12 @@ export default {{
         return root / "wrangler.jsonc"
 
 
-def dockerfile_project(root: Path, dockerfile: str, files: Mapping[str, str] = {}) -> Path:
+def dockerfile_project(
+    root: Path,
+    dockerfile: str,
+    files: Mapping[str, str] = {},
+    image_vars: Mapping[str, str] = {},
+) -> Path:
     """The smallest project around a Dockerfile of its own: one class `Web` on port 8000 with one
     instance name; `files` go into the build context beside the Dockerfile."""
     context = root / "container"
@@ -105,9 +110,12 @@ def dockerfile_project(root: Path, dockerfile: str, files: Mapping[str, str] = {
     )
     (root / "wrangler.jsonc").write_text(
         """{"name": "small", "main": "src/index.ts",
-        "containers": [{"class_name": "Web", "image": "./container/Dockerfile"}],
+        "containers": [{"class_name": "Web", "image": "./container/Dockerfile",
+                        "image_vars": IMAGE_VARS}],
         "durable_objects": {"bindings": [{"name": "WEB", "class_name": "Web"}]},
-        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Web"]}]}"""
+        "migrations": [{"tag": "v1", "new_sqlite_classes": ["Web"]}]}""".replace(
+            "IMAGE_VARS", json.dumps(dict(image_vars))
+        )
     )
     return root / "wrangler.jsonc"
 

@@ -338,3 +338,15 @@ def test_required_ports_must_all_answer_on_the_ping_endpoint(tmp_path: Path, emu
     resp = requests.get(missing.url + "/health", timeout=60)
     assert resp.status_code == 500
     assert "port 8001 did not answer" in resp.json()["error"]
+
+
+def test_image_vars_are_build_args(tmp_path: Path, emu_up: EmuUp) -> None:
+    path = dockerfile_project(
+        tmp_path,
+        "FROM python:3.11-slim\nARG GREETING=unset\nWORKDIR /srv\n"
+        'RUN echo "$GREETING" > /srv/greeting.txt\n'
+        'CMD ["python", "-m", "http.server", "8000"]\n',
+        image_vars={"GREETING": f"hello {tmp_path.name}"},
+    )
+    emu = emu_up(path)
+    assert requests.get(emu.url + "/greeting.txt", timeout=60).text == f"hello {tmp_path.name}\n"
