@@ -139,7 +139,8 @@ class Emulator:
         self.engine_up = True
         self._reconcile_task: asyncio.Task[None] | None = None
         self._inflight = 0
-        self._closing = False
+        # Why requests are refused (503), or None while serving: one check on the hot path.
+        self._refusing: str | None = "emu is still preparing images; try again"
         self._drained = asyncio.Event()
         self._started = False
 
@@ -217,7 +218,6 @@ class Emulator:
         self.docker.watch_events(
             {"emu.session": self.session_id}, self._on_docker_event, self._on_engine
         )
-        await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
         app = web.Application(handler_args={"max_field_size": 16384, "max_line_size": 16384})
         app.router.add_get("/_emu/status", self._status)
         app.router.add_get("/_emu/events", self._events)
@@ -239,6 +239,10 @@ class Emulator:
         for address in self._runner.addresses:
             self.port = int(address[1])
             break
+        # Listening before the builds: a taken port fails at once, not after a long build, and
+        # /_emu/status answers meanwhile (requests get 503 until the images are there).
+        await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
+        self._refusing = None
         self._out("emu", f"listening on {self.url}")
         if self._watch:
             self._watch_task = asyncio.create_task(
@@ -294,7 +298,7 @@ class Emulator:
         if not self._started:
             return
         self._started = False
-        self._closing = True
+        self._refusing = "emu is shutting down"
         for pool in self.pools.values():
             pool.closing = True
         if self._site is not None:
@@ -445,8 +449,8 @@ class Emulator:
         self._drained.clear()
         inst: Instance | None = None
         try:
-            if self._closing:  # a kept-alive client, after the listening socket closed
-                raise EmuHTTPError(503, "emu is shutting down")
+            if self._refusing is not None:  # building; or shutting down (a kept-alive client)
+                raise EmuHTTPError(503, self._refusing)
             route = self._route(request)
             name = request.headers.get(INSTANCE_HEADER)
             if name is None:
@@ -497,6 +501,8 @@ class Emulator:
             "session": self.session_id,
             "project": self.project,
             "config": str(self.config.path),
+            "serving": self._refusing is None,
+            "refusing": self._refusing,
             "engine_up": self.engine_up,
             "disk_limits": self.disk_note or "enforced",
             "inflight": self._inflight,

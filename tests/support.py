@@ -264,7 +264,8 @@ class EmuProcess:
         if self.proc.poll() is not None:
             raise AssertionError(f"emu up exited {self.proc.returncode}: {self.proc.stdout.read()}")  # type: ignore[union-attr]
         try:
-            return requests.get(self.url + "/_emu/status", timeout=1).ok
+            status = requests.get(self.url + "/_emu/status", timeout=1)
+            return status.ok and bool(status.json()["serving"])
         except requests.ConnectionError:
             return False
 

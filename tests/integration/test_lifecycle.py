@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -167,3 +168,37 @@ def test_down_images_removes_what_emu_built(
     assert f"removed {tag}" in result.stdout
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(tag)
+
+
+def test_listens_during_the_build_and_serves_after(tmp_path: Path) -> None:
+    path = dockerfile_project(
+        tmp_path,
+        f"FROM python:3.11-slim\nLABEL run={uuid.uuid4().hex}\n"
+        "RUN sleep 3\n"  # a build that takes a while, not a wait in the test
+        'CMD ["python", "-m", "http.server", "8000"]\n',
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "up", "-c", str(path), "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def status() -> dict[str, Any] | None:
+            try:
+                return dict(requests.get(url + "/_emu/status", timeout=1).json())
+            except requests.ConnectionError:
+                return None
+
+        assert wait_for(status, 30, "emu to listen")["serving"] is False
+        early = requests.get(url + "/", timeout=10)
+        assert early.status_code == 503
+        assert "preparing images" in early.json()["error"]
+        wait_for(lambda: (status() or {}).get("serving"), 120, "the build to finish")
+        assert requests.get(url + "/", timeout=60).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
