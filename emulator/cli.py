@@ -236,7 +236,7 @@ def _project_filter(config_path: Path | None, all_projects: bool) -> dict[str, s
     return labels
 
 
-@main.command()
+@main.command(short_help="List the project's containers, from Docker labels.")
 @config_option
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -291,7 +291,7 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
     click.echo("\n".join(_columns(table)))
 
 
-@main.command()
+@main.command(short_help="Show a running emu up's instances.")
 @config_option
 @click.option("--url", help="The emu up to ask.  [default: http://HOST:PORT of the config]")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON of /_emu/status.")
@@ -349,7 +349,7 @@ def _columns(rows: list[tuple[str, ...]]) -> list[str]:
     return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-@main.command()
+@main.command(short_help="Remove the project's containers and networks.")
 @config_option
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
 @click.option("--images", is_flag=True, help="Also remove the images emu built for the project.")
