@@ -50,6 +50,7 @@ EXIT_WAIT = 10.0  # how long to wait for a killed container to report that it di
 START_CHECK_INTERVAL = 0.5
 STOP_CHECK_INTERVAL = 1.0  # the same while a stop waits for the exit
 
+MAX_REMEMBERED = 1000  # instance records per class before stopped ones are forgotten
 INSTANCE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 
 
@@ -479,6 +480,16 @@ class Instance:
         if self.state is State.HEALTHY:
             await self._check_exited()
 
+    def forgettable(self) -> bool:
+        """Stopped, with nothing in flight and nothing under way: only history is lost."""
+        return (
+            self.state in (State.STOPPED, State.STOPPED_WITH_CODE)
+            and self.inflight == 0
+            and self._start_task is None
+            and self._stop_task is None
+            and self.container_id is None
+        )
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -524,8 +535,18 @@ class ClassPool:
     def get(self, name: str) -> Instance:
         inst = self.instances.get(name)
         if inst is None:
+            if len(self.instances) >= MAX_REMEMBERED:
+                self._forget_idle()
             inst = self.instances[name] = Instance(self, name)
         return inst
+
+    def _forget_idle(self) -> None:
+        """Names come from clients (`x-emu-instance`, one per user, say): keep the record of
+        stopped ones bounded, forgetting the longest idle first."""
+        idle = [i for i in self.instances.values() if i.forgettable()]
+        idle.sort(key=lambda i: i.last_activity or 0.0)
+        for inst in idle[: len(self.instances) - MAX_REMEMBERED // 2]:
+            del self.instances[inst.name]
 
     def holding_slots(self) -> list[Instance]:
         return [i for i in self.instances.values() if i.state in HOLDS_SLOT]

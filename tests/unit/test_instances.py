@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any, cast
+
 import pytest
 
+from emulator import instances as mod
+from emulator.config import ClassConfig, InstanceType
 from emulator.instances import INSTANCE_NAME, durable_object_id, ping_target
 
 
@@ -37,3 +42,36 @@ def test_instance_names_allowed(name: str) -> None:
 @pytest.mark.parametrize("name", ["", "-a", "../x", "a b", "x" * 64, "é", "a/b", "a\n"])
 def test_instance_names_refused(name: str) -> None:
     assert not INSTANCE_NAME.match(name)
+
+
+async def test_stopped_instances_beyond_the_limit_are_forgotten_oldest_first() -> None:
+    cfg = ClassConfig(
+        class_name="C",
+        binding="C",
+        name="c",
+        image="x",
+        dockerfile=None,
+        build_context=None,
+        image_vars={},
+        max_instances=2,
+        instance_type=InstanceType("lite", 0.0625, 256, 2000),
+        default_port=80,
+        required_ports=(),
+        sleep_after=60.0,
+        env_vars={},
+        entrypoint=None,
+        enable_internet=True,
+        ping_endpoint="ping",
+        instances=3,
+    )
+    pool = mod.ClassPool(cfg, cast(Any, None), random.Random(1))
+    busy = pool.get("busy")
+    busy.begin()  # a request in flight: never forgotten
+    for k in range(mod.MAX_REMEMBERED - 1):
+        pool.get(f"user-{k}").last_activity = float(k)
+    assert len(pool.instances) == mod.MAX_REMEMBERED
+    pool.get("newcomer")
+    assert len(pool.instances) == mod.MAX_REMEMBERED // 2 + 1
+    assert "busy" in pool.instances and "newcomer" in pool.instances
+    assert "user-0" not in pool.instances  # the longest idle went first
+    assert f"user-{mod.MAX_REMEMBERED - 2}" in pool.instances
