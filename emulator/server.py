@@ -129,7 +129,6 @@ class Emulator:
         self.pools: dict[str, ClassPool] = {}
         self._registry = metrics.registry(self.pools.values)
         self._bindings: dict[str, ClassPool] = {}
-        self._networks: list[str] = []
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._proxy_session: aiohttp.ClientSession | None = None
@@ -154,9 +153,9 @@ class Emulator:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to Docker, sweep leftovers, create the network, prepare images and listen.
+        """Connect to Docker, sweep leftovers, create the network, listen, prepare images.
 
-        Raises DockerUnavailable when there is no engine, OSError when the port is taken.
+        Raises DockerUnavailable when there is no engine, ListenError when the port is taken.
         On any failure everything made so far is removed again.
         """
         try:
@@ -170,16 +169,15 @@ class Emulator:
         _LIVE_SESSIONS.add(self.session_id)
         info = await self.docker.connect()
         await sweep_project(self.docker, self.project, keep_session=self.session_id)
-        itypes = {c.instance_type.disk_mb for c in self.config.classes}
-        if not info.disk_quota_supported and itypes:
+        if not info.disk_quota_supported:
             self.disk_note = (
                 f"disk limits are not enforced: storage driver {info.storage_driver} on "
                 f"{info.backing_filesystem or 'this filesystem'} has no per-container quota"
             )
             self._out("emu", self.disk_note)
         base = f"emu-{self.project}-{self.session_id[:6]}"
-        network = await self.docker.create_network(base, self.labels, internal=False)
-        self._networks.append(network)
+        # Removed with the containers by the session sweep at the end of stop().
+        await self.docker.create_network(base, self.labels, internal=False)
         internal: str | None = None
         self._probe_session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(force_close=True, limit=0)
@@ -211,7 +209,6 @@ class Emulator:
                     internal = await self.docker.create_network(
                         base + "-internal", self.labels, internal=True
                     )
-                    self._networks.append(internal)
                 pool.network = base + "-internal"
             self.pools[cfg.class_name] = pool
             self._bindings[cfg.binding.lower()] = pool
