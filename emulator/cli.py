@@ -117,8 +117,9 @@ def main() -> None:
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
     watch, access_log = kw.pop("watch"), kw.pop("access_log")
-    config = _load(config_path, _overrides(kw))
-    _run(_up(config, json_logs, logs=logs, watch=watch, access_log=access_log))
+    overrides = _overrides(kw)
+    config = _load(config_path, overrides)
+    _run(_up(config, overrides, json_logs, logs=logs, watch=watch, access_log=access_log))
 
 
 class _Printer:
@@ -155,10 +156,23 @@ class _Printer:
 
 
 async def _up(
-    config: Config, json_logs: bool, *, logs: bool, watch: bool, access_log: bool
+    config: Config,
+    overrides: Overrides,
+    json_logs: bool,
+    *,
+    logs: bool,
+    watch: bool,
+    access_log: bool,
 ) -> None:
     out = _Printer(json_logs)
-    emu = Emulator(config, on_output=out, follow_logs=logs, watch=watch, access_log=access_log)
+    emu = Emulator(
+        config,
+        on_output=out,
+        follow_logs=logs,
+        watch=watch,
+        access_log=access_log,
+        reload=lambda: load_config(config.path, overrides),
+    )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0

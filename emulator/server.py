@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -25,7 +26,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import metrics
-from .config import ClassConfig, Config
+from .config import ClassConfig, Config, ConfigError
 from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable, Event
 from .errors import EmuHTTPError
 from .images import prepare_image
@@ -79,6 +80,19 @@ def project_labels(config: Config) -> dict[str, str]:
     return {MANAGED_LABEL: "true", "emu.project": project_id(config)}
 
 
+# Settings a running emu cannot take over: they need `emu up` again.
+RESTART_FIELDS = ("host", "port", "start_timeout", "stop_grace", "seed")
+CLASS_RESTART_FIELDS = ("binding", "dockerfile", "build_context", "enable_internet")
+
+
+def _changed_fields(before: ClassConfig, after: ClassConfig) -> list[str]:
+    return [
+        f.name
+        for f in dataclasses.fields(ClassConfig)
+        if f.name != "origins" and getattr(before, f.name) != getattr(after, f.name)
+    ]
+
+
 class ListenError(Exception):
     """The front cannot listen (the port is taken, the address is not this machine's)."""
 
@@ -104,6 +118,7 @@ class Emulator:
         follow_logs: bool = False,
         watch: bool = False,
         access_log: bool = False,
+        reload: Callable[[], Config] | None = None,
         docker: DockerBackend | None = None,
     ) -> None:
         self.config = config
@@ -121,6 +136,7 @@ class Emulator:
         self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
         self._follow_logs = follow_logs
         self._watch = watch
+        self._reload = reload  # reads the config again, with the same flags
         self._access_log = access_log
         self._watch_stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
@@ -243,7 +259,13 @@ class Emulator:
         self._out("emu", f"listening on {self.url}")
         if self._watch:
             self._watch_task = asyncio.create_task(
-                watch(self.config, self._watch_stop, self.rebuild, lambda m: self._out("watch", m)),
+                watch(
+                    lambda: self.config,
+                    self._watch_stop,
+                    self.rebuild,
+                    self.reload_settings,
+                    lambda m: self._out("watch", m),
+                ),
                 name="watch",
             )
 
@@ -289,6 +311,47 @@ class Emulator:
         for inst in list(pool.instances.values()):
             if inst.container_id is not None:
                 inst.stop("image rebuilt", grace)
+
+    async def reload_settings(self) -> None:
+        """Read the config and Worker source again and apply what can change while running: a
+        changed class gets its new settings, its running instances are replaced, and its image is
+        rebuilt when its build args changed. Other changes are reported: they need a restart."""
+        if self._reload is None:
+            self._out("watch", "settings changed: restart emu up to apply them")
+            return
+        try:
+            new = await asyncio.get_running_loop().run_in_executor(None, self._reload)
+        except ConfigError as exc:
+            self._on_event("reload_failed", {"error": str(exc)})
+            return
+        old = self.config
+        needs_restart = [k for k in RESTART_FIELDS if getattr(new, k) != getattr(old, k)]
+        old_classes = {c.class_name: c for c in old.classes}
+        new_classes = {c.class_name: c for c in new.classes}
+        if old_classes.keys() != new_classes.keys():
+            needs_restart.append("the set of classes")
+        else:
+            for name, cfg in new_classes.items():
+                before = old_classes[name]
+                if any(getattr(cfg, k) != getattr(before, k) for k in CLASS_RESTART_FIELDS):
+                    needs_restart.append(f"{name}'s binding or build context")
+        if needs_restart:
+            self._out("watch", f"changed {', '.join(needs_restart)}: restart emu up to apply")
+            return
+        self.config = new
+        grace = min(self.config.stop_grace, SHUTDOWN_GRACE)
+        for name, cfg in new_classes.items():
+            pool = self.pools[name]
+            changed = _changed_fields(old_classes[name], cfg)
+            pool.config = cfg
+            if not changed:
+                continue
+            self._on_event("reconfigured", {"class": name, "changed": ", ".join(changed)})
+            for inst in list(pool.instances.values()):
+                if inst.container_id is not None:
+                    inst.stop("settings changed", grace)
+            if "image_vars" in changed or "image" in changed:
+                await self.rebuild(cfg)
 
     async def stop(self) -> None:
         """Stop listening, drain (bounded), stop every instance, remove containers and networks."""

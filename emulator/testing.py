@@ -61,7 +61,9 @@ class RunningEmulator:
         overrides = overrides or Overrides()
         if overrides.port is None:
             overrides = Overrides(**{**overrides.__dict__, "port": 0})
-        return cls(load_config(Path(path), overrides), **kwargs)
+        config = load_config(Path(path), overrides)
+        kwargs.setdefault("reload", lambda: load_config(config.path, overrides))
+        return cls(config, **kwargs)
 
     @staticmethod
     async def _make(config: Config, options: dict[str, Any]) -> Emulator:

@@ -44,13 +44,15 @@ def affected(config: Config, changed: Iterable[Path]) -> tuple[list[ClassConfig]
 
 
 async def watch(
-    config: Config,
+    config: Callable[[], Config],
     stop: asyncio.Event,
     rebuild: Callable[[ClassConfig], Awaitable[None]],
+    reload: Callable[[], Awaitable[None]],
     notice: Callable[[str], None],
 ) -> None:
-    """Rebuild a class's image when its build context changes, until `stop` is set."""
-    paths = watched_paths(config)
+    """Until `stop` is set: rebuild a class's image when its build context changes, reload the
+    settings when the config file or the Worker source changes. `config()` is the one in force."""
+    paths = watched_paths(config())
     notice("watching " + ", ".join(str(p) for p in paths))
     async for changes in awatch(
         *paths, stop_event=stop, debounce=DEBOUNCE_MS, watch_filter=DefaultFilter()
@@ -60,9 +62,12 @@ async def watch(
             for kind, p in changes
             if kind in (Change.added, Change.modified, Change.deleted)
         }
-        classes, settings = affected(config, changed)
-        for path in settings:
-            notice(f"{path.name} changed: restart emu up to apply settings changes")
+        classes, settings = affected(config(), changed)
+        if settings:
+            try:
+                await reload()
+            except Exception as exc:  # keep watching: the next save may well fix it
+                notice(f"reloading the settings failed: {exc}")
         for cls in classes:
             try:
                 await rebuild(cls)

@@ -350,3 +350,24 @@ def test_image_vars_are_build_args(tmp_path: Path, emu_up: EmuUp) -> None:
     )
     emu = emu_up(path)
     assert requests.get(emu.url + "/greeting.txt", timeout=60).text == f"hello {tmp_path.name}\n"
+
+
+def test_watch_applies_worker_setting_changes(tmp_path: Path, emu_up: EmuUp) -> None:
+    path = Project(instances=2, sleep_after="15m").write(tmp_path)
+    emu = emu_up(path, watch=True, stop_grace="2s")
+    assert requests.get(emu.url + "/health", timeout=60).status_code == 200
+    Project(instances=3, sleep_after="7s").write(tmp_path)  # the developer edits index.ts
+
+    def applied() -> bool:
+        cls = emu.status()["classes"][0]
+        return bool(cls["sleep_after_s"] == 7 and cls["instances_n"] == 3)
+
+    wait_for(applied, 30, "the new sleepAfter and N to apply", every=0.2)
+    wait_for(lambda: emu.status()["classes"][0]["running"] == 0, 30, "the old instances to go")
+    event = next(e for e in emu.events() if e["event"] == "reconfigured")
+    assert "sleep_after" in event["changed"] and "instances" in event["changed"]
+
+    (tmp_path / "wrangler.jsonc").write_text("{ broken")
+    wait_for(lambda: any(e["event"] == "reload_failed" for e in emu.events()), 30, "the bad edit")
+    assert emu.status()["classes"][0]["sleep_after_s"] == 7  # the last good settings stay
+    assert requests.get(emu.url + "/health", timeout=60).status_code == 200
