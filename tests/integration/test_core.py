@@ -20,7 +20,7 @@ from emulator import docker_backend
 from emulator.cli import main
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator
-from tests.support import Project, containers, dockerfile_project, wait_for
+from tests.support import REPO, Project, containers, dockerfile_project, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -371,3 +371,13 @@ def test_watch_applies_worker_setting_changes(tmp_path: Path, emu_up: EmuUp) -> 
     wait_for(lambda: any(e["event"] == "reload_failed" for e in emu.events()), 30, "the bad edit")
     assert emu.status()["classes"][0]["sleep_after_s"] == 7  # the last good settings stay
     assert requests.get(emu.url + "/health", timeout=60).status_code == 200
+
+
+def test_the_example_project_serves(emu_up: EmuUp) -> None:
+    """examples/seed, as the README's quick start runs it (two names, to keep the test light)."""
+    emu = emu_up(REPO / "examples" / "seed" / "wrangler.jsonc", instances=2)
+    responses = [requests.get(emu.url + "/health", timeout=60) for _ in range(6)]
+    assert {r.status_code for r in responses} == {200}
+    info = requests.get(emu.url + "/info", timeout=60).json()
+    assert info["workers"] == 4
+    assert info["memory_limit_bytes"] == 6 * GIB
