@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -490,7 +490,7 @@ class DockerBackend:
                     if connected is not True:
                         connected = True
                         loop.call_soon_threadsafe(on_connection, True)
-                    for raw in _iter(stream):
+                    for raw in stream:
                         since = int(raw.get("time", since))
                         actor = raw.get("Actor") or {}
                         attrs = actor.get("Attributes") or {}
@@ -599,10 +599,6 @@ async def _follow_unix(socket_path: str, container_id: str, on_line: Callable[[s
 def _api_client(timeout: int | None) -> docker.APIClient:
     """A client of its own for a long call, so that it never holds up the shared one."""
     return docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env())  # type: ignore[arg-type]
-
-
-def _iter(stream: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    yield from stream
 
 
 def _looks_unreachable(exc: BaseException) -> bool:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from .config import ClassConfig
-from .docker_backend import BuildError, DockerBackend, DockerError, context_digest
+from .docker_backend import BuildError, DockerBackend, context_digest
 
 BUILD_TIMEOUT = 1800.0
 PULL_TIMEOUT = 600.0
@@ -53,6 +53,3 @@ async def prepare_image(
         timeout=BUILD_TIMEOUT,
     )
     return tag
-
-
-__all__ = ["BuildError", "DockerError", "image_tag", "prepare_image"]

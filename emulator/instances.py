@@ -106,7 +106,6 @@ class Instance:
         self.exit_code: int | None = None
         self.oom_killed = False
         self.last_error: str | None = None
-        self.started_at: float | None = None
         self.cold_start_ms: float | None = None
         self.starts = 0
         self.requests = 0
@@ -221,7 +220,6 @@ class Instance:
             if not info.alive:  # exited before its "die" event could find it registered
                 self._record_exit(info.exit_code, info.oom_killed)
             self.state = State.RUNNING
-            self.started_at = time.time()
             self.pool.emit("running", self)
             await self._wait_ready(began)
         except BaseException as exc:

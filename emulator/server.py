@@ -581,10 +581,6 @@ class Emulator:
         return web.json_response(list(self.events))
 
 
-def class_config(emulator: Emulator, class_name: str) -> ClassConfig:
-    return emulator.pools[class_name].config
-
-
 async def sweep_session(docker: DockerBackend, session: str) -> None:
     labels = {MANAGED_LABEL: "true", "emu.session": session}
     for c in await docker.list_containers(labels):
