@@ -578,7 +578,7 @@ def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str]) -> l
     """Remove containers and networks carrying all `labels`; return their names."""
     filters: dict[str, str | list[str] | bool] = {"label": [f"{k}={v}" for k, v in labels.items()]}
     removed: list[str] = []
-    for c in client.containers.list(all=True, filters=filters):
+    for c in client.containers.list(all=True, filters=filters, ignore_removed=True):
         with contextlib.suppress(docker.errors.NotFound):
             c.remove(force=True)
         removed.append(f"container {c.name}")

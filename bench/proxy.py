@@ -156,7 +156,7 @@ def nginx_direct(client: docker.DockerClient) -> Iterator[str]:
 
 def sweep_direct(client: docker.DockerClient) -> None:
     """Remove direct containers of earlier runs whose process is gone (a killed run)."""
-    for c in client.containers.list(all=True, filters={"label": BENCH_LABEL}):
+    for c in client.containers.list(all=True, filters={"label": BENCH_LABEL}, ignore_removed=True):
         pid = c.labels.get(BENCH_PID_LABEL, "")
         if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
             with contextlib.suppress(docker.errors.NotFound):

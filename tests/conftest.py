@@ -28,7 +28,7 @@ def _no_leftovers() -> Iterator[None]:
     except Exception:
         return
     mine = [f"emu.pid={os.getpid()}", "emu.managed=true"]
-    leaked = client.containers.list(all=True, filters={"label": mine})
+    leaked = client.containers.list(all=True, filters={"label": mine}, ignore_removed=True)
     nets = client.networks.list(filters={"label": mine})
     for c in leaked:
         c.remove(force=True)

@@ -134,7 +134,7 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: fl
 
 def containers(client: docker.DockerClient, **labels: str) -> list[Any]:
     filters = ["emu.managed=true"] + [f"emu.{k}={v}" for k, v in labels.items()]
-    return list(client.containers.list(all=True, filters={"label": filters}))
+    return list(client.containers.list(all=True, filters={"label": filters}, ignore_removed=True))
 
 
 def networks(client: docker.DockerClient, **labels: str) -> list[Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.support import EmuProcess, Project, emu_cli
+from tests.support import EmuProcess, Project, containers, emu_cli
 
 pytestmark = pytest.mark.docker
 
@@ -122,7 +122,7 @@ def test_bad_config_is_refused_with_exit_2(
     for pattern in expected:
         assert re.search(pattern, result.stderr), (pattern, result.stderr)
     assert result.stdout == ""
-    assert docker_client.containers.list(all=True, filters={"label": f"emu.config={path}"}) == []
+    assert containers(docker_client, config=str(path)) == []
 
 
 def test_unreadable_worker_source_is_a_warning_with_the_defaults(
@@ -141,4 +141,4 @@ def test_unreadable_worker_source_is_a_warning_with_the_defaults(
     assert "src/index.ts: Worker source not read" in warning
     assert "Container defaults: defaultPort none" in warning and "sleepAfter 10m" in warning
     assert "Traceback" not in out
-    assert docker_client.containers.list(all=True, filters={"label": f"emu.config={path}"}) == []
+    assert containers(docker_client, config=str(path)) == []
