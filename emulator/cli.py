@@ -13,12 +13,12 @@ import time
 import urllib.request
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from . import config as config_mod
-from .config import Config, ConfigError, Overrides, load_config
+from .config import Config, ConfigError, Overrides, default_port, find_config, load_config
 from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable
 from .durations import format_duration
 from .server import Emulator, ListenError, project_id, sweep_project, sweep_session
@@ -40,6 +40,12 @@ def config_option(fn: F) -> F:
 def settings_options(fn: F) -> F:
     """The flags that override the config for every class; shared by `up` and `config`."""
     options = [
+        click.option(
+            "--env",
+            "-e",
+            metavar="NAME",
+            help="Read the wrangler environment env.NAME, as wrangler dev --env does.",
+        ),
         click.option("--instances", type=int, help="N of getRandom(binding, N) for every class."),
         click.option("--sleep-after", help="Idle time before an instance stops: 30, 30s, 2m, 1h."),
         click.option(
@@ -51,7 +57,9 @@ def settings_options(fn: F) -> F:
         ),
         click.option("--host", help="Address to listen on.  [default: 127.0.0.1]"),
         click.option(
-            "--port", type=int, help="Port to listen on; 0 picks a free one.  [default: 8787]"
+            "--port",
+            type=int,
+            help="Port to listen on; 0 picks a free one.  [default: dev.port, else 8787]",
         ),
     ]
     for option in reversed(options):
@@ -61,6 +69,7 @@ def settings_options(fn: F) -> F:
 
 def _overrides(kw: dict[str, Any]) -> Overrides:
     return Overrides(
+        env=kw.get("env"),
         instances=kw.get("instances"),
         sleep_after=kw.get("sleep_after"),
         start_timeout=kw.get("start_timeout"),
@@ -82,7 +91,7 @@ def _load(path: Path | None, overrides: Overrides = Overrides()) -> Config:
     return config
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"emu: {message}", err=True)
     sys.exit(code)
 
@@ -246,7 +255,11 @@ def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
 def _project_filter(config_path: Path | None, all_projects: bool) -> dict[str, str]:
     labels = {MANAGED_LABEL: "true"}
     if not all_projects:
-        labels["emu.project"] = project_id(_load(config_path))
+        # Only the file's path is needed: a config broken since is no reason to leave containers.
+        try:
+            labels["emu.project"] = project_id(find_config(config_path))
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_BAD_CONFIG)
     return labels
 
 
@@ -307,14 +320,18 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
 
 @main.command(short_help="Show a running emu up's instances.")
 @config_option
-@click.option("--url", help="The emu up to ask.  [default: http://HOST:PORT of the config]")
+@click.option(
+    "--url",
+    help="The emu up to ask.  [default: http://127.0.0.1:PORT, PORT the config's dev.port or 8787]",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON of /_emu/status.")
 def status(config_path: Path | None, url: str | None, as_json: bool) -> None:
     """Show a running emu up's instances: state, in-flight, requests, cold start, errors."""
     if url is None:
-        config = _load(config_path)
-        host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-        url = f"http://{host}:{config.port}"
+        try:
+            url = f"http://127.0.0.1:{default_port(config_path)}"
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_BAD_CONFIG)
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/_emu/status", timeout=10) as resp:
             data = json.load(resp)

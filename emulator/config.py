@@ -9,7 +9,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,7 @@ class Config:
     worker_name: str
     main: Path | None  # the Worker source, absolute
     classes: tuple[ClassConfig, ...]
+    env: str | None = None  # the wrangler environment, `--env NAME`
     host: str = "127.0.0.1"
     port: int = 8787
     seed: int | None = None
@@ -103,6 +104,7 @@ class Config:
 class Overrides:
     """Flags of `emu up` / `emu config`; None means not given."""
 
+    env: str | None = None
     instances: int | None = None
     sleep_after: str | None = None
     start_timeout: str | None = None
@@ -373,9 +375,22 @@ class _Document:
     display: str  # the file as shown in messages: relative to cwd when inside it
     data: Mapping[str, Any]
     lines: Mapping[FieldPath, int]
+    # With `--env NAME`: top-level keys of `data` that are read from env.NAME, and from where.
+    moved: Mapping[str, FieldPath] = field(default_factory=dict)
+
+    def real(self, path: FieldPath) -> FieldPath:
+        """Where `path` of `data` is written in the file."""
+        if path and isinstance(path[0], str) and path[0] in self.moved:
+            return (*self.moved[path[0]], *path[1:])
+        return path
+
+    def shown(self, path: FieldPath) -> str:
+        """The field as the file writes it: "env.staging.containers[0].image"."""
+        return _field_text(self.real(path))
 
     def line(self, path: FieldPath) -> int | None:
         """The line of `path`, or of its nearest written ancestor."""
+        path = self.real(path)
         for end in range(len(path), 0, -1):
             found = self.lines.get(path[:end])
             if found is not None:
@@ -390,7 +405,7 @@ class _Document:
         return Origin(self.where(path))
 
     def error(self, path: FieldPath, message: str) -> ConfigError:
-        return ConfigError(self.where(path), _field_text(path), message)
+        return ConfigError(self.where(path), self.shown(path), message)
 
 
 def _find_config(path: Path | None, cwd: Path) -> Path:
@@ -476,6 +491,45 @@ def _read_document(path: Path, cwd: Path) -> _Document:
     if not isinstance(data, dict):
         raise ConfigError(display, "", "the top level must be an object")
     return _Document(path, display, data, lines)
+
+
+# wrangler environments (`wrangler dev --env NAME`): env.NAME's own containers and bindings
+# only, as they are not inherited; the rest is env.NAME's where it sets it, else the top level's.
+_ENV_OWN_KEYS = ("containers", "durable_objects")
+_ENV_INHERITED_KEYS = ("name", "main", "migrations", "exports")
+
+
+def _select_env(doc: _Document, env: str | None) -> _Document:
+    """The document as `--env NAME` sees it; `doc` itself without --env."""
+    if env is None:
+        return doc
+    envs = doc.data.get("env")
+    if not isinstance(envs, dict) or not envs:
+        raise ConfigError(
+            "flag --env", "", f"{doc.display} defines no environments (no env section)"
+        )
+    if env not in envs:
+        names = ", ".join(sorted(str(name) for name in envs))
+        raise ConfigError(
+            "flag --env", "", f"{doc.display} has no environment {json.dumps(env)}; it has {names}"
+        )
+    base: FieldPath = ("env", env)
+    section = envs[env]
+    if not isinstance(section, dict):
+        raise doc.error(base, f"must be an object, not {_describe_value(section)}")
+    data = {k: v for k, v in doc.data.items() if k not in _ENV_OWN_KEYS}
+    moved: dict[str, FieldPath] = {key: (*base, key) for key in _ENV_OWN_KEYS}
+    for key in (*_ENV_OWN_KEYS, *_ENV_INHERITED_KEYS):
+        if key in section:
+            data[key] = section[key]
+            moved[key] = (*base, key)
+    return replace(doc, data=data, moved=moved)
+
+
+def find_config(path: Path | None = None, cwd: Path | None = None) -> Path:
+    """The config file `emu` would read: `path`, or the first of wrangler.json, wrangler.jsonc,
+    wrangler.toml in `path` (a folder) or `cwd`. Raises ConfigError."""
+    return _find_config(path, (cwd if cwd is not None else Path.cwd()).absolute())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,7 +653,7 @@ def _image(doc: _Document, index: int, entry: Mapping[str, Any], warnings: list[
             )
         if context_value is not None:
             warnings.append(
-                f"{doc.where(context_path)}: {_field_text(context_path)} is ignored: "
+                f"{doc.where(context_path)}: {doc.shown(context_path)} is ignored: "
                 f"image {json.dumps(image)} is an image reference, not a Dockerfile"
             )
         return _Image(None, None, DEFAULT)
@@ -697,6 +751,39 @@ def _migration_classes(doc: _Document) -> tuple[set[str], set[str]]:
     return sqlite, key_value
 
 
+@dataclass(frozen=True)
+class _Exports:
+    """What `exports` (wrangler >= 4.124) says of Durable Object classes."""
+
+    sqlite: set[str]  # {"type": "durable-object", "storage": "sqlite"}, or no storage given
+    key_value: set[str]  # storage "legacy-kv"
+    links: dict[str, tuple[str, FieldPath]]  # container name -> (class, path of `container`)
+
+
+def _exports(doc: _Document) -> _Exports:
+    found = _Exports(set(), set(), {})
+    exports = doc.data.get("exports")
+    if exports is None:
+        return found
+    if not isinstance(exports, dict):
+        raise doc.error(("exports",), f"must be an object, not {_describe_value(exports)}")
+    for class_name, entry in exports.items():
+        if not isinstance(entry, dict) or entry.get("type") != "durable-object":
+            continue
+        if entry.get("storage") == "legacy-kv":
+            found.key_value.add(class_name)
+        else:
+            found.sqlite.add(class_name)
+        if "container" in entry:
+            path: FieldPath = ("exports", class_name, "container")
+            container = _string(doc, path, entry["container"], required=True)
+            if container in found.links:
+                other = found.links[container][0]
+                raise doc.error(path, f"container {json.dumps(container)} is already {other}'s")
+            found.links[container] = (class_name, path)
+    return found
+
+
 def _str_items(value: object) -> list[str]:
     if not isinstance(value, list):
         return []
@@ -788,7 +875,8 @@ def load_config(
     """Find (when `path` is None: wrangler.json, wrangler.jsonc, wrangler.toml in `cwd`), read,
     validate and merge. Raises ConfigError."""
     cwd = (cwd if cwd is not None else Path.cwd()).absolute()
-    doc = _read_document(_find_config(path, cwd), cwd)
+    top = _read_document(_find_config(path, cwd), cwd)
+    doc = _select_env(top, overrides.env)
     warnings: list[str] = []
 
     worker_name = DEFAULT_WORKER_NAME
@@ -796,13 +884,25 @@ def load_config(
     if "name" in doc.data:
         worker_name = _string(doc, ("name",), doc.data["name"], required=True)
         worker_name_origin = doc.origin(("name",))
+    if overrides.env is not None and "name" not in doc.moved:
+        # As wrangler names an environment's Worker: "<top-level name>-<env>".
+        worker_name = f"{worker_name}-{overrides.env}"
+        worker_name_origin = Origin(f"{worker_name_origin} and flag --env")
 
     containers = doc.data.get("containers")
     if containers is None:
+        hint = (
+            "; containers are not inherited by environments"
+            if overrides.env is not None and "containers" in top.data
+            else ""
+        )
+        if overrides.env is None and isinstance(top.data.get("env"), dict):
+            envs = ", ".join(sorted(str(name) for name in top.data["env"]))
+            hint = f"; or pick an environment with --env ({envs})"
         raise doc.error(
             ("containers",),
             "missing: emu runs the containers listed there "
-            '(e.g. "containers": [{"class_name": "MyContainer", "image": "./Dockerfile"}])',
+            '(e.g. "containers": [{"class_name": "MyContainer", "image": "./Dockerfile"}])' + hint,
         )
     if not isinstance(containers, list) or not containers:
         raise doc.error(("containers",), "must be a non-empty array of containers")
@@ -816,7 +916,7 @@ def load_config(
         if overrides.sleep_after is not None
         else None
     )
-    global_settings = _global_settings(overrides, worker_name_origin)
+    global_settings = _global_settings(top, overrides, worker_name_origin)
 
     bindings = _bindings(doc)
     main, main_origin, scan = _scan_worker(doc, cwd, warnings)
@@ -827,6 +927,7 @@ def load_config(
         worker_name=worker_name,
         bindings=bindings,
         migrations=_migration_classes(doc),
+        exports=_exports(doc),
         main=main,
         scan=scan,
         instances_flag=instances_flag,
@@ -834,9 +935,16 @@ def load_config(
         warnings=warnings,
     )
     classes = tuple(loader.load(index, entry) for index, entry in enumerate(containers))
+    for container, (_class, link_path) in loader.exports.links.items():
+        if container not in loader.seen_names:
+            names = ", ".join(json.dumps(name) for name in loader.seen_names)
+            raise doc.error(
+                link_path, f"no container is named {json.dumps(container)}; the names are {names}"
+            )
     return Config(
         path=doc.path,
         project_dir=doc.path.parent,
+        env=overrides.env,
         worker_name=worker_name,
         main=main,
         classes=classes,
@@ -854,6 +962,7 @@ class _ContainerLoader:
     worker_name: str
     bindings: Mapping[str, list[tuple[str, FieldPath]]]
     migrations: tuple[set[str], set[str]]
+    exports: _Exports
     main: Path | None
     scan: WorkerScan | None
     instances_flag: int | None
@@ -868,9 +977,21 @@ class _ContainerLoader:
         if not isinstance(entry, dict):
             raise doc.error(base, f"must be an object, not {_describe_value(entry)}")
         class_path: FieldPath = (*base, "class_name")
-        if "class_name" not in entry:
-            raise doc.error(class_path, "missing; name the Durable Object class (required)")
-        class_name = _string(doc, class_path, entry["class_name"], required=True)
+        if "class_name" in entry:
+            class_name = _string(doc, class_path, entry["class_name"], required=True)
+        else:
+            link = (
+                self.exports.links.get(entry["name"])
+                if isinstance(entry.get("name"), str)
+                else None
+            )
+            if link is None:
+                raise doc.error(
+                    class_path,
+                    "missing; name the Durable Object class here, or name this container in "
+                    'its export (exports.MyClass.container = "<containers[].name>")',
+                )
+            class_name, class_path = link
         if class_name in self.seen_classes:
             raise doc.error(
                 class_path,
@@ -881,7 +1002,7 @@ class _ContainerLoader:
         for key in entry:
             if key not in _CONTAINER_FIELDS and key not in _DEPLOY_ONLY_FIELDS:
                 self.warnings.append(
-                    f"{doc.where((*base, key))}: {_field_text((*base, key))} is unknown to emu "
+                    f"{doc.where((*base, key))}: {doc.shown((*base, key))} is unknown to emu "
                     "and ignored"
                 )
         if "image" not in entry:
@@ -921,6 +1042,13 @@ class _ContainerLoader:
                 f"{json.dumps(name)} is already the name of containers[{self.seen_names[name]}]",
             )
         self.seen_names[name] = index
+        link = self.exports.links.get(name)
+        if link is not None and link[0] != class_name:
+            raise doc.error(
+                class_path,
+                f"{class_name}, but {doc.shown(link[1])} gives container {json.dumps(name)} "
+                f"to {link[0]}",
+            )
 
         max_value = setting("max_instances", "max_instances")
         max_instances = (
@@ -941,7 +1069,7 @@ class _ContainerLoader:
                 class_path,
                 f"class {class_name} has no Durable Object binding; add "
                 f'{{"name": "MY_BINDING", "class_name": "{class_name}"}} to '
-                "durable_objects.bindings",
+                f"{doc.shown(('durable_objects', 'bindings'))}",
             )
         binding, binding_path = class_bindings[0]
         origins["binding"] = doc.origin(binding_path)
@@ -972,16 +1100,25 @@ class _ContainerLoader:
 
     def check_migration(self, class_name: str) -> None:
         sqlite_classes, key_value_classes = self.migrations
-        if class_name in sqlite_classes:
+        if class_name in sqlite_classes or class_name in self.exports.sqlite:
             return
-        kind = (
-            "is in new_classes, but containers need new_sqlite_classes"
-            if class_name in key_value_classes
-            else "has no migration with new_sqlite_classes"
-        )
+        if class_name in self.exports.key_value:
+            where, kind = (
+                self.doc.where(("exports", class_name)),
+                'is exported with storage "legacy-kv", but containers need "sqlite"',
+            )
+        elif class_name in key_value_classes:
+            where, kind = (
+                self.doc.where(("migrations",)),
+                "is in new_classes, but containers need new_sqlite_classes",
+            )
+        else:
+            where, kind = (
+                self.doc.where(("migrations",)),
+                "has no migration with new_sqlite_classes and no sqlite export",
+            )
         self.warnings.append(
-            f"{self.doc.where(('migrations',))}: class {class_name} {kind}; wrangler deploy "
-            "needs it, emu does not"
+            f"{where}: class {class_name} {kind}; wrangler deploy needs it, emu does not"
         )
 
     def source_settings(self, class_name: str, origins: dict[str, Origin]) -> dict[str, Any]:
@@ -1062,9 +1199,36 @@ class _ContainerLoader:
         return best.value
 
 
-def _global_settings(overrides: Overrides, worker_name_origin: Origin) -> dict[str, Any]:
+def _dev_port(doc: _Document) -> tuple[int, Origin] | None:
+    """wrangler's `dev.port`, which `wrangler dev` listens on, when the file sets it."""
+    dev = doc.data.get("dev")
+    if not isinstance(dev, dict) or "port" not in dev:
+        return None
+    value = dev["port"]
+    if not _is_integer(value) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise doc.error(
+            ("dev", "port"), f"must be a port, 0 to 65535; not {_describe_value(value)}"
+        )
+    return value, doc.origin(("dev", "port"))
+
+
+def default_port(path: Path | None = None, cwd: Path | None = None) -> int:
+    """The port `emu up` of this config listens on without --port: dev.port, else 8787.
+    Reads only that, so a config broken elsewhere still answers. Raises ConfigError."""
+    cwd = (cwd if cwd is not None else Path.cwd()).absolute()
+    dev_port = _dev_port(_read_document(_find_config(path, cwd), cwd))
+    return dev_port[0] if dev_port is not None else DEFAULT_PORT
+
+
+def _global_settings(
+    doc: _Document, overrides: Overrides, worker_name_origin: Origin
+) -> dict[str, Any]:
     """host, port, seed, start_timeout, stop_grace and their origins, for Config(**...)."""
-    origins: dict[str, Origin] = {"worker_name": worker_name_origin, "main": DEFAULT}
+    origins: dict[str, Origin] = {
+        "worker_name": worker_name_origin,
+        "main": DEFAULT,
+        "env": Origin("flag --env") if overrides.env is not None else DEFAULT,
+    }
 
     def flag(key: str, given: bool) -> None:
         origins[key] = Origin(f"flag --{key.replace('_', '-')}") if given else DEFAULT
@@ -1076,9 +1240,11 @@ def _global_settings(overrides: Overrides, worker_name_origin: Origin) -> dict[s
         host = overrides.host
     flag("host", overrides.host is not None)
     port = DEFAULT_PORT
+    flag("port", overrides.port is not None)
     if overrides.port is not None:
         port = _flag_int("port", overrides.port, 0, 65535)
-    flag("port", overrides.port is not None)
+    elif (dev_port := _dev_port(doc)) is not None:
+        port, origins["port"] = dev_port
     seed = None
     if overrides.seed is not None:
         if not _is_integer(overrides.seed):
@@ -1106,7 +1272,16 @@ def _global_settings(overrides: Overrides, worker_name_origin: Origin) -> dict[s
 # ---------------------------------------------------------------------------------------------
 # Showing the result: `emu config` and `emu config --json`
 
-_GLOBAL_KEYS = ("worker_name", "main", "host", "port", "seed", "start_timeout", "stop_grace")
+_GLOBAL_KEYS = (
+    "env",
+    "worker_name",
+    "main",
+    "host",
+    "port",
+    "seed",
+    "start_timeout",
+    "stop_grace",
+)
 _CLASS_KEYS = tuple(f.name for f in fields(ClassConfig) if f.name not in ("class_name", "origins"))
 
 

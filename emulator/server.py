@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -71,13 +72,14 @@ _HTTP_LOG = logging.getLogger("emu.http")
 _HTTP_LOG.addFilter(_BadRequestFilter())
 
 
-def project_id(config: Config) -> str:
-    """Stable for one config file on one machine: how runs of the same project find each other."""
-    return hashlib.sha256(str(config.path).encode()).hexdigest()[:12]
+def project_id(config_path: Path) -> str:
+    """Stable for one config file on one machine: how runs of the same project find each other
+    (whatever its --env: `emu down` removes them all)."""
+    return hashlib.sha256(str(config_path).encode()).hexdigest()[:12]
 
 
 def project_labels(config: Config) -> dict[str, str]:
-    return {MANAGED_LABEL: "true", "emu.project": project_id(config)}
+    return {MANAGED_LABEL: "true", "emu.project": project_id(config.path)}
 
 
 # Settings a running emu cannot take over: they need `emu up` again.
@@ -123,7 +125,7 @@ class Emulator:
     ) -> None:
         self.config = config
         self.session_id = uuid.uuid4().hex[:12]
-        self.project = project_id(config)
+        self.project = project_id(config.path)
         self.labels = {
             **project_labels(config),
             "emu.session": self.session_id,

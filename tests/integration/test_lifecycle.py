@@ -66,10 +66,15 @@ def test_kill_9_then_down_then_next_up_leave_nothing(
     first.kill()  # SIGKILL: no cleanup at all
     assert len(containers(docker_client, project=pid)) == 1
 
+    # A config broken since is no reason to keep the leftovers: ps and down need only its path.
+    good = project.read_text()
+    assert '"max_instances": 10' in good
+    project.write_text(good.replace('"max_instances": 10', '"max_instances": 0'))
     ps = emu_cli("ps", "-c", str(project))
     assert ps.returncode == 0 and " a " in ps.stdout.replace("\n", " \n"), ps.stdout
     down = emu_cli("down", "-c", str(project))
     assert down.returncode == 0, down.stderr
+    project.write_text(good)
     assert containers(docker_client, project=pid) == []
     assert networks(docker_client, project=pid) == []
 

@@ -54,3 +54,49 @@ def test_no_config_here_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     result = CliRunner().invoke(main, ["config"])
     assert result.exit_code == 2
     assert "no wrangler config here" in result.output
+
+
+def test_env_flag_picks_the_wrangler_environment(tmp_path: Path) -> None:
+    path = Project().write(tmp_path)
+    text = path.read_text()
+    head, _, _ = text.rpartition("}")
+    path.write_text(
+        head
+        + """  "env": {
+    "staging": {
+      "containers": [
+        {"class_name": "PythonExecutorContainer", "image": "./Dockerfile", "max_instances": 4},
+      ],
+      "durable_objects": {
+        "bindings": [{"name": "PYTHON_EXECUTOR", "class_name": "PythonExecutorContainer"}],
+      },
+    },
+  },
+}
+"""
+    )
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    result = CliRunner().invoke(main, ["config", "-c", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    plain = json.loads(result.output)
+    assert plain["classes"][0]["settings"]["max_instances"]["value"] == 10
+    for flag in ("--env", "-e"):
+        result = CliRunner().invoke(main, ["config", "-c", str(path), "--json", flag, "staging"])
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["settings"]["env"] == {"value": "staging", "origin": "flag --env"}
+        assert data["settings"]["worker_name"]["value"] == "research-api-staging"
+        assert data["classes"][0]["settings"]["max_instances"]["value"] == 4
+    result = CliRunner().invoke(main, ["config", "-c", str(path), "--env", "prod"])
+    assert result.exit_code == 2
+    assert result.output.startswith("emu: flag --env: ")
+    assert 'wrangler.jsonc has no environment "prod"; it has staging\n' in result.output
+
+
+def test_status_asks_the_configs_dev_port(tmp_path: Path) -> None:
+    path = Project().write(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace('"main":', '"dev": {"port": 9},\n  "main":', 1))
+    result = CliRunner().invoke(main, ["status", "-c", str(path)])
+    assert result.exit_code == 1
+    assert "no emu up answers at http://127.0.0.1:9 " in result.output

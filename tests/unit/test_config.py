@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -16,7 +17,9 @@ from emulator.config import (
     InstanceType,
     Overrides,
     as_json,
+    default_port,
     describe,
+    find_config,
     load_config,
 )
 
@@ -141,6 +144,7 @@ def test_seed_project_origins(seed: Path) -> None:
         "instances": "src/index.ts:23",
     }
     assert {k: str(v) for k, v in config.origins.items()} == {
+        "env": "default",
         "worker_name": "wrangler.jsonc:7",
         "main": "wrangler.jsonc:8",
         "host": "default",
@@ -704,7 +708,9 @@ def test_overrides(tmp_path: Path) -> None:
     assert origins(cls)["sleep_after"] == "flag --sleep-after"
     assert (config.start_timeout, config.stop_grace, config.seed) == (0.5, 60.0, 7)
     assert (config.host, config.port) == ("0.0.0.0", 0)
-    assert {k: str(v) for k, v in config.origins.items() if k not in ("worker_name", "main")} == {
+    assert {
+        k: str(v) for k, v in config.origins.items() if k not in ("env", "worker_name", "main")
+    } == {
         "host": "flag --host",
         "port": "flag --port",
         "seed": "flag --seed",
@@ -742,3 +748,158 @@ def test_describe_lists_warnings(tmp_path: Path) -> None:
     config = load_config(None, cwd=project(tmp_path, source=None))
     text = describe(config)
     assert "\nwarnings\n  - src/index.ts: Worker source not read" in text
+
+
+# --- wrangler environments (--env) -----------------------------------------------------------
+
+ENV_CONFIG = """\
+{
+  "name": "app",
+  "main": "src/index.ts",
+  "durable_objects": {"bindings": [{"name": "MY_CONTAINER", "class_name": "MyContainer"}]},
+  "migrations": [{"tag": "v1", "new_sqlite_classes": ["MyContainer"]}],
+  "containers": [{"class_name": "MyContainer", "image": "./Dockerfile", "max_instances": 3}],
+  "env": {
+    "staging": {
+      "durable_objects": {"bindings": [{"name": "MY_CONTAINER", "class_name": "MyContainer"}]},
+      "containers": [
+        {"class_name": "MyContainer", "image": "./Dockerfile", "max_instances": 7},
+      ],
+    },
+    "bare": {"name": "bare-app"},
+    "broken": {
+      "durable_objects": {"bindings": [{"name": "MY_CONTAINER", "class_name": "MyContainer"}]},
+      "containers": [{"class_name": "MyContainer", "image": "./Dockerfile", "max_instances": 0}],
+    },
+  },
+}
+"""
+
+
+def env_project(root: Path) -> Path:
+    project(root)
+    (root / "wrangler.json").unlink()
+    (root / "wrangler.jsonc").write_text(ENV_CONFIG)
+    return root
+
+
+def test_env_reads_the_environments_containers_and_bindings(tmp_path: Path) -> None:
+    root = env_project(tmp_path)
+    assert only(load_config(None, cwd=root)).max_instances == 3
+    config = load_config(None, Overrides(env="staging"), cwd=root)
+    cls = only(config)
+    assert cls.max_instances == 7
+    assert origins(cls)["max_instances"] == "wrangler.jsonc:11"
+    assert origins(cls)["binding"] == "wrangler.jsonc:9"
+    # As wrangler names an environment's Worker, and so the container's default name.
+    assert (config.worker_name, cls.name) == ("app-staging", "app-staging-MyContainer")
+    assert str(config.origins["env"]) == "flag --env"
+    assert config.env == "staging"
+    assert re.search(r"env +staging +flag --env", describe(config))
+
+
+def test_env_does_not_inherit_containers(tmp_path: Path) -> None:
+    caught = error(env_project(tmp_path), Overrides(env="bare"))
+    assert caught.where == "wrangler.jsonc:14"
+    assert caught.field_name == "env.bare.containers"
+    assert "not inherited by environments" in caught.message
+
+
+def test_env_errors_name_the_environments_field(tmp_path: Path) -> None:
+    caught = error(env_project(tmp_path), Overrides(env="broken"))
+    assert caught.where == "wrangler.jsonc:17"
+    assert caught.field_name == "env.broken.containers[0].max_instances"
+
+
+def test_unknown_env_lists_the_environments(tmp_path: Path) -> None:
+    caught = error(env_project(tmp_path), Overrides(env="prod"))
+    assert caught.where == "flag --env"
+    assert 'no environment "prod"' in caught.message
+    assert "bare, broken, staging" in caught.message
+    caught = error(project(tmp_path / "plain"), Overrides(env="staging"))
+    assert "defines no environments" in caught.message
+
+
+def test_env_only_config_without_env_suggests_the_flag(tmp_path: Path) -> None:
+    root = env_project(tmp_path)
+    text = ENV_CONFIG.replace(
+        '  "containers": [{"class_name": "MyContainer", "image": "./Dockerfile", '
+        '"max_instances": 3}],\n',
+        "",
+    )
+    (root / "wrangler.jsonc").write_text(text)
+    caught = error(root)
+    assert caught.field_name == "containers"
+    assert "--env (bare, broken, staging)" in caught.message
+
+
+def test_env_missing_bindings_names_the_environments_field(tmp_path: Path) -> None:
+    root = env_project(tmp_path)
+    text = ENV_CONFIG.replace(
+        '      "durable_objects": {"bindings": [{"name": "MY_CONTAINER", '
+        '"class_name": "MyContainer"}]},\n      "containers": [\n',
+        '      "containers": [\n',
+    )
+    (root / "wrangler.jsonc").write_text(text)
+    caught = error(root, Overrides(env="staging"))
+    assert "env.staging.durable_objects.bindings" in caught.message
+
+
+# --- exports (wrangler 4.124 and later) --------------------------------------------------------
+
+
+def test_sqlite_export_stands_for_the_migration(tmp_path: Path) -> None:
+    exports = {"MyContainer": {"type": "durable-object", "storage": "sqlite"}}
+    config = load_config(None, cwd=project(tmp_path, top={"migrations": [], "exports": exports}))
+    assert config.warnings == ()
+    exports = {"MyContainer": {"type": "durable-object", "storage": "legacy-kv"}}
+    config = load_config(
+        None, cwd=project(tmp_path / "kv", top={"migrations": [], "exports": exports})
+    )
+    assert any('storage "legacy-kv", but containers need "sqlite"' in w for w in config.warnings)
+
+
+def test_export_names_the_container_of_a_class(tmp_path: Path) -> None:
+    exports = {
+        "MyContainer": {"type": "durable-object", "storage": "sqlite", "container": "runner"}
+    }
+    root = project(tmp_path, {"name": "runner"}, top={"exports": exports})
+    data = json.loads((root / "wrangler.json").read_text())
+    del data["containers"][0]["class_name"]
+    (root / "wrangler.json").write_text(json.dumps(data, indent=2))
+    cls = only(load_config(None, cwd=root))
+    assert (cls.class_name, cls.name, cls.binding) == ("MyContainer", "runner", "MY_CONTAINER")
+    assert origins(cls)["class_name"] == "wrangler.json:30"  # exports.MyContainer.container
+
+
+def test_export_container_must_exist_and_agree(tmp_path: Path) -> None:
+    link = {"type": "durable-object", "storage": "sqlite", "container": "nope"}
+    caught = error(project(tmp_path / "a", top={"exports": {"MyContainer": link}}))
+    assert caught.field_name == "exports.MyContainer.container"
+    assert 'no container is named "nope"' in caught.message
+    other = {"type": "durable-object", "storage": "sqlite", "container": "app-MyContainer"}
+    caught = error(project(tmp_path / "b", top={"exports": {"Other": other}}))
+    assert caught.field_name == "containers[0].class_name"
+    assert "exports.Other.container gives container" in caught.message
+
+
+# --- dev.port and the helpers for ps, down and status ----------------------------------------
+
+
+def test_dev_port_is_the_default_port_and_the_flag_wins(tmp_path: Path) -> None:
+    root = project(tmp_path, top={"dev": {"port": 8790}})
+    config = load_config(None, cwd=root)
+    assert config.port == 8790
+    assert str(config.origins["port"]).startswith("wrangler.json:")
+    assert load_config(None, Overrides(port=9000), cwd=root).port == 9000
+    assert default_port(cwd=root) == 8790
+    assert default_port(cwd=project(tmp_path / "plain")) == 8787
+    caught = error(project(tmp_path / "bad", top={"dev": {"port": "x"}}))
+    assert caught.field_name == "dev.port"
+
+
+def test_find_config_does_not_validate(tmp_path: Path) -> None:
+    root = project(tmp_path, {"max_instances": 0})
+    assert find_config(cwd=root) == root / "wrangler.json"
+    with pytest.raises(ConfigError):
+        find_config(cwd=tmp_path / "nowhere")
