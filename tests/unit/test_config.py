@@ -776,10 +776,12 @@ ENV_CONFIG = """\
 """
 
 
-def env_project(root: Path) -> Path:
+def env_project(root: Path, without: str = "") -> Path:
+    """A project whose wrangler.jsonc is ENV_CONFIG, minus the text `without`."""
     project(root)
     (root / "wrangler.json").unlink()
-    (root / "wrangler.jsonc").write_text(ENV_CONFIG)
+    assert without in ENV_CONFIG
+    (root / "wrangler.jsonc").write_text(ENV_CONFIG.replace(without, "", 1))
     return root
 
 
@@ -821,26 +823,21 @@ def test_unknown_env_lists_the_environments(tmp_path: Path) -> None:
 
 
 def test_env_only_config_without_env_suggests_the_flag(tmp_path: Path) -> None:
-    root = env_project(tmp_path)
-    text = ENV_CONFIG.replace(
+    top_containers = (
         '  "containers": [{"class_name": "MyContainer", "image": "./Dockerfile", '
-        '"max_instances": 3}],\n',
-        "",
+        '"max_instances": 3}],\n'
     )
-    (root / "wrangler.jsonc").write_text(text)
-    caught = error(root)
+    caught = error(env_project(tmp_path, without=top_containers))
     assert caught.field_name == "containers"
     assert "--env (bare, broken, staging)" in caught.message
 
 
 def test_env_missing_bindings_names_the_environments_field(tmp_path: Path) -> None:
-    root = env_project(tmp_path)
-    text = ENV_CONFIG.replace(
+    staging_bindings = (  # the first one: env.staging's
         '      "durable_objects": {"bindings": [{"name": "MY_CONTAINER", '
-        '"class_name": "MyContainer"}]},\n      "containers": [\n',
-        '      "containers": [\n',
+        '"class_name": "MyContainer"}]},\n'
     )
-    (root / "wrangler.jsonc").write_text(text)
+    root = env_project(tmp_path, without=staging_bindings)
     caught = error(root, Overrides(env="staging"))
     assert "env.staging.durable_objects.bindings" in caught.message
 
