@@ -6,6 +6,17 @@ fields the library uses (`defaultPort = 8000`, `sleepAfter = '15m'`, ...) and, f
 literals are read; anything computed is skipped with a warning. This is a scanner, not a parser:
 comments, strings, template literals and regex literals are recognised so that braces and
 commented-out code inside them do not mislead it, and that is all.
+
+A setting can also be written as `this.defaultPort = 8000;` in the class's constructor, and that
+wins over a field initializer (fields are set before the constructor body runs). Only the
+constructor's top-level statements are read: an assignment inside a block, a condition (also a
+braceless `if (c) this.x = 1`), a callback or an expression is skipped with a warning, and one in
+any other method is not a setting at all. A class extending another class (`class Executor
+extends Base`) is a Container class when its chain of bases, through all the files scanned, ends
+at Container; it inherits each setting it does not write itself. Bases are matched by the name
+written after `extends` (the last part of `a.B`), not through import renames. A value emu skips
+(not a literal, the wrong type, `null` or `undefined`) counts as not written, so a field or an
+inherited value stands. Each setting keeps the file and line where its value is written.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -74,13 +85,43 @@ class ClassSettings:
     ping_endpoint: Located[str] | None = None
 
 
+_SETTINGS = (
+    "default_port",
+    "required_ports",
+    "sleep_after",
+    "env_vars",
+    "entrypoint",
+    "enable_internet",
+    "ping_endpoint",
+)
+
+
+def _overlay(over: ClassSettings, under: ClassSettings) -> ClassSettings:
+    """`over`, with each setting it leaves unset taken from `under`."""
+    unset = {name: getattr(under, name) for name in _SETTINGS if getattr(over, name) is None}
+    return replace(over, **unset)
+
+
+@dataclass(frozen=True)
+class ClassDeclaration:
+    """One `class X extends Y { ... }` as written, whatever Y is: the settings its own body
+    writes (none inherited), Y's name, and the warnings about it, which are reported only if X
+    turns out to be a Container class."""
+
+    settings: ClassSettings
+    base: str
+    warnings: tuple[ScanWarning, ...] = ()
+
+
 @dataclass(frozen=True)
 class WorkerScan:
-    classes: Mapping[str, ClassSettings] = field(default_factory=dict)
+    classes: Mapping[str, ClassSettings] = field(default_factory=dict)  # with inherited settings
     # binding name -> the N of getRandom(env.BINDING, N); the largest when calls disagree
     random_counts: Mapping[str, Located[int]] = field(default_factory=dict)
     warnings: tuple[ScanWarning, ...] = ()
     files: tuple[Path, ...] = ()  # what scan_file read
+    # every class that extends something, so that merge can resolve bases across files
+    declarations: Mapping[str, ClassDeclaration] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,11 +471,15 @@ def js_string(value: object) -> str | None:
 # Classes
 
 _CLASS = re.compile(r"(?<![\w$.])class\s+([A-Za-z_$][\w$]*)\s*")
-_EXTENDS_CONTAINER = re.compile(r"extends\s+(?:[A-Za-z_$][\w$]*\s*\.\s*)?Container(?![\w$])\s*")
-_MEMBER = re.compile(
+_EXTENDS = re.compile(r"extends\s+(?:[A-Za-z_$][\w$]*\s*\.\s*)*([A-Za-z_$][\w$]*)\s*")
+_MODIFIERS = (
     r"(?<![\w$.])((?:(?:public|private|protected|readonly|override|declare|static|accessor)\s+)*)"
-    r"(" + "|".join(PROPERTIES) + r")\s*[?!]?\s*([:=])(?!=)"
 )
+_MEMBER = re.compile(_MODIFIERS + r"(" + "|".join(PROPERTIES) + r")\s*[?!]?\s*([:=])(?!=)")
+_CONSTRUCTOR = re.compile(_MODIFIERS + r"constructor\s*\(")
+_THIS_ASSIGNMENT = re.compile(r"(?<![\w$.])this\s*\.\s*(" + "|".join(PROPERTIES) + r")\s*=(?!=)")
+_BLOCK_HEAD = re.compile(r"(?<![\w$.])(?:if|while|with|for(?:\s+await)?)\s*$")
+_BRACELESS_BODY_AFTER = re.compile(r"(?<![\w$.])(?:else|do)$")
 _MEMBER_BOUNDARY = set(";{})")
 
 
@@ -449,6 +494,41 @@ def _skip_angles(masked: str, i: int) -> int:
             if depth == 0:
                 return k + 1
     return len(masked)
+
+
+def _depths(masked: str, start: int, end: int) -> list[int]:
+    """The bracket depth, relative to `start`, before each offset of masked[start:end]."""
+    depths: list[int] = []
+    depth = 0
+    for k in range(start, end):
+        depths.append(depth)
+        if masked[k] in "{[(":
+            depth += 1
+        elif masked[k] in "}])":
+            depth -= 1
+    return depths
+
+
+def _top_statement(masked: str, depths: list[int], start: int, i: int) -> bool:
+    """Whether offset i begins a top-level statement of the block body starting at `start`
+    (`depths` from _depths): not nested in brackets, not inside an expression, and not the body
+    of a braceless if/for/while/else."""
+    if depths[i - start] != 0:
+        return False
+    k = i - 1
+    while k >= start and masked[k].isspace():
+        k -= 1
+    if k < start or masked[k] in ";{}":
+        return True
+    new_line = "\n" in masked[k:i]
+    if masked[k] == ")":  # `super(ctx, env)` + a new line begins one; `if (c)` does not
+        j = k - 1
+        while j >= start and (masked[j] != "(" or depths[j - start] != 0):
+            j -= 1
+        return new_line and _BLOCK_HEAD.search(masked, start, max(j, start)) is None
+    if _BRACELESS_BODY_AFTER.search(masked, start, k + 1):
+        return False
+    return new_line and masked[k] not in _LINE_CONTINUES
 
 
 def _skip_type(masked: str, i: int) -> int:
@@ -501,16 +581,18 @@ class _Scanner:
     def warn(self, offset: int, message: str) -> None:
         self.warnings.append(ScanWarning(self.path, self.line(offset), message))
 
-    def classes(self) -> dict[str, ClassSettings]:
+    def declarations(self) -> dict[str, ClassDeclaration]:
+        """Every `class X extends Y { ... }`, Container or not: which is a Container class
+        is known only once all the files are scanned."""
         masked = self.lexed.masked
-        found: dict[str, ClassSettings] = {}
+        found: dict[str, ClassDeclaration] = {}
         for m in _CLASS.finditer(masked):
             i = m.end()
             if masked.startswith("<", i):
                 i = _skip_angles(masked, i)
                 while i < len(masked) and masked[i].isspace():
                     i += 1
-            ext = _EXTENDS_CONTAINER.match(masked, i)
+            ext = _EXTENDS.match(masked, i)
             if ext is None:
                 continue
             i = ext.end()
@@ -524,26 +606,29 @@ class _Scanner:
                 self.warn(m.start(), f"class {m.group(1)}: no closing brace; not read")
                 continue
             name = m.group(1)
-            if name in found:
-                self.warn(m.start(), f"class {name} is defined twice; the first one is used")
+            first = found.get(name)
+            if first is not None:
+                twice = ScanWarning(
+                    self.path,
+                    self.line(m.start()),
+                    f"class {name} is defined twice; the first one is used",
+                )
+                found[name] = replace(first, warnings=(*first.warnings, twice))
                 continue
-            found[name] = self.class_settings(name, m.start(), body_start + 1, body_end - 1)
+            # The warnings about the class are held back with it (see ClassDeclaration).
+            mark = len(self.warnings)
+            settings = self.class_settings(name, m.start(), body_start + 1, body_end - 1)
+            found[name] = ClassDeclaration(settings, ext.group(1), tuple(self.warnings[mark:]))
+            del self.warnings[mark:]
         return found
 
-    def member_starts(self, start: int, end: int) -> list[re.Match[str]]:
-        """Property declarations at the top level of a class body [start, end)."""
+    def member_starts(self, pattern: re.Pattern[str], start: int, end: int) -> list[re.Match[str]]:
+        """Matches of `pattern` beginning a member at the top level of a class body [start, end)."""
         masked = self.lexed.masked
-        depth_at: list[int] = []
-        depth = 0
-        for k in range(start, end):
-            depth_at.append(depth)
-            if masked[k] in "{[(":
-                depth += 1
-            elif masked[k] in "}])":
-                depth -= 1
+        depths = _depths(masked, start, end)
         members = []
-        for m in _MEMBER.finditer(masked, start, end):
-            if depth_at[m.start() - start] != 0:
+        for m in pattern.finditer(masked, start, end):
+            if depths[m.start() - start] != 0:
                 continue
             k = m.start() - 1
             while k >= start and masked[k] in " \t\r":
@@ -558,9 +643,10 @@ class _Scanner:
         return members
 
     def class_settings(self, name: str, class_offset: int, start: int, end: int) -> ClassSettings:
-        values: dict[str, Located[object]] = {}
-        code, masked = self.lexed.code, self.lexed.masked
-        for m in self.member_starts(start, end):
+        """The settings a class body [start, end) writes, in fields or in its constructor."""
+        fields: dict[str, Located[object]] = {}
+        masked = self.lexed.masked
+        for m in self.member_starts(_MEMBER, start, end):
             modifiers, prop, sep = m.group(1).split(), m.group(2), m.group(3)
             eq = m.end() - 1 if sep == "=" else _skip_type(masked, m.end())
             if eq < 0:
@@ -568,25 +654,69 @@ class _Scanner:
             if "static" in modifiers:
                 self.warn(m.start(), f"{name}.{prop} is static; the library reads instance fields")
                 continue
-            v = eq + 1
-            while v < end and code[v].isspace():
-                v += 1
-            try:
-                value, after = _read_literal(self.lexed, v)
-                if not _ends_expression(code, after):
-                    raise _NotLiteral
-            except _NotLiteral:
+            self.read_setting(name, prop, m.start(), eq + 1, end, fields)
+        settings = self.typed(name, class_offset, fields)
+        body = self.constructor_body(start, end)
+        if body is None:
+            return settings
+        assigned = self.constructor_assignments(name, *body)
+        # Field initializers run before the constructor body, so its assignments win.
+        return _overlay(self.typed(name, class_offset, assigned), settings)
+
+    def read_setting(
+        self, name: str, prop: str, at: int, v: int, end: int, values: dict[str, Located[object]]
+    ) -> None:
+        """Read the literal at v (spaces before it allowed) into values[prop]; if there is no
+        literal, warn at offset `at`."""
+        code = self.lexed.code
+        while v < end and code[v].isspace():
+            v += 1
+        try:
+            value, after = _read_literal(self.lexed, v)
+            if not _ends_expression(code, after):
+                raise _NotLiteral
+        except _NotLiteral:
+            self.warn(
+                at, f"{name}.{prop} = {_expression_text(code, v)} is not a literal; emu ignores it"
+            )
+            return
+        if value is _MISSING:
+            return
+        if prop in values:
+            self.warn(at, f"{name}.{prop} is set twice; the last one is used")
+        values[prop] = Located(value, self.line(at), self.path)
+
+    def constructor_body(self, start: int, end: int) -> tuple[int, int] | None:
+        """The span inside the braces of the constructor of the class body [start, end)."""
+        masked = self.lexed.masked
+        for m in self.member_starts(_CONSTRUCTOR, start, end):
+            k = _matching(masked, m.end() - 1)
+            if k < 0:
+                continue
+            while k < end and masked[k].isspace():
+                k += 1
+            if k < end and masked[k] == "{":  # not an overload signature `constructor(...);`
+                return k + 1, _matching(masked, k) - 1
+        return None
+
+    def constructor_assignments(
+        self, name: str, start: int, end: int
+    ) -> dict[str, Located[object]]:
+        """The `this.<setting> = <literal>` top-level statements of a constructor body."""
+        masked = self.lexed.masked
+        depths = _depths(masked, start, end)
+        values: dict[str, Located[object]] = {}
+        for m in _THIS_ASSIGNMENT.finditer(masked, start, end):
+            prop = m.group(1)
+            if _top_statement(masked, depths, start, m.start()):
+                self.read_setting(name, prop, m.start(), m.end(), end, values)
+            else:
                 self.warn(
                     m.start(),
-                    f"{name}.{prop} = {_expression_text(code, v)} is not a literal; emu ignores it",
+                    f"{name}.{prop} is assigned inside a block, condition or expression in the "
+                    "constructor; emu reads only its top-level statements and ignores this one",
                 )
-                continue
-            if value is _MISSING:
-                continue
-            if prop in values:
-                self.warn(m.start(), f"{name}.{prop} is set twice; the last one is used")
-            values[prop] = Located(value, self.line(m.start()), self.path)
-        return self.typed(name, class_offset, values)
+        return values
 
     def typed(self, name: str, offset: int, raw: dict[str, Located[object]]) -> ClassSettings:
         """Check each literal's JS type; a wrong one is skipped with a warning."""
@@ -824,14 +954,43 @@ def _describe(value: object) -> str:
 def scan_source(text: str, path: Path | None = None) -> WorkerScan:
     """Scan one file's text. `path` is only recorded in the results."""
     scanner = _Scanner(text, path)
-    classes = scanner.classes()
+    declarations = scanner.declarations()
+    classes, class_warnings = _container_classes(declarations)
+    scanner.warnings.extend(class_warnings)
     counts = scanner.random_counts()
     return WorkerScan(
         classes=classes,
         random_counts=counts,
         warnings=tuple(scanner.warnings),
         files=(path,) if path is not None else (),
+        declarations=declarations,
     )
+
+
+def _container_classes(
+    declarations: Mapping[str, ClassDeclaration],
+) -> tuple[dict[str, ClassSettings], list[ScanWarning]]:
+    """The declared classes whose chain of bases ends at Container, each with the settings it
+    inherits; and the warnings about them. A base that is not declared, or a cycle, ends a
+    chain elsewhere."""
+    classes: dict[str, ClassSettings] = {}
+    warnings: list[ScanWarning] = []
+    for name, declaration in declarations.items():
+        chain = [declaration]
+        seen = {name}
+        while chain[-1].base != "Container":
+            base = chain[-1].base
+            if base in seen or base not in declarations:
+                break
+            seen.add(base)
+            chain.append(declarations[base])
+        else:
+            settings = declaration.settings
+            for ancestor in chain[1:]:
+                settings = _overlay(settings, ancestor.settings)
+            classes[name] = settings
+            warnings.extend(declaration.warnings)
+    return classes, warnings
 
 
 _IMPORT = re.compile(
@@ -861,30 +1020,34 @@ def _resolve(base: Path, spec: str) -> Path | None:
 
 
 def merge(scans: list[WorkerScan]) -> WorkerScan:
-    """One WorkerScan from several files' scans; the first definition of a class wins."""
-    classes: dict[str, ClassSettings] = {}
+    """One WorkerScan from several files' scans; the first definition of a class wins. The
+    Container classes are resolved again from all the declarations, so a base can be in another
+    file than its subclass."""
+    declarations: dict[str, ClassDeclaration] = {}
     counts: dict[str, Located[int]] = {}
     warnings: list[ScanWarning] = []
     files: list[Path] = []
     for scan in scans:
         warnings.extend(scan.warnings)
         files.extend(scan.files)
-        for name, settings in scan.classes.items():
-            first = classes.get(name)
+        for name, declaration in scan.declarations.items():
+            first = declarations.get(name)
             if first is None:
-                classes[name] = settings
+                declarations[name] = declaration
             else:
-                warnings.append(
-                    ScanWarning(
-                        settings.path,
-                        settings.line,
-                        f"class {name} is also defined at {first.path}:{first.line}; "
-                        "emu uses that one",
-                    )
+                where, again = first.settings, declaration.settings
+                also = ScanWarning(
+                    again.path,
+                    again.line,
+                    f"class {name} is also defined at {where.path}:{where.line}; emu uses that one",
                 )
+                declarations[name] = replace(first, warnings=(*first.warnings, also))
         for binding, count in scan.random_counts.items():
             _add_count(counts, warnings, binding, count)
-    return WorkerScan(classes, counts, tuple(warnings), tuple(files))
+    classes, class_warnings = _container_classes(declarations)
+    # A class resolved within its own file has its warnings in that file's scan already.
+    unique = tuple(dict.fromkeys([*warnings, *class_warnings]))
+    return WorkerScan(classes, counts, unique, tuple(files), declarations)
 
 
 def scan_file(path: Path, *, follow_imports: bool = True) -> WorkerScan:

@@ -358,3 +358,179 @@ def test_scan_file_follows_relative_imports(tmp_path: Path) -> None:
 def test_scan_file_raises_for_a_missing_main(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         scan_file(tmp_path / "nope.ts")
+
+
+def test_constructor_assignments_are_read() -> None:
+    source = """\
+export class MyContainer extends Container {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    this.defaultPort = 8080
+    this.sleepAfter = "2m";
+    this.envVars = {
+      A: 'x',
+    };
+  }
+}
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert cls.default_port is not None and (cls.default_port.value, cls.default_port.line) == (
+        8080,
+        4,
+    )
+    assert cls.sleep_after is not None and (cls.sleep_after.value, cls.sleep_after.line) == (
+        "2m",
+        5,
+    )
+    assert cls.env_vars is not None and cls.env_vars.value == {"A": "x"}
+    assert scan.warnings == ()
+
+
+def test_a_constructor_assignment_wins_over_the_field() -> None:
+    source = """\
+class MyContainer extends Container<Env> {
+  defaultPort = 8000;
+  sleepAfter = '15m';
+  private constructor(ctx: DurableObjectState, env: Env);
+  private constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.defaultPort = 8080;
+  }
+}
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert cls.default_port is not None and (cls.default_port.value, cls.default_port.line) == (
+        8080,
+        7,
+    )
+    assert cls.sleep_after is not None and (cls.sleep_after.value, cls.sleep_after.line) == (
+        "15m",
+        3,
+    )
+    assert scan.warnings == ()  # not "set twice": that is the constructor's job
+
+
+def test_assignments_in_other_methods_are_not_settings() -> None:
+    source = """\
+class MyContainer extends Container {
+  defaultPort = 8000;
+  async fetch(request: Request) {
+    this.defaultPort = 9;
+    return super.fetch(request);
+  }
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sleepAfter = '3m';
+  }
+  override onStart() { this.sleepAfter = '1h'; }
+}
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert cls.default_port is not None and cls.default_port.value == 8000
+    assert cls.sleep_after is not None and cls.sleep_after.value == "3m"
+    assert scan.warnings == ()
+
+
+def test_nested_or_computed_constructor_assignments_are_skipped_with_a_warning() -> None:
+    source = """\
+class MyContainer extends Container {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    if (env.DEBUG) { this.envVars = { DEBUG: '1' }; }
+    if (env.FAST) this.sleepAfter = '1m';
+    if (env.SLOW)
+      this.pingEndpoint = 'ping';
+    else this.enableInternet = false;
+    ctx.blockConcurrencyWhile(async () => { this.entrypoint = ['x']; });
+    this.defaultPort = env.PORT;
+    this.requiredPorts = [8080];
+  }
+}
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert (cls.env_vars, cls.sleep_after, cls.ping_endpoint, cls.enable_internet) == (None,) * 4
+    assert (cls.entrypoint, cls.default_port) == (None, None)
+    assert cls.required_ports is not None and cls.required_ports.value == (8080,)
+    assert [w.line for w in scan.warnings] == [4, 5, 7, 8, 9, 10]
+    assert all("inside a block" in m for m in messages(scan)[:5])
+    assert "MyContainer.defaultPort = env.PORT is not a literal" in messages(scan)[5]
+
+
+def test_a_subclass_of_a_subclass_inherits_and_overrides() -> None:
+    source = """\
+export class Executor extends Mid {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.pingEndpoint = 'ready';
+  }
+}
+class Mid extends Base { sleepAfter = '2s'; }
+class Base extends Container {
+  defaultPort = 8000;
+  sleepAfter = "5m";
+  pingEndpoint = 'health';
+}
+"""
+    scan = scan_source(source)
+    assert list(scan.classes) == ["Executor", "Mid", "Base"]
+    executor = scan.classes["Executor"]
+    assert executor.line == 1
+    assert executor.default_port is not None
+    assert (executor.default_port.value, executor.default_port.line) == (8000, 9)
+    assert executor.sleep_after is not None
+    assert (executor.sleep_after.value, executor.sleep_after.line) == ("2s", 7)
+    assert executor.ping_endpoint is not None
+    assert (executor.ping_endpoint.value, executor.ping_endpoint.line) == ("ready", 4)
+    base = scan.classes["Base"]
+    assert base.sleep_after is not None and base.sleep_after.value == "5m"
+    assert base.ping_endpoint is not None and base.ping_endpoint.value == "health"
+    assert scan.warnings == ()
+
+
+def test_a_base_class_in_an_imported_file(tmp_path: Path) -> None:
+    (tmp_path / "index.ts").write_text(
+        'import { Base } from "./base";\n'
+        "\n"
+        "export class Executor extends Base {\n"
+        "  sleepAfter = '2s';\n"
+        "  envVars = { A: env.SECRET };\n"
+        "}\n"
+    )
+    (tmp_path / "base.ts").write_text(
+        "export class Base extends Container {\n  defaultPort = 8000;\n  sleepAfter = '5m';\n}\n"
+    )
+    scan = scan_file(tmp_path / "index.ts")
+    executor = scan.classes["Executor"]
+    assert executor.path == tmp_path / "index.ts"
+    assert executor.default_port is not None
+    assert (executor.default_port.value, executor.default_port.line) == (8000, 2)
+    assert executor.default_port.path == tmp_path / "base.ts"
+    assert executor.sleep_after is not None
+    assert (executor.sleep_after.value, executor.sleep_after.path) == ("2s", tmp_path / "index.ts")
+    # Executor's warning is held back until Base is known to be a Container class, then given once.
+    assert [(w.path, w.line) for w in scan.warnings] == [(tmp_path / "index.ts", 5)]
+
+    alone = scan_file(tmp_path / "index.ts", follow_imports=False)
+    assert dict(alone.classes) == {} and alone.warnings == ()
+
+
+def test_cycles_and_unknown_bases_are_not_container_classes() -> None:
+    source = """\
+class A extends B { defaultPort = 1; }
+class B extends A { defaultPort = 2; }
+class Self extends Self { defaultPort = 3; }
+class Worker extends WorkerEntrypoint { sleepAfter = computed(); }
+class Sub extends Worker { defaultPort = 4; }
+class Leaf extends A { defaultPort = 5; }
+class MyContainer extends Container { defaultPort = 6; }
+class Mine extends MyContainer {}
+"""
+    scan = scan_source(source)
+    assert list(scan.classes) == ["MyContainer", "Mine"]
+    port = scan.classes["Mine"].default_port
+    assert port is not None and (port.value, port.line) == (6, 7)
+    assert scan.warnings == ()  # nothing about the classes that are not Container classes
