@@ -381,3 +381,49 @@ def test_the_example_project_serves(emu_up: EmuUp) -> None:
     info = requests.get(emu.url + "/info", timeout=60).json()
     assert info["workers"] == 4
     assert info["memory_limit_bytes"] == 6 * GIB
+
+
+def test_env_runs_the_environments_containers(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    """--env staging: the environment's own container entry (basic: 1/4 vCPU, 1 GiB), the
+    Worker named "<name>-staging", an `exports` entry instead of a migration, and a port set in
+    a base class's constructor."""
+    (tmp_path / "Dockerfile").write_text("FROM nginx:1.22\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "index.ts").write_text(
+        "class Base extends Container {\n"
+        "  constructor(ctx: DurableObjectState, env: Env) {\n"
+        "    super(ctx, env);\n"
+        "    this.defaultPort = 80;\n"
+        "  }\n"
+        "}\n"
+        'export class Web extends Base { sleepAfter = "1m"; }\n'
+    )
+    entry = '[{"class_name": "Web", "image": "./Dockerfile", "instance_type": "TYPE"}]'
+    bindings = '{"bindings": [{"name": "WEB", "class_name": "Web"}]}'
+    (tmp_path / "wrangler.jsonc").write_text(
+        f"""{{
+  "name": "small", "main": "src/index.ts",
+  "exports": {{"Web": {{"type": "durable-object", "storage": "sqlite"}}}},
+  "containers": {entry.replace("TYPE", "lite")},
+  "durable_objects": {bindings},
+  "env": {{
+    "staging": {{
+      "containers": {entry.replace("TYPE", "basic")},
+      "durable_objects": {bindings},
+    }},
+  }},
+}}"""
+    )
+    emu = emu_up(tmp_path / "wrangler.jsonc", env="staging")
+    assert emu.emulator.config.warnings == ()
+    resp = requests.get(emu.url + "/", timeout=60)
+    assert resp.status_code == 200 and "nginx" in resp.text
+    cls = emu.status()["classes"][0]
+    assert cls["instance_type"]["name"] == "basic"
+    cid = emu.instances()[resp.headers["x-emu-instance"]]["container_id"]
+    attrs = docker_client.api.inspect_container(cid)
+    assert attrs["HostConfig"]["NanoCpus"] == 250_000_000
+    assert attrs["HostConfig"]["Memory"] == GIB
+    assert attrs["Config"]["Image"].startswith("emu-small-staging-web:")
