@@ -21,7 +21,14 @@ from . import config as config_mod
 from .config import Config, ConfigError, Overrides, default_port, find_config, load_config
 from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable
 from .durations import format_duration
-from .server import Emulator, ListenError, project_id, sweep_project, sweep_session
+from .server import (
+    Emulator,
+    ListenError,
+    project_id,
+    running_urls,
+    sweep_project,
+    sweep_session,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
@@ -320,18 +327,12 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
 
 @main.command(short_help="Show a running emu up's instances.")
 @config_option
-@click.option(
-    "--url",
-    help="The emu up to ask.  [default: http://127.0.0.1:PORT, PORT the config's dev.port or 8787]",
-)
+@click.option("--url", help="The emu up to ask.  [default: the running one of this config]")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON of /_emu/status.")
 def status(config_path: Path | None, url: str | None, as_json: bool) -> None:
     """Show a running emu up's instances: state, in-flight, requests, cold start, errors."""
     if url is None:
-        try:
-            url = f"http://127.0.0.1:{default_port(config_path)}"
-        except ConfigError as exc:
-            _fail(str(exc), EXIT_BAD_CONFIG)
+        url = _running_url(config_path)
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/_emu/status", timeout=10) as resp:
             data = json.load(resp)
@@ -341,6 +342,31 @@ def status(config_path: Path | None, url: str | None, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(_status_table(data))
+
+
+def _running_url(config_path: Path | None) -> str:
+    """Where this config's `emu up` listens: its network says; without Docker, or when none
+    runs, http://127.0.0.1:<dev.port or 8787>."""
+    try:
+        path = find_config(config_path)
+        fallback = f"http://127.0.0.1:{default_port(path)}"
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
+
+    async def ask() -> list[str]:
+        docker = DockerBackend()
+        try:
+            await docker.connect()
+            return await running_urls(docker, project_id(path))
+        except DockerError:
+            return []
+        finally:
+            docker.close()
+
+    urls = asyncio.run(ask())
+    if len(urls) > 1:
+        _fail(f"several emu up of {path.name} are running ({', '.join(urls)}); pass --url")
+    return urls[0] if urls else fallback
 
 
 def _status_table(data: dict[str, Any]) -> str:

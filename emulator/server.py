@@ -82,6 +82,20 @@ def project_labels(config: Config) -> dict[str, str]:
     return {MANAGED_LABEL: "true", "emu.project": project_id(config.path)}
 
 
+URL_LABEL = "emu.url"  # on an emu up's networks: where it listens
+
+
+def _http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def running_urls(docker: DockerBackend, project: str) -> list[str]:
+    """Where the project's running `emu up`s listen, from their networks' labels."""
+    networks = await docker.list_networks({MANAGED_LABEL: "true", "emu.project": project})
+    urls = {lab[URL_LABEL] for _id, _name, lab in networks if URL_LABEL in lab and _alive(lab)}
+    return sorted(urls)
+
+
 # Settings a running emu cannot take over: they need `emu up` again.
 RESTART_FIELDS = ("host", "port", "start_timeout", "stop_grace", "seed")
 CLASS_RESTART_FIELDS = ("binding", "dockerfile", "build_context", "enable_internet")
@@ -163,10 +177,13 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        host = self.config.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return _http_url(self.config.host, self.port)
+
+    @property
+    def local_url(self) -> str:
+        """`url`, as a client on this machine reaches it when emu listens on every address."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.config.host)
+        return _http_url(host or self.config.host, self.port)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -194,9 +211,6 @@ class Emulator:
             )
             self._out("emu", self.disk_note)
         base = f"emu-{self.project}-{self.session_id[:6]}"
-        # Removed with the containers by the session sweep at the end of stop().
-        await self.docker.create_network(base, self.labels, internal=False)
-        internal: str | None = None
         self._probe_session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(force_close=True, limit=0)
         )
@@ -223,10 +237,6 @@ class Emulator:
         for cfg in self.config.classes:
             pool = ClassPool(cfg, runtime, rng)
             if not cfg.enable_internet:
-                if internal is None:
-                    internal = await self.docker.create_network(
-                        base + "-internal", self.labels, internal=True
-                    )
                 pool.network = base + "-internal"
             self.pools[cfg.class_name] = pool
             self._bindings[cfg.binding.lower()] = pool
@@ -254,6 +264,12 @@ class Emulator:
         for address in self._runner.addresses:
             self.port = int(address[1])
             break
+        # Made once listening, so that they can say where (`emu status` finds it there); removed
+        # with the containers by the session sweep at the end of stop().
+        labels = {**self.labels, URL_LABEL: self.local_url}
+        await self.docker.create_network(base, labels, internal=False)
+        if any(pool.network is not None for pool in self.pools.values()):
+            await self.docker.create_network(base + "-internal", labels, internal=True)
         # Listening before the builds: a taken port fails at once, not after a long build, and
         # /_emu/status answers meanwhile (requests get 503 until the images are there).
         await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))

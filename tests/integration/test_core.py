@@ -272,8 +272,10 @@ def test_access_log_and_emu_status_show_who_served_what(tmp_path: Path, emu_up: 
     assert len(access) == 1
     assert access[0].startswith("GET /health?x=1 -> instance-1 200 ")
 
-    result = CliRunner().invoke(main, ["status", "--url", emu.url])
+    # Without --url, emu status finds this emu up (on a port of its own) by its network's label.
+    result = CliRunner().invoke(main, ["status", "-c", str(tmp_path / "wrangler.jsonc")])
     assert result.exit_code == 0, result.output
+    assert result.output.startswith(emu.url + "  ")
     row = next(line for line in result.output.splitlines() if line.startswith("instance-1 "))
     assert row.split()[1:5] == ["healthy", "0", "1", "1"]  # state, inflight, requests, starts
     assert "1/10 running" in result.output
