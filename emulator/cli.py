@@ -329,19 +329,45 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
 @config_option
 @click.option("--url", help="The emu up to ask.  [default: the running one of this config]")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON of /_emu/status.")
-def status(config_path: Path | None, url: str | None, as_json: bool) -> None:
+@click.option(
+    "--watch",
+    "-w",
+    is_flag=True,
+    help="Print it again every second until Ctrl-C (JSON: a line each).",
+)
+def status(config_path: Path | None, url: str | None, as_json: bool, watch: bool) -> None:
     """Show a running emu up's instances: state, in-flight, requests, cold start, errors."""
     if url is None:
         url = _running_url(config_path)
+    if not watch:
+        data = _fetch_status(url)
+        if isinstance(data, str):
+            _fail(f"{data}; start one, or pass --url")
+        click.echo(json.dumps(data, indent=2) if as_json else _status_table(data))
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            data = _fetch_status(url)
+            if as_json:
+                if not isinstance(data, str):
+                    click.echo(json.dumps(data))
+            else:
+                click.clear()
+                click.echo(f"{time.strftime('%H:%M:%S')}  every second; Ctrl-C to stop\n")
+                click.echo(
+                    f"{data}; waiting for it" if isinstance(data, str) else _status_table(data)
+                )
+            time.sleep(1)  # the refresh period, not a wait for an outcome
+
+
+def _fetch_status(url: str) -> dict[str, Any] | str:
+    """/_emu/status of the emu up at `url`, or why there is none."""
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/_emu/status", timeout=10) as resp:
-            data = json.load(resp)
+            data: dict[str, Any] = json.load(resp)
+            return data
     except (OSError, ValueError) as exc:
-        _fail(f"no emu up answers at {url} ({exc}); start one, or pass --url")
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
-    click.echo(_status_table(data))
+        return f"no emu up answers at {url} ({exc})"
 
 
 def _running_url(config_path: Path | None) -> str:

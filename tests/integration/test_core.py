@@ -5,6 +5,9 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -285,6 +288,28 @@ def test_access_log_and_emu_status_show_who_served_what(tmp_path: Path, emu_up: 
     gone = CliRunner().invoke(main, ["status", "--url", "http://127.0.0.1:9"])
     assert gone.exit_code == 1
     assert "no emu up answers at http://127.0.0.1:9" in gone.output
+
+
+@pytest.mark.timeout(60)
+def test_status_watch_prints_again_until_ctrl_c(seed: RunningEmulator) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "status", "--url", seed.url, "--watch", "--json"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        snapshots = [json.loads(proc.stdout.readline()) for _ in range(2)]
+        assert [s["url"] for s in snapshots] == [seed.url, seed.url]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_metrics_in_prometheus_text(seed: RunningEmulator) -> None:
