@@ -478,7 +478,8 @@ _MODIFIERS = (
 _MEMBER = re.compile(_MODIFIERS + r"(" + "|".join(PROPERTIES) + r")\s*[?!]?\s*([:=])(?!=)")
 _CONSTRUCTOR = re.compile(_MODIFIERS + r"constructor\s*\(")
 _THIS_ASSIGNMENT = re.compile(r"(?<![\w$.])this\s*\.\s*(" + "|".join(PROPERTIES) + r")\s*=(?!=)")
-_BLOCK_HEAD = re.compile(r"(?<![\w$.])(?:if|while|with|for(?:\s+await)?)\s*$")
+_BLOCK_HEAD = re.compile(r"(?<![\w$.])(if|while|with|for(?:\s+await)?)\s*$")
+_KEYWORD_WINDOW = 64  # how far back from `(` or a statement a keyword is looked for
 _BRACELESS_BODY_AFTER = re.compile(r"(?<![\w$.])(?:else|do)$")
 _MEMBER_BOUNDARY = set(";{})")
 
@@ -525,9 +526,18 @@ def _top_statement(masked: str, depths: list[int], start: int, i: int) -> bool:
         j = k - 1
         while j >= start and (masked[j] != "(" or depths[j - start] != 0):
             j -= 1
-        return new_line and _BLOCK_HEAD.search(masked, start, max(j, start)) is None
-    if _BRACELESS_BODY_AFTER.search(masked, start, k + 1):
+        head = _BLOCK_HEAD.search(masked, max(start, j - _KEYWORD_WINDOW), max(j, start))
+        if head is not None and head.group(1) == "while":
+            b = head.start() - 1
+            while b >= start and masked[b].isspace():
+                b -= 1
+            if b >= start and masked[b] == "}":  # `do { ... } while (c)` ends a statement
+                head = None
+        return new_line and head is None
+    if _BRACELESS_BODY_AFTER.search(masked, max(start, k + 1 - _KEYWORD_WINDOW), k + 1):
         return False
+    if masked[k - 1 : k + 1] in ("++", "--"):  # `i++` ends a statement
+        return new_line
     return new_line and masked[k] not in _LINE_CONTINUES
 
 

@@ -460,6 +460,29 @@ class MyContainer extends Container {
     assert "MyContainer.defaultPort = env.PORT is not a literal" in messages(scan)[5]
 
 
+def test_statements_after_do_while_and_increments_are_top_level() -> None:
+    source = """\
+class MyContainer extends Container {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env)
+    let i = 0
+    do { i++ } while (i < 3)
+    this.sleepAfter = '1m'
+    i++
+    this.defaultPort = 8080
+  }
+}
+"""
+    scan = scan_source(source)
+    cls = only_class(scan)
+    assert cls.sleep_after is not None and (cls.sleep_after.value, cls.sleep_after.line) == (
+        "1m",
+        6,
+    )
+    assert cls.default_port is not None and cls.default_port.value == 8080
+    assert scan.warnings == ()
+
+
 def test_a_subclass_of_a_subclass_inherits_and_overrides() -> None:
     source = """\
 export class Executor extends Mid {
