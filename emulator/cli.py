@@ -51,7 +51,9 @@ def settings_options(fn: F) -> F:
             "--env",
             "-e",
             metavar="NAME",
-            help="Read the wrangler environment env.NAME, as wrangler dev --env does.",
+            envvar="CLOUDFLARE_ENV",
+            help="Read the wrangler environment env.NAME, as wrangler dev --env does.  "
+            "[default: $CLOUDFLARE_ENV]",
         ),
         click.option("--instances", type=int, help="N of getRandom(binding, N) for every class."),
         click.option("--sleep-after", help="Idle time before an instance stops: 30, 30s, 2m, 1h."),
@@ -75,8 +77,13 @@ def settings_options(fn: F) -> F:
 
 
 def _overrides(kw: dict[str, Any]) -> Overrides:
+    from_variable = (
+        click.get_current_context().get_parameter_source("env")
+        == click.core.ParameterSource.ENVIRONMENT
+    )
     return Overrides(
         env=kw.get("env"),
+        env_from="$CLOUDFLARE_ENV" if from_variable else "flag --env",
         instances=kw.get("instances"),
         sleep_after=kw.get("sleep_after"),
         start_timeout=kw.get("start_timeout"),
@@ -327,6 +334,13 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
 
 @main.command(short_help="Show a running emu up's instances.")
 @config_option
+@click.option(
+    "--env",
+    "-e",
+    metavar="NAME",
+    envvar="CLOUDFLARE_ENV",
+    help="The one serving env.NAME, when several of this config run.  [default: $CLOUDFLARE_ENV]",
+)
 @click.option("--url", help="The emu up to ask.  [default: the running one of this config]")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON of /_emu/status.")
 @click.option(
@@ -335,19 +349,24 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
     is_flag=True,
     help="Print it again every second until Ctrl-C (JSON: a line each).",
 )
-def status(config_path: Path | None, url: str | None, as_json: bool, watch: bool) -> None:
+def status(
+    config_path: Path | None, env: str | None, url: str | None, as_json: bool, watch: bool
+) -> None:
     """Show a running emu up's instances: state, in-flight, requests, cold start, errors."""
-    if url is None:
-        url = _running_url(config_path)
+
+    def fetch() -> dict[str, Any] | str:
+        # Without --url, looked up each time: emu up may have restarted on another port.
+        return _fetch_status(url or _running_url(config_path, env))
+
     if not watch:
-        data = _fetch_status(url)
+        data = fetch()
         if isinstance(data, str):
             _fail(f"{data}; start one, or pass --url")
         click.echo(json.dumps(data, indent=2) if as_json else _status_table(data))
         return
     with contextlib.suppress(KeyboardInterrupt):
         while True:
-            data = _fetch_status(url)
+            data = fetch()
             if as_json:
                 if not isinstance(data, str):
                     click.echo(json.dumps(data))
@@ -370,29 +389,35 @@ def _fetch_status(url: str) -> dict[str, Any] | str:
         return f"no emu up answers at {url} ({exc})"
 
 
-def _running_url(config_path: Path | None) -> str:
-    """Where this config's `emu up` listens: its network says; without Docker, or when none
-    runs, http://127.0.0.1:<dev.port or 8787>."""
+def _running_url(config_path: Path | None, env: str | None) -> str:
+    """Where this config's `emu up` (of environment `env`, when given) listens: its network
+    says. Without Docker, or when none runs: http://127.0.0.1:<dev.port or 8787>."""
     try:
         path = find_config(config_path)
-        fallback = f"http://127.0.0.1:{default_port(path)}"
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_CONFIG)
 
-    async def ask() -> list[str]:
+    async def ask() -> dict[str, str]:
         docker = DockerBackend()
         try:
             await docker.connect()
             return await running_urls(docker, project_id(path))
         except DockerError:
-            return []
+            return {}
         finally:
             docker.close()
 
-    urls = asyncio.run(ask())
+    urls = {u: e for u, e in asyncio.run(ask()).items() if env is None or e == env}
     if len(urls) > 1:
-        _fail(f"several emu up of {path.name} are running ({', '.join(urls)}); pass --url")
-    return urls[0] if urls else fallback
+        each = ", ".join(f"{u} ({f'env {e}' if e else 'top level'})" for u, e in urls.items())
+        _fail(f"several emu up of {path.name} are running: {each}; pass --env or --url")
+    if urls:
+        return next(iter(urls))
+    try:
+        port = default_port(path)
+    except ConfigError:  # a config broken since: emu up may still run on the default port
+        port = config_mod.DEFAULT_PORT
+    return f"http://127.0.0.1:{port}"
 
 
 def _status_table(data: dict[str, Any]) -> str:

@@ -105,6 +105,7 @@ class Overrides:
     """Flags of `emu up` / `emu config`; None means not given."""
 
     env: str | None = None
+    env_from: str = "flag --env"  # or "$CLOUDFLARE_ENV", where the CLI read it
     instances: int | None = None
     sleep_after: str | None = None
     start_timeout: str | None = None
@@ -499,19 +500,27 @@ _ENV_OWN_KEYS = ("containers", "durable_objects")
 _ENV_INHERITED_KEYS = ("name", "main", "migrations", "exports")
 
 
-def _select_env(doc: _Document, env: str | None) -> _Document:
+def _select_env(doc: _Document, overrides: Overrides, warnings: list[str]) -> _Document:
     """The document as `--env NAME` sees it; `doc` itself without --env."""
+    env = overrides.env
     if env is None:
         return doc
     envs = doc.data.get("env")
-    if not isinstance(envs, dict) or not envs:
-        raise ConfigError(
-            "flag --env", "", f"{doc.display} defines no environments (no env section)"
+    if envs is not None and not isinstance(envs, dict):
+        raise doc.error(("env",), f"must be an object of environments, not {_describe_value(envs)}")
+    if not envs:
+        # As wrangler: only a warning, and the top level (its Worker still named <name>-NAME).
+        warnings.append(
+            f"{doc.display} defines no environments; for {json.dumps(env)} "
+            f"({overrides.env_from}) emu reads the top level, as wrangler does"
         )
+        return doc
     if env not in envs:
         names = ", ".join(sorted(str(name) for name in envs))
         raise ConfigError(
-            "flag --env", "", f"{doc.display} has no environment {json.dumps(env)}; it has {names}"
+            overrides.env_from,
+            "",
+            f"{doc.display} has no environment {json.dumps(env)}; it has {names}",
         )
     base: FieldPath = ("env", env)
     section = envs[env]
@@ -755,9 +764,12 @@ def _migration_classes(doc: _Document) -> tuple[set[str], set[str]]:
 class _Exports:
     """What `exports` (wrangler >= 4.124) says of Durable Object classes."""
 
-    sqlite: set[str]  # {"type": "durable-object", "storage": "sqlite"}, or no storage given
+    sqlite: set[str]  # {"type": "durable-object", "storage": "sqlite"}
     key_value: set[str]  # storage "legacy-kv"
     links: dict[str, tuple[str, FieldPath]]  # container name -> (class, path of `container`)
+
+
+_LIVE_EXPORT_STATES = ("created", "expecting-transfer")
 
 
 def _exports(doc: _Document) -> _Exports:
@@ -770,10 +782,12 @@ def _exports(doc: _Document) -> _Exports:
     for class_name, entry in exports.items():
         if not isinstance(entry, dict) or entry.get("type") != "durable-object":
             continue
-        if entry.get("storage") == "legacy-kv":
-            found.key_value.add(class_name)
-        else:
+        if entry.get("state", "created") not in _LIVE_EXPORT_STATES:
+            continue  # a tombstone ("deleted", "transferred", ...): the class is gone
+        if entry.get("storage") == "sqlite":
             found.sqlite.add(class_name)
+        elif entry.get("storage") == "legacy-kv":
+            found.key_value.add(class_name)
         if "container" in entry:
             path: FieldPath = ("exports", class_name, "container")
             container = _string(doc, path, entry["container"], required=True)
@@ -876,8 +890,8 @@ def load_config(
     validate and merge. Raises ConfigError."""
     cwd = (cwd if cwd is not None else Path.cwd()).absolute()
     top = _read_document(_find_config(path, cwd), cwd)
-    doc = _select_env(top, overrides.env)
     warnings: list[str] = []
+    doc = _select_env(top, overrides, warnings)
 
     worker_name = DEFAULT_WORKER_NAME
     worker_name_origin = DEFAULT
@@ -887,7 +901,7 @@ def load_config(
     if overrides.env is not None and "name" not in doc.moved:
         # As wrangler names an environment's Worker: "<top-level name>-<env>".
         worker_name = f"{worker_name}-{overrides.env}"
-        worker_name_origin = Origin(f"{worker_name_origin} and flag --env")
+        worker_name_origin = Origin(f"{worker_name_origin} and {overrides.env_from}")
 
     containers = doc.data.get("containers")
     if containers is None:
@@ -1227,7 +1241,7 @@ def _global_settings(
     origins: dict[str, Origin] = {
         "worker_name": worker_name_origin,
         "main": DEFAULT,
-        "env": Origin("flag --env") if overrides.env is not None else DEFAULT,
+        "env": Origin(overrides.env_from) if overrides.env is not None else DEFAULT,
     }
 
     def flag(key: str, given: bool) -> None:

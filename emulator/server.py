@@ -75,7 +75,8 @@ _HTTP_LOG.addFilter(_BadRequestFilter())
 def project_id(config_path: Path) -> str:
     """Stable for one config file on one machine: how runs of the same project find each other
     (whatever its --env: `emu down` removes them all)."""
-    return hashlib.sha256(str(config_path).encode()).hexdigest()[:12]
+    # Resolved: `-c ../proj/wrangler.jsonc` and a symlinked folder are the same project.
+    return hashlib.sha256(str(config_path.resolve()).encode()).hexdigest()[:12]
 
 
 def project_labels(config: Config) -> dict[str, str]:
@@ -83,17 +84,22 @@ def project_labels(config: Config) -> dict[str, str]:
 
 
 URL_LABEL = "emu.url"  # on an emu up's networks: where it listens
+ENV_LABEL = "emu.env"  # the wrangler environment (--env) an emu up serves; "" for none
 
 
 def _http_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def running_urls(docker: DockerBackend, project: str) -> list[str]:
-    """Where the project's running `emu up`s listen, from their networks' labels."""
+async def running_urls(docker: DockerBackend, project: str) -> dict[str, str]:
+    """Where the project's running `emu up`s listen, from their networks' labels: url -> the
+    wrangler environment it serves ("" for the top level)."""
     networks = await docker.list_networks({MANAGED_LABEL: "true", "emu.project": project})
-    urls = {lab[URL_LABEL] for _id, _name, lab in networks if URL_LABEL in lab and _alive(lab)}
-    return sorted(urls)
+    return {
+        lab[URL_LABEL]: lab.get(ENV_LABEL, "")
+        for _id, _name, lab in sorted(networks, key=lambda n: n[1])
+        if URL_LABEL in lab and _alive(lab)
+    }
 
 
 # Settings a running emu cannot take over: they need `emu up` again.
@@ -146,6 +152,7 @@ class Emulator:
             "emu.pid": str(os.getpid()),
             "emu.host": socket.gethostname(),
             "emu.config": str(config.path),
+            ENV_LABEL: config.env or "",
         }
         self.docker = docker or DockerBackend()
         self._own_docker = docker is None

@@ -454,3 +454,15 @@ def test_env_runs_the_environments_containers(
     assert attrs["HostConfig"]["NanoCpus"] == 250_000_000
     assert attrs["HostConfig"]["Memory"] == GIB
     assert attrs["Config"]["Image"].startswith("emu-small-staging-web:")
+
+    # emu status tells the running emu ups of one config apart by their environment.
+    top = emu_up(tmp_path / "wrangler.jsonc")
+    config = str(tmp_path / "wrangler.jsonc")
+    both = CliRunner().invoke(main, ["status", "-c", config])
+    assert both.exit_code == 1
+    assert f"{emu.url} (env staging), {top.url} (top level)" in both.output or (
+        f"{top.url} (top level), {emu.url} (env staging)" in both.output
+    )
+    staging = CliRunner().invoke(main, ["status", "-c", config], env={"CLOUDFLARE_ENV": "staging"})
+    assert staging.exit_code == 0, staging.output
+    assert staging.output.startswith(emu.url + "  ")

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from emulator.cli import main
+from emulator.server import project_id
 from tests.support import Project
 
 
@@ -87,6 +88,13 @@ def test_env_flag_picks_the_wrangler_environment(tmp_path: Path) -> None:
         assert data["settings"]["env"] == {"value": "staging", "origin": "flag --env"}
         assert data["settings"]["worker_name"]["value"] == "research-api-staging"
         assert data["classes"][0]["settings"]["max_instances"]["value"] == 4
+    from_env = CliRunner().invoke(
+        main, ["config", "-c", str(path), "--json"], env={"CLOUDFLARE_ENV": "staging"}
+    )
+    assert json.loads(from_env.stdout)["settings"]["env"] == {
+        "value": "staging",
+        "origin": "$CLOUDFLARE_ENV",
+    }
     result = CliRunner().invoke(main, ["config", "-c", str(path), "--env", "prod"])
     assert result.exit_code == 2
     assert result.output.startswith("emu: flag --env: ")
@@ -100,3 +108,15 @@ def test_status_asks_the_configs_dev_port(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["status", "-c", str(path)])
     assert result.exit_code == 1
     assert "no emu up answers at http://127.0.0.1:9 " in result.output
+
+
+def test_one_config_is_one_project_however_it_is_reached(tmp_path: Path) -> None:
+    path = Project().write(tmp_path / "proj")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "proj")
+    same = {
+        project_id(path),
+        project_id(tmp_path / "sub" / ".." / "proj" / "wrangler.jsonc"),
+        project_id(tmp_path / "link" / "wrangler.jsonc"),
+    }
+    assert len(same) == 1

@@ -818,8 +818,20 @@ def test_unknown_env_lists_the_environments(tmp_path: Path) -> None:
     assert caught.where == "flag --env"
     assert 'no environment "prod"' in caught.message
     assert "bare, broken, staging" in caught.message
-    caught = error(project(tmp_path / "plain"), Overrides(env="staging"))
-    assert "defines no environments" in caught.message
+
+    caught = error(project(tmp_path / "list", top={"env": ["staging"]}), Overrides(env="staging"))
+    assert caught.field_name == "env"
+    assert "must be an object of environments, not an array" in caught.message
+
+
+def test_env_without_environments_reads_the_top_level_as_wrangler_does(tmp_path: Path) -> None:
+    config = load_config(None, Overrides(env="staging"), cwd=project(tmp_path))
+    assert only(config).max_instances == 20
+    assert config.worker_name == "app-staging"
+    assert config.warnings == (
+        'wrangler.json defines no environments; for "staging" (flag --env) emu reads the top '
+        "level, as wrangler does",
+    )
 
 
 def test_env_only_config_without_env_suggests_the_flag(tmp_path: Path) -> None:
@@ -854,6 +866,16 @@ def test_sqlite_export_stands_for_the_migration(tmp_path: Path) -> None:
         None, cwd=project(tmp_path / "kv", top={"migrations": [], "exports": exports})
     )
     assert any('storage "legacy-kv", but containers need "sqlite"' in w for w in config.warnings)
+    # Without storage, or a tombstone: not a live sqlite class, so wrangler deploy needs more.
+    for i, entry in enumerate(
+        [
+            {"type": "durable-object"},
+            {"type": "durable-object", "storage": "sqlite", "state": "deleted"},
+        ]
+    ):
+        top: dict[str, object] = {"migrations": [], "exports": {"MyContainer": entry}}
+        config = load_config(None, cwd=project(tmp_path / str(i), top=top))
+        assert any("no sqlite export" in w for w in config.warnings), entry
 
 
 def test_export_names_the_container_of_a_class(tmp_path: Path) -> None:
