@@ -382,7 +382,7 @@ def status(
 def _fetch_status(url: str) -> dict[str, Any] | str:
     """/_emu/status of the emu up at `url`, or why there is none."""
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/_emu/status", timeout=10) as resp:
+        with urllib.request.urlopen(url.rstrip("/") + "/_emu/status?usage=1", timeout=15) as resp:
             data: dict[str, Any] = json.load(resp)
             return data
     except (OSError, ValueError) as exc:
@@ -425,7 +425,18 @@ def _status_table(data: dict[str, Any]) -> str:
         f"{data['url']}  config {data['config']}  engine {'up' if data['engine_up'] else 'DOWN'}",
         f"disk limits: {data['disk_limits']}",
     ]
-    head = ("INSTANCE", "STATE", "INFLIGHT", "REQUESTS", "STARTS", "COLD MS", "SLEEPS IN", "ERROR")
+    head = (
+        "INSTANCE",
+        "STATE",
+        "INFLIGHT",
+        "REQUESTS",
+        "STARTS",
+        "COLD MS",
+        "SLEEPS IN",
+        "MEMORY",
+        "THROTTLED",
+        "ERROR",
+    )
     for cls in data["classes"]:
         itype = cls["instance_type"]
         lines += [
@@ -444,12 +455,21 @@ def _status_table(data: dict[str, Any]) -> str:
                 str(i["starts"]),
                 "-" if i["cold_start_ms"] is None else f"{i['cold_start_ms']:.0f}",
                 "-" if i["sleeps_in_s"] is None else f"{i['sleeps_in_s']:.0f}s",
+                _memory_text(i.get("memory_bytes"), itype["memory_mib"]),
+                "-" if i.get("cpu_throttled_s") is None else f"{i['cpu_throttled_s']:.1f}s",
                 (i["last_error"] or "")[:60],
             )
             for i in cls["instances"]
         ]
         lines += _columns(rows)
     return "\n".join(lines)
+
+
+def _memory_text(used: int | None, limit_mib: int) -> str:
+    """ "412 MiB 7%": in use, and its share of the instance type's memory."""
+    if used is None:
+        return "-"
+    return f"{used / 2**20:.0f} MiB {100 * used / (limit_mib * 2**20):.0f}%"
 
 
 def _columns(rows: list[tuple[str, ...]]) -> list[str]:

@@ -96,6 +96,14 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What a running container uses, from one `docker stats` sample."""
+
+    memory_bytes: int  # in use, without the inactive file cache (as `docker stats` counts)
+    cpu_throttled_s: float  # time the CPU limit held it back, since it started
+
+
+@dataclass(frozen=True)
 class Event:
     """A container event: `action` is "start", "die", "oom", "destroy", ..."""
 
@@ -382,6 +390,29 @@ class DockerBackend:
             return await self._run(tail, timeout=10)
         except DockerError:
             return []
+
+    async def usage(self, container_id: str) -> Usage | None:
+        """One sample of the container's memory and CPU throttling; None when it is gone."""
+
+        def read() -> Usage | None:
+            try:
+                stats = self.client.api.stats(container_id, stream=False, one_shot=True)
+            except docker.errors.NotFound:
+                return None
+            memory = stats.get("memory_stats") or {}
+            if "usage" not in memory:  # not running (any more)
+                return None
+            detail = memory.get("stats") or {}
+            cache = detail.get("total_inactive_file", detail.get("inactive_file", 0))  # v1, v2
+            cpu = (stats.get("cpu_stats") or {}).get("throttling_data") or {}
+            return Usage(
+                max(0, int(memory["usage"]) - int(cache)), cpu.get("throttled_time", 0) / 1e9
+            )
+
+        try:
+            return await self._run(read, timeout=10)
+        except DockerError:
+            return None
 
     async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         def ls() -> list[ContainerInfo]:

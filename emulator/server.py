@@ -595,7 +595,23 @@ class Emulator:
         }
 
     async def _status(self, request: web.Request) -> web.Response:
-        return web.json_response(self.status())
+        body = self.status()
+        if request.query.get("usage", "0") not in ("0", "false", ""):
+            await self._add_usage(body)
+        return web.json_response(body)
+
+    async def _add_usage(self, body: dict[str, Any]) -> None:
+        """Each running instance's memory in use and CPU throttling: asked of Docker, so only
+        when the caller asks (`?usage=1`); None where there is no running container."""
+        instances = [i for cls in body["classes"] for i in cls["instances"]]
+        live = [i for i in instances if i["container_id"] and i["state"] in ("running", "healthy")]
+        usages = await asyncio.gather(*(self.docker.usage(i["container_id"]) for i in live))
+        for inst in instances:
+            inst["memory_bytes"] = inst["cpu_throttled_s"] = None
+        for inst, usage in zip(live, usages, strict=True):
+            if usage is not None:
+                inst["memory_bytes"] = usage.memory_bytes
+                inst["cpu_throttled_s"] = round(usage.cpu_throttled_s, 3)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(

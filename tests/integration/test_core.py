@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -288,6 +289,27 @@ def test_access_log_and_emu_status_show_who_served_what(tmp_path: Path, emu_up: 
     gone = CliRunner().invoke(main, ["status", "--url", "http://127.0.0.1:9"])
     assert gone.exit_code == 1
     assert "no emu up answers at http://127.0.0.1:9" in gone.output
+
+
+def test_status_shows_memory_and_cpu_throttling_on_request(tmp_path: Path, emu_up: EmuUp) -> None:
+    emu = emu_up(Project(instances=1, instance_type="basic").write(tmp_path))  # 1/4 vCPU, 1 GiB
+    assert requests.get(emu.url + "/health", timeout=60).status_code == 200
+    assert "memory_bytes" not in emu.instances()["instance-0"]  # only when asked: it costs
+    plain = requests.get(emu.url + "/_emu/status?usage=1", timeout=30).json()
+    before = plain["classes"][0]["instances"][0]
+    assert 0 < before["memory_bytes"] < 200 * 2**20
+    requests.get(emu.url + "/diag/alloc?mib=256", timeout=60).raise_for_status()
+    # A second of work at 1/4 vCPU: the limit holds it back for most of it.
+    requests.get(emu.url + "/diag/cpu?ms=1000", timeout=60).raise_for_status()
+    after = requests.get(emu.url + "/_emu/status?usage=1", timeout=30).json()
+    inst = after["classes"][0]["instances"][0]
+    assert inst["memory_bytes"] - before["memory_bytes"] >= 250 * 2**20
+    assert inst["cpu_throttled_s"] > before["cpu_throttled_s"]
+
+    table = CliRunner().invoke(main, ["status", "--url", emu.url])
+    row = next(line for line in table.output.splitlines() if line.startswith("instance-0 "))
+    used = re.search(r" \d+ MiB (\d+)% ", row)
+    assert used is not None and 25 <= int(used.group(1)) < 100, row
 
 
 @pytest.mark.timeout(60)
