@@ -204,8 +204,32 @@ class DockerBackend:
 
         return await self._run(exists)
 
-    async def pull(self, ref: str, timeout: float) -> None:
-        await self._run(lambda: self.client.images.pull(ref), timeout=timeout, long=True)
+    async def pull(self, ref: str, timeout: float, on_line: Callable[[str], None]) -> None:
+        """Pull, calling `on_line` (on the loop) as each layer arrives."""
+        loop = asyncio.get_running_loop()
+
+        def run() -> str | None:
+            # A pull may take minutes: its own client, with a read timeout per progress event.
+            api = _api_client(timeout=int(timeout))
+            try:
+                for event in api.pull(ref, stream=True, decode=True):
+                    if "error" in event:
+                        return str(event["error"]).strip()
+                    status = str(event.get("status", ""))
+                    if status in ("Pull complete", "Already exists"):
+                        line = f"{event.get('id', '?')}: {status}"
+                    elif status.startswith(("Digest:", "Status:")):
+                        line = status
+                    else:  # "Downloading" and the like, many a second: not shown
+                        continue
+                    loop.call_soon_threadsafe(on_line, line)
+                return None
+            finally:
+                api.close()
+
+        error = await self._run(run, timeout=timeout, long=True)
+        if error is not None:
+            raise DockerError(error)
 
     async def build(
         self,

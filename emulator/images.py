@@ -29,7 +29,7 @@ async def prepare_image(
     if cfg.dockerfile is None or cfg.build_context is None:
         if not await docker.image_exists(cfg.image):
             on_line(f"pulling {cfg.image}")
-            await docker.pull(cfg.image, PULL_TIMEOUT)
+            await docker.pull(cfg.image, PULL_TIMEOUT, on_line)
         return cfg.image
     loop = asyncio.get_running_loop()
     try:

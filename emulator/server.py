@@ -303,7 +303,8 @@ class Emulator:
             raise
         except DockerError as exc:
             tail = getattr(exc, "log_tail", [])
-            pool.image_error = f"image build failed: {exc}"
+            what = "build" if cfg.dockerfile is not None else f"pull of {cfg.image}"
+            pool.image_error = f"image {what} failed: {exc}"
             pool.image_log = list(tail)
             self._out("emu", f"{cfg.class_name}: {pool.image_error}")
 
