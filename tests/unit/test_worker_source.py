@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from emulator.worker_source import (
     ClassSettings,
+    Located,
     WorkerScan,
     relative_imports,
     scan_file,
     scan_source,
 )
+
+T = TypeVar("T")
 
 
 def only_class(scan: WorkerScan, name: str = "MyContainer") -> ClassSettings:
@@ -20,6 +24,11 @@ def only_class(scan: WorkerScan, name: str = "MyContainer") -> ClassSettings:
 
 def messages(scan: WorkerScan) -> list[str]:
     return [w.message for w in scan.warnings]
+
+
+def at(found: Located[T] | None) -> tuple[T, int] | None:
+    """(value, line) of a setting read from source, or None when it is not written."""
+    return None if found is None else (found.value, found.line)
 
 
 SEED_STYLE = """\
@@ -122,10 +131,7 @@ const c = getRandom(env.MY, 7); // getRandom(env.MY, 50)
 """
     scan = scan_source(source)
     cls = only_class(scan)
-    assert cls.default_port is not None and (cls.default_port.value, cls.default_port.line) == (
-        4,
-        7,
-    )
+    assert at(cls.default_port) == (4, 7)
     assert cls.sleep_after is not None and cls.sleep_after.value == "5m"
     assert cls.env_vars is None
     assert {b: c.value for b, c in scan.random_counts.items()} == {"MY": 7}
@@ -375,14 +381,8 @@ export class MyContainer extends Container {
 """
     scan = scan_source(source)
     cls = only_class(scan)
-    assert cls.default_port is not None and (cls.default_port.value, cls.default_port.line) == (
-        8080,
-        4,
-    )
-    assert cls.sleep_after is not None and (cls.sleep_after.value, cls.sleep_after.line) == (
-        "2m",
-        5,
-    )
+    assert at(cls.default_port) == (8080, 4)
+    assert at(cls.sleep_after) == ("2m", 5)
     assert cls.env_vars is not None and cls.env_vars.value == {"A": "x"}
     assert scan.warnings == ()
 
@@ -401,14 +401,8 @@ class MyContainer extends Container<Env> {
 """
     scan = scan_source(source)
     cls = only_class(scan)
-    assert cls.default_port is not None and (cls.default_port.value, cls.default_port.line) == (
-        8080,
-        7,
-    )
-    assert cls.sleep_after is not None and (cls.sleep_after.value, cls.sleep_after.line) == (
-        "15m",
-        3,
-    )
+    assert at(cls.default_port) == (8080, 7)
+    assert at(cls.sleep_after) == ("15m", 3)
     assert scan.warnings == ()  # not "set twice": that is the constructor's job
 
 
@@ -475,10 +469,7 @@ class MyContainer extends Container {
 """
     scan = scan_source(source)
     cls = only_class(scan)
-    assert cls.sleep_after is not None and (cls.sleep_after.value, cls.sleep_after.line) == (
-        "1m",
-        6,
-    )
+    assert at(cls.sleep_after) == ("1m", 6)
     assert cls.default_port is not None and cls.default_port.value == 8080
     assert scan.warnings == ()
 
