@@ -44,17 +44,21 @@ def config_option(fn: F) -> F:
     )(fn)
 
 
+def env_option(help: str) -> Callable[[F], F]:
+    """--env/-e NAME, which reads CLOUDFLARE_ENV when not given, as wrangler does."""
+    return click.option(
+        "--env",
+        "-e",
+        metavar="NAME",
+        envvar="CLOUDFLARE_ENV",
+        help=f"{help}  [default: $CLOUDFLARE_ENV]",
+    )
+
+
 def settings_options(fn: F) -> F:
     """The flags that override the config for every class; shared by `up` and `config`."""
     options = [
-        click.option(
-            "--env",
-            "-e",
-            metavar="NAME",
-            envvar="CLOUDFLARE_ENV",
-            help="Read the wrangler environment env.NAME, as wrangler dev --env does.  "
-            "[default: $CLOUDFLARE_ENV]",
-        ),
+        env_option("Read the wrangler environment env.NAME, as wrangler dev --env does."),
         click.option("--instances", type=int, help="N of getRandom(binding, N) for every class."),
         click.option("--sleep-after", help="Idle time before an instance stops: 30, 30s, 2m, 1h."),
         click.option(
@@ -334,13 +338,7 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
 
 @main.command(short_help="Show a running emu up's instances.")
 @config_option
-@click.option(
-    "--env",
-    "-e",
-    metavar="NAME",
-    envvar="CLOUDFLARE_ENV",
-    help="The one serving env.NAME, when several of this config run.  [default: $CLOUDFLARE_ENV]",
-)
+@env_option("The one serving env.NAME, when several of this config run.")
 @click.option("--url", help="The emu up to ask.  [default: the running one of this config]")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON of /_emu/status.")
 @click.option(
@@ -466,7 +464,7 @@ def _status_table(data: dict[str, Any]) -> str:
 
 
 def _memory_text(used: int | None, limit_mib: int) -> str:
-    """ "412 MiB 7%": in use, and its share of the instance type's memory."""
+    """In use, and its share of the instance type's memory: "412 MiB 7%"."""
     if used is None:
         return "-"
     return f"{used / 2**20:.0f} MiB {100 * used / (limit_mib * 2**20):.0f}%"
