@@ -244,7 +244,9 @@ async def _up(
             f"({cfg.instance_type.vcpu:g} vCPU, {cfg.instance_type.memory_mib} MiB), "
             f"port {cfg.default_port}, sleepAfter {format_duration(cfg.sleep_after)}",
         )
-    out("emu", f"status: {emu.url}/_emu/status")
+    if config.env is not None:
+        out("emu", f"wrangler environment {config.env} (Worker {config.worker_name})")
+    out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
     await stop.wait()
     await emu.stop()
     out("emu", "stopped; all containers and networks removed")
