@@ -14,9 +14,11 @@ braceless `if (c) this.x = 1`), a callback or an expression is skipped with a wa
 any other method is not a setting at all. A class extending another class (`class Executor
 extends Base`) is a Container class when its chain of bases, through all the files scanned, ends
 at Container; it inherits each setting it does not write itself. Bases are matched by the name
-written after `extends` (the last part of `a.B`), not through import renames. A value emu skips
-(not a literal, the wrong type, `null` or `undefined`) counts as not written, so a field or an
-inherited value stands. Each setting keeps the file and line where its value is written.
+written after `extends` (the last part of `a.B`), not through import renames. A setting written
+as `null` or `undefined` is cleared, as in JavaScript: the library's default applies, whatever a
+field or a base class says. A value emu cannot read (not a literal, or the wrong type) counts as
+not written, so a field or an inherited value stands. Each setting keeps the file and line where
+its value is written.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class ClassSettings:
     entrypoint: Located[tuple[str, ...]] | None = None
     enable_internet: Located[bool] | None = None
     ping_endpoint: Located[str] | None = None
+    # Settings written as `null` or `undefined`: unset here, and not inherited either.
+    cleared: frozenset[str] = frozenset()
 
 
 _SETTINGS = (
@@ -97,9 +101,13 @@ _SETTINGS = (
 
 
 def _overlay(over: ClassSettings, under: ClassSettings) -> ClassSettings:
-    """`over`, with each setting it leaves unset taken from `under`."""
-    unset = {name: getattr(under, name) for name in _SETTINGS if getattr(over, name) is None}
-    return replace(over, **unset)
+    """`over`, with each setting it neither writes nor clears taken from `under`."""
+    unset = [n for n in _SETTINGS if getattr(over, n) is None and n not in over.cleared]
+    return replace(
+        over,
+        **{name: getattr(under, name) for name in unset},
+        cleared=over.cleared | (under.cleared & frozenset(unset)),
+    )
 
 
 @dataclass(frozen=True)
@@ -690,8 +698,6 @@ class _Scanner:
                 at, f"{name}.{prop} = {_expression_text(code, v)} is not a literal; emu ignores it"
             )
             return
-        if value is _MISSING:
-            return
         if prop in values:
             self.warn(at, f"{name}.{prop} is set twice; the last one is used")
         values[prop] = Located(value, self.line(at), self.path)
@@ -741,6 +747,13 @@ class _Scanner:
                     "emu ignores it",
                 )
             )
+
+        cleared = frozenset(
+            setting
+            for prop, setting in zip(PROPERTIES, _SETTINGS, strict=True)
+            if prop in raw and raw[prop].value is _MISSING
+        )
+        raw = {prop: found for prop, found in raw.items() if found.value is not _MISSING}
 
         def get(prop: str) -> object:
             return raw[prop].value if prop in raw else None
@@ -832,6 +845,7 @@ class _Scanner:
             entrypoint=entrypoint,
             enable_internet=enable_internet,
             ping_endpoint=ping_endpoint,
+            cleared=cleared,
         )
 
     def random_counts(self) -> dict[str, Located[int]]:

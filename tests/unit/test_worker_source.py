@@ -228,6 +228,31 @@ class MyContainer extends Container {
     assert scan.warnings == ()
 
 
+def test_null_or_undefined_clears_what_a_field_or_a_base_class_set() -> None:
+    source = """\
+class Base extends Container {
+  defaultPort = 8000;
+  sleepAfter = '5m';
+  pingEndpoint = 'health';
+}
+class Mid extends Base { defaultPort = undefined; }
+export class MyContainer extends Mid {
+  sleepAfter = '1m';
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sleepAfter = null;
+  }
+}
+"""
+    scan = scan_source(source)
+    cls = scan.classes["MyContainer"]
+    # Cleared in Mid and in the constructor: the library's defaults, not Base's values.
+    assert (cls.default_port, cls.sleep_after) == (None, None)
+    assert at(cls.ping_endpoint) == ("health", 4)  # neither cleared nor written: inherited
+    assert cls.cleared == {"default_port", "sleep_after"}
+    assert scan.warnings == ()
+
+
 def test_multiline_values_and_as_const() -> None:
     source = """\
 class MyContainer extends Container {
