@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import click
 import docker
 import docker.errors
 import requests.exceptions
@@ -34,6 +35,7 @@ MIB = 1024 * 1024
 DOCKER_TIMEOUT = 30  # seconds, for every Docker SDK call the benchmarks make
 STOP_TIMEOUT = 90.0  # SIGINT to exit of `emu up`; it stops its instances with a 10 s grace
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Lines of emu's output that mean something went wrong inside it, even if every client got a 200.
 PROBLEM_MARKERS = (
@@ -142,6 +144,17 @@ def main_body(
     click.echo(render(results))
     click.echo(f"\nJSON: {args['out']}")
     return results
+
+
+def out_option(name: str) -> Callable[[F], F]:
+    """--out PATH, by default bench/<name>: where a benchmark writes its JSON results."""
+    return click.option(
+        "--out",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=Path(__file__).resolve().parent / name,
+        show_default=f"bench/{name}",
+        help="Where to write the JSON results.",
+    )
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:

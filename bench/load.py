@@ -38,6 +38,7 @@ from bench.harness import (
     lua_string,
     machine,
     main_body,
+    out_option,
     proc_sample,
     require_wrk,
     run_wrk,
@@ -283,13 +284,7 @@ def say(text: str) -> None:
 )
 @click.option("--warmup", default=5.0, show_default=True, help="Seconds of load before counting.")
 @click.option("--sample-every", default=5.0, show_default=True, help="RSS sample interval, s.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path(__file__).resolve().parent / "load-results.json",
-    show_default="bench/load-results.json",
-    help="Where to write the JSON results.",
-)
+@out_option("load-results.json")
 def main(**args: Any) -> None:
     """Load emu with many clients for a while; fail on any error or on memory growth."""
     if args["duration"] <= 0 or args["clients"] < 1 or args["instances"] < 1:

@@ -48,6 +48,7 @@ from bench.harness import (
     http_request,
     machine,
     main_body,
+    out_option,
     proc_sample,
     require_image,
     require_wrk,
@@ -390,13 +391,7 @@ def table(results: dict[str, Any]) -> str:
 @click.option("--threads", default=2, show_default=True, help="wrk threads.")
 @click.option("--warmup", default=2.0, show_default=True, help="Seconds of load before each run.")
 @click.option("--cold-reps", default=5, show_default=True, help="Cold starts per image.")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path(__file__).resolve().parent / "results.json",
-    show_default="bench/results.json",
-    help="Where to write the JSON results.",
-)
+@out_option("results.json")
 def main(**args: Any) -> None:
     """Measure emu's proxy overhead against nginx hit directly, and cold starts."""
     if args["duration"] <= 0 or args["connections"] < 1 or args["cold_reps"] < 1:

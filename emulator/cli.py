@@ -124,7 +124,6 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         _fail(f"{exc}. Is dockerd running? (try: docker info)")
     except DockerError as exc:
         _fail(f"Docker: {exc}")
-    raise AssertionError("unreachable")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -24,7 +24,14 @@ from emulator import docker_backend
 from emulator.cli import main
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator
-from tests.support import REPO, Project, containers, dockerfile_project, wait_for
+from tests.support import (
+    REPO,
+    Project,
+    container_gone,
+    containers,
+    dockerfile_project,
+    wait_for,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -115,18 +122,11 @@ def test_idle_instance_sleeps_and_streaming_one_stays(
     path = Project(sleep_after="2s", instances=2).write(tmp_path)
     emu = emu_up(path)
 
-    def gone(cid: str) -> bool:
-        try:
-            docker_client.api.inspect_container(cid)
-        except docker.errors.NotFound:
-            return True
-        return False
-
     # Idle: gone 2 to 3.5 s after its last response.
     requests.get(emu.url + "/health", headers={"x-emu-instance": "idle"}, timeout=60)
     last = time.monotonic()
     cid = emu.instances()["idle"]["container_id"]
-    wait_for(lambda: gone(cid), 10, "the idle container to go")
+    wait_for(lambda: container_gone(docker_client, cid), 10, "the idle container to go")
     elapsed = time.monotonic() - last
     assert 2.0 <= elapsed <= 3.5, f"gone {elapsed:.2f} s after the last response"
     assert emu.instances()["idle"]["state"] == "stopped"
@@ -143,10 +143,16 @@ def test_idle_instance_sleeps_and_streaming_one_stays(
         chunks = 0
         for _ in resp.iter_lines():
             chunks += 1
-            assert not gone(cid), f"stopped with a response in flight (after {chunks} chunks)"
+            assert not container_gone(docker_client, cid), (
+                f"stopped with a response in flight (after {chunks} chunks)"
+            )
         assert chunks == 6
     ended = time.monotonic()
-    wait_for(lambda: gone(cid), 10, "the streaming container to go after its response")
+    wait_for(
+        lambda: container_gone(docker_client, cid),
+        10,
+        "the streaming container to go after its response",
+    )
     assert 2.0 <= time.monotonic() - ended <= 3.5
 
 
