@@ -16,12 +16,12 @@ from typing import Any
 import json5
 
 from emulator.durations import ALLOWED_HINT, format_duration, parse_duration, parse_sleep_after
+from emulator.jsvalue import is_integer, is_number, js_string, literal
 from emulator.worker_source import (
     DEFAULT_RANDOM_INSTANCES,
     ClassSettings,
     Located,
     WorkerScan,
-    js_string,
     scan_file,
 )
 
@@ -507,7 +507,7 @@ def _select_env(doc: _Document, overrides: Overrides, warnings: list[str]) -> _D
         return doc
     envs = doc.data.get("env")
     if envs is not None and not isinstance(envs, dict):
-        raise doc.error(("env",), f"must be an object of environments, not {_describe_value(envs)}")
+        raise doc.error(("env",), f"must be an object of environments, not {literal(envs)}")
     if not envs:
         # As wrangler: only a warning, and the top level (its Worker still named <name>-NAME).
         warnings.append(
@@ -525,7 +525,7 @@ def _select_env(doc: _Document, overrides: Overrides, warnings: list[str]) -> _D
     base: FieldPath = ("env", env)
     section = envs[env]
     if not isinstance(section, dict):
-        raise doc.error(base, f"must be an object, not {_describe_value(section)}")
+        raise doc.error(base, f"must be an object, not {literal(section)}")
     data = {k: v for k, v in doc.data.items() if k not in _ENV_OWN_KEYS}
     moved: dict[str, FieldPath] = {key: (*base, key) for key in _ENV_OWN_KEYS}
     for key in (*_ENV_OWN_KEYS, *_ENV_INHERITED_KEYS):
@@ -545,32 +545,10 @@ def find_config(path: Path | None = None, cwd: Path | None = None) -> Path:
 # Field checks
 
 
-def _describe_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return str(value)
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _string(doc: _Document, path: FieldPath, value: object, *, required: bool = False) -> str:
     if not isinstance(value, str) or (required and not value.strip()):
         wanted = "a non-empty string" if required else "a string"
-        raise doc.error(path, f"must be {wanted}, not {_describe_value(value)}")
+        raise doc.error(path, f"must be {wanted}, not {literal(value)}")
     return value
 
 
@@ -589,7 +567,7 @@ def _instance_type(doc: _Document, path: FieldPath, value: object) -> InstanceTy
         raise doc.error(
             path,
             f"must be an instance type name ({allowed}) or an object "
-            f"{{vcpu, memory_mib, disk_mb}}, not {_describe_value(value)}",
+            f"{{vcpu, memory_mib, disk_mb}}, not {literal(value)}",
         )
     unknown = sorted(set(value) - set(CUSTOM_DEFAULTS))
     if unknown:
@@ -602,12 +580,12 @@ def _instance_type(doc: _Document, path: FieldPath, value: object) -> InstanceTy
     memory = value.get("memory_mib", CUSTOM_DEFAULTS["memory_mib"])
     disk = value.get("disk_mb", CUSTOM_DEFAULTS["disk_mb"])
     problems: list[str] = []
-    if not _is_number(vcpu):
-        problems.append(f"vcpu must be a number, not {_describe_value(vcpu)}")
-    if not _is_integer(memory):
-        problems.append(f"memory_mib must be a whole number, not {_describe_value(memory)}")
-    if not _is_integer(disk):
-        problems.append(f"disk_mb must be a whole number, not {_describe_value(disk)}")
+    if not is_number(vcpu):
+        problems.append(f"vcpu must be a number, not {literal(vcpu)}")
+    if not is_integer(memory):
+        problems.append(f"memory_mib must be a whole number, not {literal(memory)}")
+    if not is_integer(disk):
+        problems.append(f"disk_mb must be a whole number, not {literal(disk)}")
     if problems:
         raise doc.error(path, "; ".join(problems))
     assert isinstance(vcpu, int | float) and isinstance(memory, int) and isinstance(disk, int)
@@ -691,14 +669,14 @@ def _image_vars(doc: _Document, index: int, value: object) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise doc.error(path, f"must be an object of build args, not {_describe_value(value)}")
+        raise doc.error(path, f"must be an object of build args, not {literal(value)}")
     out: dict[str, str] = {}
     for key, item in value.items():
         text = js_string(item)
         if text is None:
             raise doc.error(
                 (*path, key),
-                f"must be a string, number or boolean, not {_describe_value(item)}",
+                f"must be a string, number or boolean, not {literal(item)}",
             )
         out[str(key)] = text
     return out
@@ -706,8 +684,8 @@ def _image_vars(doc: _Document, index: int, value: object) -> dict[str, str]:
 
 def _max_instances(doc: _Document, index: int, value: object) -> int:
     path: FieldPath = ("containers", index, "max_instances")
-    if not _is_integer(value) or not isinstance(value, int) or value < 1:
-        raise doc.error(path, f"must be a whole number of at least 1, not {_describe_value(value)}")
+    if not is_integer(value) or not isinstance(value, int) or value < 1:
+        raise doc.error(path, f"must be a whole number of at least 1, not {literal(value)}")
     return value
 
 
@@ -729,9 +707,7 @@ def _bindings(doc: _Document) -> dict[str, list[tuple[str, FieldPath]]]:
     for j, binding in enumerate(bindings):
         path: FieldPath = ("durable_objects", "bindings", j)
         if not isinstance(binding, dict):
-            raise doc.error(
-                path, f"must be an object {{name, class_name}}, not {_describe_value(binding)}"
-            )
+            raise doc.error(path, f"must be an object {{name, class_name}}, not {literal(binding)}")
         name = _string(doc, (*path, "name"), binding.get("name"), required=True)
         class_name = _string(doc, (*path, "class_name"), binding.get("class_name"), required=True)
         found.setdefault(class_name, []).append((name, (*path, "name")))
@@ -778,7 +754,7 @@ def _exports(doc: _Document) -> _Exports:
     if exports is None:
         return found
     if not isinstance(exports, dict):
-        raise doc.error(("exports",), f"must be an object, not {_describe_value(exports)}")
+        raise doc.error(("exports",), f"must be an object, not {literal(exports)}")
     for class_name, entry in exports.items():
         if not isinstance(entry, dict) or entry.get("type") != "durable-object":
             continue
@@ -867,14 +843,14 @@ def _flag_duration(name: str, value: str, *, positive: bool = False) -> float:
 
 def _flag_int(name: str, value: object, low: int, high: int | None = None) -> int:
     if (
-        not _is_integer(value)
+        not is_integer(value)
         or not isinstance(value, int)
         or value < low
         or (high is not None and value > high)
     ):
         allowed = f"{low} to {high}" if high is not None else f"at least {low}"
         raise ConfigError(
-            f"flag --{name}", "", f"must be a whole number, {allowed}; not {_describe_value(value)}"
+            f"flag --{name}", "", f"must be a whole number, {allowed}; not {literal(value)}"
         )
     return value
 
@@ -989,7 +965,7 @@ class _ContainerLoader:
         doc = self.doc
         base: FieldPath = ("containers", index)
         if not isinstance(entry, dict):
-            raise doc.error(base, f"must be an object, not {_describe_value(entry)}")
+            raise doc.error(base, f"must be an object, not {literal(entry)}")
         class_path: FieldPath = (*base, "class_name")
         if "class_name" in entry:
             class_name = _string(doc, class_path, entry["class_name"], required=True)
@@ -1219,10 +1195,8 @@ def _dev_port(doc: _Document) -> tuple[int, Origin] | None:
     if not isinstance(dev, dict) or "port" not in dev:
         return None
     value = dev["port"]
-    if not _is_integer(value) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise doc.error(
-            ("dev", "port"), f"must be a port, 0 to 65535; not {_describe_value(value)}"
-        )
+    if not is_integer(value) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise doc.error(("dev", "port"), f"must be a port, 0 to 65535; not {literal(value)}")
     return value, doc.origin(("dev", "port"))
 
 
@@ -1261,7 +1235,7 @@ def _global_settings(
         port, origins["port"] = dev_port
     seed = None
     if overrides.seed is not None:
-        if not _is_integer(overrides.seed):
+        if not is_integer(overrides.seed):
             raise ConfigError("flag --seed", "", "must be a whole number")
         seed = overrides.seed
     flag("seed", overrides.seed is not None)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 import re
 
-_TIME_EXPRESSION = re.compile(r"^(\d+)([smh])$")
-_BARE_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+from emulator.jsvalue import js_text
+
+_TIME_EXPRESSION = re.compile(r"^([0-9]+)([smh])$")
+_BARE_NUMBER = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
 
 # Shown next to "invalid time expression ..." so the user knows what to write instead.
@@ -21,11 +23,11 @@ def parse_sleep_after(value: object) -> float:
     NaN number is refused too: the library would let such a container sleep at once or never.
     """
     if isinstance(value, bool):  # a JS boolean is not a number
-        raise ValueError(f"invalid time expression {_js_text(value)}")
+        raise ValueError(f"invalid time expression {js_text(value)}")
     if isinstance(value, int | float):
         seconds = float(value)
         if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
-            raise ValueError(f"invalid time expression {_js_text(value)}")
+            raise ValueError(f"invalid time expression {js_text(value)}")
         return seconds
     if isinstance(value, str):
         match = _TIME_EXPRESSION.match(value)
@@ -33,7 +35,7 @@ def parse_sleep_after(value: object) -> float:
         if match is None or value.endswith("\n"):
             raise ValueError(f"invalid time expression {value}")
         return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
-    raise ValueError(f"invalid time expression {_js_text(value)}")
+    raise ValueError(f"invalid time expression {js_text(value)}")
 
 
 def parse_duration(value: str) -> float:
@@ -65,19 +67,3 @@ def format_duration(seconds: float) -> str:
     if secs or fraction or not parts:
         parts.append(f"{secs + fraction:g}s")
     return "".join(parts)
-
-
-def _js_text(value: object) -> str:
-    """How JS would print `value` inside a template string, for error messages."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        if value.is_integer():
-            return str(int(value))
-    return str(value)

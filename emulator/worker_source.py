@@ -24,7 +24,6 @@ its value is written.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import json5
+
+from emulator.jsvalue import is_whole, js_string, kind
 
 T = TypeVar("T")
 
@@ -456,25 +457,6 @@ def _expression_text(code: str, i: int) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def js_string(value: object) -> str | None:
-    """JS `String(value)` for a scalar; None for an object or array."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return str(int(value)) if value.is_integer() else repr(value)
-    if value is None:
-        return "null"
-    return None
-
-
 # ---------------------------------------------------------------------------------------------
 # Classes
 
@@ -743,8 +725,7 @@ class _Scanner:
                 ScanWarning(
                     self.path,
                     got.line,
-                    f"{name}.{prop} should be {expected}, not {_describe(got.value)}; "
-                    "emu ignores it",
+                    f"{name}.{prop} should be {expected}, not {kind(got.value)}; emu ignores it",
                 )
             )
 
@@ -774,7 +755,7 @@ class _Scanner:
         required_ports: Located[tuple[int, ...]] | None = None
         ports = get("requiredPorts")
         if "requiredPorts" in raw:
-            if isinstance(ports, list) and all(_is_whole(p) for p in ports):
+            if isinstance(ports, list) and all(is_whole(p) for p in ports):
                 required_ports = at("requiredPorts", tuple(int(p) for p in ports))
             else:
                 wrong("requiredPorts", "an array of whole numbers")
@@ -786,7 +767,7 @@ class _Scanner:
                 sleep_after = at("sleepAfter", sleep)
             else:
                 # Still passed on, so that the config reports it as the library would.
-                sleep_after = at("sleepAfter", js_string(sleep) or _describe(sleep))
+                sleep_after = at("sleepAfter", js_string(sleep) or kind(sleep))
 
         env_vars: Located[Mapping[str, str]] | None = None
         env = get("envVars")
@@ -800,7 +781,7 @@ class _Scanner:
                             ScanWarning(
                                 self.path,
                                 raw["envVars"].line,
-                                f"{name}.envVars.{key} is {_describe(item)}, not a string; "
+                                f"{name}.envVars.{key} is {kind(item)}, not a string; "
                                 "emu leaves it out",
                             )
                         )
@@ -949,26 +930,6 @@ def _short(text: str) -> str:
 
 def _place(found: Located[int]) -> str:
     return f"{found.path}:{found.line}" if found.path is not None else f"line {found.line}"
-
-
-def _is_whole(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"the number {js_string(value)}"
-    if isinstance(value, str):
-        return f"the string {json.dumps(value)}"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return "null"
 
 
 # ---------------------------------------------------------------------------------------------

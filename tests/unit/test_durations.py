@@ -79,3 +79,12 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.parametrize("text", ["30s", "15m", "2h"])
 def test_format_duration_round_trips_the_grammar(text: str) -> None:
     assert format_duration(parse_sleep_after(text)) == text
+
+
+@pytest.mark.parametrize("value", ["٣s", "２m", "१h", "٣"])
+def test_non_ascii_digits_are_refused(value: str) -> None:
+    # The library's `\d` is ASCII only: Arabic-Indic or full-width digits are no time expression.
+    with pytest.raises(ValueError, match="invalid time expression"):
+        parse_duration(value)
+    with pytest.raises(ValueError, match="invalid time expression"):
+        parse_sleep_after(value)
