@@ -1,0 +1,31 @@
+"""The projects under examples/, as the README tells a newcomer to run them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from emulator.pytest_plugin import EmuUp
+from tests.support import wait_for
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_hello_builds_offline_serves_and_stops_on_sigterm(emu_up: EmuUp) -> None:
+    """examples/hello: no network to build, three instances, and a container that exits 0 on
+    SIGTERM when its sleepAfter runs out (so it never waits for --stop-grace)."""
+    dockerfile = (REPO / "examples" / "hello" / "container" / "Dockerfile").read_text()
+    assert "pip install" not in dockerfile and "apt-get" not in dockerfile
+    emu = emu_up(REPO / "examples" / "hello" / "wrangler.jsonc", sleep_after="1s", stop_grace="30s")
+    bodies = [requests.get(emu.url + "/hi", timeout=60).json() for _ in range(6)]
+    assert all(b["greeting"].startswith("hello from ") and b["path"] == "/hi" for b in bodies)
+
+    def stopped() -> list[dict[str, object]]:
+        return [e for e in emu.events() if e["event"] == "stopped"]
+
+    wait_for(lambda: len(stopped()) == len(emu.instances()), 30, "every idle instance to stop")
+    assert {e.get("exit_code") for e in stopped()} == {0}
