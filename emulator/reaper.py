@@ -92,7 +92,7 @@ async def _sweep(session: str) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m emulator.reaper SESSION (stdin: the pipe from emu)", file=sys.stderr)
+        print("usage: python -m emulator.reaper SESSION  (stdin: emu's pipe)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only EOF on the pipe ends the watch
     clean, pids = read_orders(sys.stdin.buffer)
