@@ -5,7 +5,7 @@ from typing import TypeVar
 
 import pytest
 
-from emulator.worker_source import (
+from emulator.source_scan import (
     ClassSettings,
     Located,
     WorkerScan,
