@@ -26,6 +26,7 @@ _TRANSPARENT = (
     "as_expression",
     "satisfies_expression",
     "non_null_expression",
+    "type_assertion",
 )
 _SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v"}
 
@@ -76,9 +77,9 @@ def parts(node: Node) -> list[Node]:
 
 
 def unwrap(node: Node) -> Node:
-    """The expression inside `(x)`, `x as T`, `x satisfies T` and `x!`."""
+    """The expression inside `(x)`, `x as T`, `x satisfies T`, `<T>x` and `x!`."""
     while node.type in _TRANSPARENT and parts(node):
-        node = parts(node)[0]
+        node = parts(node)[-1 if node.type == "type_assertion" else 0]
     return node
 
 

@@ -83,7 +83,11 @@ class WorkerScan:
 
 
 _CLASSES = "[" + " ".join(f"({node})" for node in jstree.CLASS_NODES) + "] @class"
-_GET_RANDOM = '(call_expression function: (identifier) @fn (#eq? @fn "getRandom")) @call'
+# `await getRandom<T>(...)` parses as a call of `await getRandom` (a quirk of the grammar).
+_GET_RANDOM = """
+(call_expression function: [(identifier) @fn (await_expression (identifier) @fn)]
+  (#eq? @fn "getRandom")) @call
+"""
 _THIS_ASSIGNMENT = (
     "(assignment_expression left: (member_expression object: (this)"
     " property: (property_identifier))) @assign"
