@@ -17,7 +17,7 @@ import json5
 
 from emulator.durations import ALLOWED_HINT, format_duration, parse_duration, parse_sleep_after
 from emulator.jsvalue import is_integer, is_number, js_string, literal
-from emulator.worker_source import (
+from emulator.source_scan import (
     DEFAULT_RANDOM_INSTANCES,
     ClassSettings,
     Located,
