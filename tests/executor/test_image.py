@@ -15,8 +15,8 @@ import docker.errors
 import pytest
 from docker.models.containers import Container
 
+from emulator.testing import wait_for as wait_until
 from tests.executor.support import EXECUTOR_DIR, request
-from tests.support import wait_for as wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
