@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import docker_logs
 from emulator.cli import main
+from emulator.labels import MANAGED
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import (
@@ -371,7 +372,7 @@ def test_enable_internet_false_puts_the_class_on_an_internal_network(
     (name,) = nets
     network = docker_client.api.inspect_network(name)
     assert network["Internal"] is (not internet)
-    assert network["Labels"]["emu.managed"] == "true"
+    assert network["Labels"][MANAGED] == "true"
 
 
 def test_required_ports_must_all_answer_on_the_ping_endpoint(tmp_path: Path, emu_up: EmuUp) -> None:

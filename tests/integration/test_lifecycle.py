@@ -16,6 +16,7 @@ import docker
 import pytest
 import requests
 
+from emulator.labels import SESSION
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess, wait_for
 from tests.support import (
@@ -86,10 +87,10 @@ def test_kill_9_then_down_then_next_up_leave_nothing(
     assert len(left) == 1
     third = EmuProcess(project, "--no-logs").start()  # sweeps what the killed one left
     try:
-        remaining = {c.labels["emu.session"] for c in containers(docker_client, project=pid)}
-        assert left[0].labels["emu.session"] not in remaining
+        remaining = {c.labels[SESSION] for c in containers(docker_client, project=pid)}
+        assert left[0].labels[SESSION] not in remaining
         assert all(
-            n.attrs["Labels"]["emu.session"] != left[0].labels["emu.session"]
+            n.attrs["Labels"][SESSION] != left[0].labels[SESSION]
             for n in networks(docker_client, project=pid)
         )
         third.send_signal(signal.SIGTERM)
