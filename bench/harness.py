@@ -1,4 +1,5 @@
-"""What the benchmarks share: wrk runs, an `emu up` child process, /proc readings, Docker look-ups.
+"""What the benchmarks share: wrk runs, /proc readings, Docker look-ups. The `emu up` child
+process (`EmuProcess`) and `wait_for` are emu's own, from emulator/testing.py.
 
 Load goes only to 127.0.0.1 and to containers the benchmark itself started: every URL passes
 `check_target` before a request is sent.
@@ -6,7 +7,6 @@ Load goes only to 127.0.0.1 and to containers the benchmark itself started: ever
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import http.client
 import json
@@ -29,25 +29,14 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from emulator.testing import EmuProcessError, WaitTimeout
+
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 MIB = 1024 * 1024
 DOCKER_TIMEOUT = 30  # seconds, for every Docker SDK call the benchmarks make
-STOP_TIMEOUT = 90.0  # SIGINT to exit of `emu up`; it stops its instances with a 10 s grace
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Lines of emu's output that mean something went wrong inside it, even if every client got a 200.
-PROBLEM_MARKERS = (
-    "Traceback",
-    "Error handling request",
-    "Exception in callback",
-    "exception was never retrieved",
-    "Unclosed client session",
-    "Unclosed connection",
-    "start_failed",
-    "failed:",
-)
 
 
 class BenchError(Exception):
@@ -107,18 +96,6 @@ def check_target(url: str, allow: Collection[str] = ()) -> None:
         raise BenchError(f"refusing to send requests to {host}: only {LOOPBACK} and own containers")
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy; BenchError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)  # polling interval
-
-
 def main_body(
     run: Callable[[dict[str, Any]], dict[str, Any]],
     render: Callable[[dict[str, Any]], str],
@@ -134,7 +111,7 @@ def main_body(
     except KeyboardInterrupt:
         click.echo("bench: interrupted", err=True)
         sys.exit(130)
-    except BenchError as exc:
+    except (BenchError, EmuProcessError, WaitTimeout) as exc:
         click.echo(f"bench: {exc}", err=True)
         sys.exit(2)
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -452,154 +429,6 @@ def _grouped(flat: Mapping[str, float]) -> dict[str, dict[str, int]]:
         group, _, name = key.partition(":")
         out.setdefault(group, {})[name] = int(count)
     return dict(sorted(out.items()))
-
-
-# ---------------------------------------------------------------------------------------------
-# `emu up` as a child process
-
-
-class EmuProcess:
-    """`python -m emulator up` on one config, in a session of its own (so a Ctrl-C of the
-    benchmark reaches only the benchmark, whose `finally` then stops emu with one SIGINT).
-
-    Its output is kept (the last lines) and scanned for PROBLEM_MARKERS.
-    """
-
-    def __init__(self, config: Path, *flags: str, start_timeout: float = 900.0) -> None:
-        self.config = config
-        self.flags = flags
-        self.start_timeout = start_timeout
-        self.url = ""
-        self.project = ""
-        self.session = ""
-        self.lines: collections.deque[str] = collections.deque(maxlen=2000)
-        self.line_count = 0  # all lines read so far
-        self.problems: list[str] = []
-        self.returncode: int | None = None
-        self._listening = threading.Event()
-        self._proc: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
-
-    def __enter__(self) -> EmuProcess:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is not None and issubclass(exc_type, BenchError):
-            print("bench: emu's last lines:", *list(self.lines)[-15:], sep="\n  ", file=sys.stderr)
-        leftovers = self.stop()
-        if leftovers:
-            message = f"emu left these behind (now removed): {', '.join(leftovers)}"
-            if exc_type is None:
-                raise BenchError(message)
-            print(f"bench: {message}", file=sys.stderr)
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "emulator", "up", "-c", str(self.config), "--port", "0"]
-        self._proc = subprocess.Popen(
-            [*cmd, *self.flags],
-            cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, name="emu-output", daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + self.start_timeout
-        while not self._listening.wait(0.1):
-            if self._proc.poll() is not None:
-                raise BenchError(f"emu up exited with {self._proc.returncode}: {self.tail()}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"emu up did not listen within {self.start_timeout:g} s")
-        status = self.status()
-        self.project = str(status["project"])
-        self.session = str(status["session"])
-
-    def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for raw in self._proc.stdout:
-            line = raw.rstrip("\n")
-            self.lines.append(line)
-            self.line_count += 1
-            if any(marker in line for marker in PROBLEM_MARKERS):
-                self.problems.append(line)
-            if not self._listening.is_set() and "listening on http://" in line:
-                self.url = line.rsplit("listening on ", 1)[1].strip()
-                check_target(self.url)
-                self._listening.set()
-
-    def tail(self, n: int = 8) -> str:
-        return " | ".join(list(self.lines)[-n:])
-
-    def status(self) -> dict[str, Any]:
-        reply = http_request(self.url + "/_emu/status", timeout=10)
-        if reply.status != 200:
-            raise BenchError(f"/_emu/status answered {reply.status}")
-        data: dict[str, Any] = json.loads(reply.body)
-        return data
-
-    def instances(self) -> dict[str, dict[str, Any]]:
-        """name -> snapshot, for the first class."""
-        return {i["name"]: i for i in self.status()["classes"][0]["instances"]}
-
-    def stop(self) -> list[str]:
-        """SIGINT, wait; then check Docker for anything of this session. Returns what was left
-        (and has now been removed), empty when emu cleaned up after itself."""
-        proc = self._proc
-        if proc is None:
-            return []
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGINT)  # the second Ctrl-C: emu removes all and exits
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(10)
-        self.returncode = proc.returncode
-        if self._reader is not None:
-            self._reader.join(timeout=10)
-        self._proc = None
-        if not self.project:
-            return []
-        labels = {"emu.managed": "true", "emu.project": self.project}
-        if self.session:
-            labels["emu.session"] = self.session
-        client = docker_client()
-        try:
-            return remove_labelled(client, labels)
-        finally:
-            client.close()
-
-
-def remove_labelled(client: docker.DockerClient, labels: Mapping[str, str]) -> list[str]:
-    """Remove containers and networks carrying all `labels`; return their names."""
-    filters: dict[str, str | list[str] | bool] = {"label": [f"{k}={v}" for k, v in labels.items()]}
-    removed: list[str] = []
-    for c in client.containers.list(all=True, filters=filters, ignore_removed=True):
-        with contextlib.suppress(docker.errors.NotFound):
-            c.remove(force=True)
-        removed.append(f"container {c.name}")
-    for n in client.networks.list(filters=filters):
-        with contextlib.suppress(docker.errors.NotFound):
-            n.remove()
-        removed.append(f"network {n.name}")
-    return removed
 
 
 @contextlib.contextmanager

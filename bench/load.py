@@ -29,7 +29,6 @@ if __package__ in (None, ""):  # run as `python bench/load.py`: make `bench` imp
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
-    EmuProcess,
     ProcSample,
     Sampler,
     WrkResult,
@@ -43,9 +42,9 @@ from bench.harness import (
     require_wrk,
     run_wrk,
     temp_dir,
-    wait_until,
     wrk_version,
 )
+from emulator.testing import EmuProcess, wait_for
 from tests.support import Project
 
 RSS_GROWTH_FACTOR = 1.20  # allowed: 20% ...
@@ -111,7 +110,7 @@ def start_all(emu: EmuProcess, n: int) -> None:
     with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
         futures = [
             pool.submit(
-                wait_until,
+                wait_for,
                 functools.partial(
                     answers_200, emu.url + "/health", {"X-Emu-Instance": f"instance-{i}"}
                 ),

@@ -40,7 +40,6 @@ if __package__ in (None, ""):  # run as `python bench/proxy.py`: make `bench` im
 from bench.harness import (
     MIB,
     BenchError,
-    EmuProcess,
     WrkResult,
     answers_200,
     busy_cpu,
@@ -54,9 +53,10 @@ from bench.harness import (
     require_wrk,
     run_wrk,
     temp_dir,
-    wait_until,
     wrk_version,
 )
+from emulator import labels
+from emulator.testing import EmuProcess, wait_for
 from tests.support import Project
 
 NGINX = "nginx:1.22"
@@ -64,8 +64,6 @@ INSTANCE_TYPE = "standard-3"  # 2 vCPU, 8192 MiB: the direct container gets the 
 VCPU = 2.0
 MEMORY_MIB = 8192
 WRANGLER_DEV_COLD_START_S = 5.3  # measured here, see shared/docs/cloudflare-containers.md
-BENCH_LABEL = "emu.bench"
-BENCH_PID_LABEL = "emu.bench.pid"
 COLD_TIMEOUT = 120.0  # one cold start; the executor's answers in about a second
 CASES = {
     "direct": "direct (bridge IP)",
@@ -134,7 +132,7 @@ def nginx_direct(client: docker.DockerClient) -> Iterator[str]:
     container = client.containers.create(
         NGINX,
         name=f"emu-bench-direct-{run_id}",
-        labels={"emu.managed": "true", BENCH_LABEL: run_id, BENCH_PID_LABEL: str(os.getpid())},
+        labels={**labels.managed(), labels.BENCH: run_id, labels.BENCH_PID: str(os.getpid())},
         nano_cpus=round(VCPU * 1e9),
         mem_limit=MEMORY_MIB * MIB,
     )
@@ -144,7 +142,7 @@ def nginx_direct(client: docker.DockerClient) -> Iterator[str]:
         ip = str(container.attrs["NetworkSettings"]["IPAddress"])
         if not ip:
             raise BenchError("the nginx container got no IP address on the default bridge")
-        wait_until(lambda: answers_200(f"http://{ip}/", allow={ip}), 30, f"nginx on {ip}")
+        wait_for(lambda: answers_200(f"http://{ip}/", allow={ip}), 30, f"nginx on {ip}")
         yield ip
     finally:
         try:
@@ -157,8 +155,8 @@ def nginx_direct(client: docker.DockerClient) -> Iterator[str]:
 
 def sweep_direct(client: docker.DockerClient) -> None:
     """Remove direct containers of earlier runs whose process is gone (a killed run)."""
-    for c in client.containers.list(all=True, filters={"label": BENCH_LABEL}, ignore_removed=True):
-        pid = c.labels.get(BENCH_PID_LABEL, "")
+    for c in client.containers.list(all=True, filters={"label": labels.BENCH}, ignore_removed=True):
+        pid = c.labels.get(labels.BENCH_PID, "")
         if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
             with contextlib.suppress(docker.errors.NotFound):
                 c.remove(force=True)
@@ -229,7 +227,7 @@ def cold_starts(emu: EmuProcess, path: str, reps: int) -> dict[str, Any]:
 
 def warm(emu: EmuProcess, path: str, names: list[str]) -> None:
     for name in names:
-        wait_until(
+        wait_for(
             functools.partial(answers_200, emu.url + path, {"X-Emu-Instance": name}),
             COLD_TIMEOUT,
             f"{name} to answer through emu",

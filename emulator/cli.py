@@ -1,4 +1,5 @@
-"""The `emu` command: a thin layer over `emulator.server.Emulator`."""
+"""The `emu` command: a thin layer over `emulator.emulator.Emulator`; what it prints is in
+`cli_output.py`."""
 
 from __future__ import annotations
 
@@ -18,17 +19,15 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from . import config as config_mod
+from . import labels
+from .cli_output import Printer, ps_json, ps_table, status_table
 from .config import Config, ConfigError, Overrides, default_port, find_config, load_config
-from .docker_backend import MANAGED_LABEL, DockerBackend, DockerError, DockerUnavailable
+from .docker_backend import DockerBackend
+from .docker_types import ContainerInfo, DockerError, DockerUnavailable
 from .durations import format_duration
-from .server import (
-    Emulator,
-    ListenError,
-    project_id,
-    running_urls,
-    sweep_project,
-    sweep_session,
-)
+from .emulator import Emulator
+from .front import ListenError
+from .sweep import remove_images, running_urls, sweep_project, sweep_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
@@ -148,39 +147,6 @@ def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None
     _run(_up(config, overrides, json_logs, logs=logs, watch=watch, access_log=access_log))
 
 
-class _Printer:
-    """Prints emu's lines. Called on the loop only: lines written in one loop turn are flushed
-    together at its end, so a container logging a line per request costs no syscall per line,
-    and output still appears at once when stdout is a pipe."""
-
-    WIDTH = 16
-
-    def __init__(self, json_logs: bool) -> None:
-        self._json = json_logs
-        self._second = -1
-        self._stamp = ""
-        self._flush_scheduled = False
-
-    def __call__(self, source: str, line: str) -> None:
-        now = time.time()
-        if self._json:
-            text = json.dumps({"time": now, "source": source, "line": line})
-        else:
-            if int(now) != self._second:
-                self._second = int(now)
-                self._stamp = time.strftime("%H:%M:%S", time.localtime(now))
-            text = f"{self._stamp} {source[: self.WIDTH]:<{self.WIDTH}} | {line}"
-        sys.stdout.write(text + "\n")
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
-
-
 async def _up(
     config: Config,
     overrides: Overrides,
@@ -190,7 +156,7 @@ async def _up(
     watch: bool,
     access_log: bool,
 ) -> None:
-    out = _Printer(json_logs)
+    out = Printer(json_logs)
     emu = Emulator(
         config,
         on_output=out,
@@ -199,30 +165,9 @@ async def _up(
         access_log=access_log,
         reload=lambda: load_config(config.path, overrides),
     )
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = 0
-    force: list[asyncio.Future[None]] = []
-
-    first_signal = 0.0
-
-    def on_signal() -> None:
-        nonlocal signals, first_signal
-        if signals and loop.time() - first_signal < 1.0:
-            return  # the same Ctrl-C delivered twice (to the process and its group)
-        signals += 1
-        if signals == 1:
-            first_signal = loop.time()
-            out("emu", "stopping (Ctrl-C again to force)")
-            stop.set()
-        else:
-            out("emu", "forced: removing containers now")
-            force.append(asyncio.ensure_future(_force(emu)))
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    signals = _Signals(emu, out)
     start = asyncio.ensure_future(emu.start())
-    stopped = asyncio.ensure_future(stop.wait())
+    stopped = asyncio.ensure_future(signals.stop.wait())
     await asyncio.wait({start, stopped}, return_when=asyncio.FIRST_COMPLETED)
     if not start.done():  # Ctrl-C during the build: start() cleans up what it made
         start.cancel()
@@ -234,6 +179,42 @@ async def _up(
         start.result()
     except ListenError as exc:
         _fail(str(exc))
+    _describe(emu, out)
+    await signals.stop.wait()
+    await emu.stop()
+    out("emu", "stopped; all containers and networks removed")
+
+
+class _Signals:
+    """Ctrl-C and SIGTERM: the first sets `stop`; a second one forces (removes everything at
+    once and exits)."""
+
+    def __init__(self, emu: Emulator, out: Printer) -> None:
+        self._emu = emu
+        self._out = out
+        self._loop = asyncio.get_running_loop()
+        self.stop = asyncio.Event()
+        self._count = 0
+        self._first = 0.0
+        self._force: list[asyncio.Future[None]] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        if self._count and self._loop.time() - self._first < 1.0:
+            return  # the same Ctrl-C delivered twice (to the process and its group)
+        self._count += 1
+        if self._count == 1:
+            self._first = self._loop.time()
+            self._out("emu", "stopping (Ctrl-C again to force)")
+            self.stop.set()
+        else:
+            self._out("emu", "forced: removing containers now")
+            self._force.append(asyncio.ensure_future(_force(self._emu)))
+
+
+def _describe(emu: Emulator, out: Printer) -> None:
+    """What emu up serves, once it serves."""
     for pool in emu.pools.values():
         cfg = pool.config
         out(
@@ -243,12 +224,9 @@ async def _up(
             f"({cfg.instance_type.vcpu:g} vCPU, {cfg.instance_type.memory_mib} MiB), "
             f"port {cfg.default_port}, sleepAfter {format_duration(cfg.sleep_after)}",
         )
-    if config.env is not None:
-        out("emu", f"wrangler environment {config.env} (Worker {config.worker_name})")
+    if emu.config.env is not None:
+        out("emu", f"wrangler environment {emu.config.env} (Worker {emu.config.worker_name})")
     out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
-    await stop.wait()
-    await emu.stop()
-    out("emu", "stopped; all containers and networks removed")
 
 
 async def _force(emu: Emulator) -> None:
@@ -271,15 +249,15 @@ def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
         click.echo(config_mod.describe(config))
 
 
-def _project_filter(config_path: Path | None, all_projects: bool) -> dict[str, str]:
-    labels = {MANAGED_LABEL: "true"}
-    if not all_projects:
-        # Only the file's path is needed: a config broken since is no reason to leave containers.
-        try:
-            labels["emu.project"] = project_id(find_config(config_path))
-        except ConfigError as exc:
-            _fail(str(exc), EXIT_BAD_CONFIG)
-    return labels
+def _project(config_path: Path | None, all_projects: bool) -> str | None:
+    """The project of the config at `config_path`; None for every project."""
+    if all_projects:
+        return None
+    # Only the file's path is needed: a config broken since is no reason to leave containers.
+    try:
+        return labels.project_id(find_config(config_path))
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
 
 
 @main.command(short_help="List the project's containers, from Docker labels.")
@@ -288,53 +266,20 @@ def _project_filter(config_path: Path | None, all_projects: bool) -> dict[str, s
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
     """List the project's instances (from Docker labels; works from any terminal)."""
-    labels = _project_filter(config_path, all_projects)
+    found = labels.project_labels(_project(config_path, all_projects))
 
-    async def list_() -> list[Any]:
-        docker = DockerBackend()
-        try:
+    async def list_() -> list[ContainerInfo]:
+        async with DockerBackend() as docker:
             await docker.connect()
-            return await docker.list_containers(labels)
-        finally:
-            docker.close()
+            return await docker.list_containers(found)
 
     rows = _run(list_())
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": c.id[:12],
-                        "name": c.name,
-                        "status": c.status,
-                        **{
-                            k.removeprefix("emu."): v
-                            for k, v in c.labels.items()
-                            if k.startswith("emu.")
-                        },
-                    }
-                    for c in rows
-                ],
-                indent=2,
-            )
-        )
-        return
-    if not rows:
+        click.echo(ps_json(rows))
+    elif not rows:
         click.echo("no instances running")
-        return
-    head = ("CLASS", "INSTANCE", "STATE", "CONTAINER", "SESSION", "PID")
-    table = [head] + [
-        (
-            c.labels.get("emu.class", "?"),
-            c.labels.get("emu.instance", "?"),
-            c.status,
-            c.id[:12],
-            c.labels.get("emu.session", "?"),
-            c.labels.get("emu.pid", "?"),
-        )
-        for c in sorted(rows, key=lambda c: (c.labels.get("emu.class", ""), c.name))
-    ]
-    click.echo("\n".join(_columns(table)))
+    else:
+        click.echo(ps_table(rows))
 
 
 @main.command(short_help="Show a running emu up's instances.")
@@ -361,7 +306,7 @@ def status(
         data = fetch()
         if isinstance(data, str):
             _fail(f"{data}; start one, or pass --url")
-        click.echo(json.dumps(data, indent=2) if as_json else _status_table(data))
+        click.echo(json.dumps(data, indent=2) if as_json else status_table(data))
         return
     with contextlib.suppress(KeyboardInterrupt):
         while True:
@@ -373,7 +318,7 @@ def status(
                 click.clear()
                 click.echo(f"{time.strftime('%H:%M:%S')}  every second; Ctrl-C to stop\n")
                 click.echo(
-                    f"{data}; waiting for it" if isinstance(data, str) else _status_table(data)
+                    f"{data}; waiting for it" if isinstance(data, str) else status_table(data)
                 )
             time.sleep(1)  # the refresh period, not a wait for an outcome
 
@@ -397,14 +342,12 @@ def _running_url(config_path: Path | None, env: str | None) -> str:
         _fail(str(exc), EXIT_BAD_CONFIG)
 
     async def ask() -> dict[str, str]:
-        docker = DockerBackend()
         try:
-            await docker.connect()
-            return await running_urls(docker, project_id(path))
+            async with DockerBackend() as docker:
+                await docker.connect()
+                return await running_urls(docker, labels.project_id(path))
         except DockerError:
             return {}
-        finally:
-            docker.close()
 
     urls = {u: e for u, e in asyncio.run(ask()).items() if env is None or e == env}
     if len(urls) > 1:
@@ -419,84 +362,21 @@ def _running_url(config_path: Path | None, env: str | None) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def _status_table(data: dict[str, Any]) -> str:
-    lines = [
-        f"{data['url']}  config {data['config']}  engine {'up' if data['engine_up'] else 'DOWN'}",
-        f"disk limits: {data['disk_limits']}",
-    ]
-    head = (
-        "INSTANCE",
-        "STATE",
-        "INFLIGHT",
-        "REQUESTS",
-        "STARTS",
-        "COLD MS",
-        "SLEEPS IN",
-        "MEMORY",
-        "THROTTLED",
-        "ERROR",
-    )
-    for cls in data["classes"]:
-        itype = cls["instance_type"]
-        lines += [
-            "",
-            f"{cls['class_name']} (env.{cls['binding']}): {cls['running']}/{cls['max_instances']} "
-            f"running, {cls['instances_n']} names, {itype['name']} ({itype['vcpu']:g} vCPU, "
-            f"{itype['memory_mib']} MiB)"
-            + (f", image error: {cls['image_error']}" if cls["image_error"] else ""),
-        ]
-        rows = [head] + [
-            (
-                i["name"],
-                i["state"] + (" (out of memory)" if i["oom_killed"] else ""),
-                str(i["inflight"]),
-                str(i["requests"]),
-                str(i["starts"]),
-                "-" if i["cold_start_ms"] is None else f"{i['cold_start_ms']:.0f}",
-                "-" if i["sleeps_in_s"] is None else f"{i['sleeps_in_s']:.0f}s",
-                _memory_text(i.get("memory_bytes"), itype["memory_mib"]),
-                "-" if i.get("cpu_throttled_s") is None else f"{i['cpu_throttled_s']:.1f}s",
-                (i["last_error"] or "")[:60],
-            )
-            for i in cls["instances"]
-        ]
-        lines += _columns(rows)
-    return "\n".join(lines)
-
-
-def _memory_text(used: int | None, limit_mib: int) -> str:
-    """In use, and its share of the instance type's memory: "412 MiB 7%"."""
-    if used is None:
-        return "-"
-    return f"{used / 2**20:.0f} MiB {100 * used / (limit_mib * 2**20):.0f}%"
-
-
-def _columns(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-
-
 @main.command(short_help="Remove the project's containers and networks.")
 @config_option
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
 @click.option("--images", is_flag=True, help="Also remove the images emu built for the project.")
 def down(config_path: Path | None, all_projects: bool, images: bool) -> None:
     """Remove all of the project's containers and networks, also those of a running emu up."""
-    project = None if all_projects else _project_filter(config_path, False)["emu.project"]
+    project = _project(config_path, all_projects)
 
     async def sweep() -> list[str]:
-        docker = DockerBackend()
-        try:
+        async with DockerBackend() as docker:
             await docker.connect()
             removed = await sweep_project(docker, project, only_dead=False)
             if images:
-                labels = {MANAGED_LABEL: "true"}
-                if project is not None:
-                    labels["emu.project"] = project
-                removed += await docker.remove_images(labels)
+                removed += await remove_images(docker, project)
             return removed
-        finally:
-            docker.close()
 
     removed = _run(sweep())
     for name in removed:

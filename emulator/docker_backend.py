@@ -9,108 +9,49 @@ The event stream is the one long-lived call; it gets a thread of its own.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import functools
-import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import docker
 import docker.errors
 import requests.exceptions
 from docker.utils import build as build_utils
 
+from . import docker_logs
+from .backoff import Backoff
+from .docker_types import (
+    BuildError,
+    ContainerInfo,
+    ContainerSpec,
+    DockerError,
+    DockerUnavailable,
+    EngineInfo,
+    Event,
+    NameInUse,
+    Usage,
+    container_info,
+    engine_info,
+    event_from_raw,
+    usage_from_stats,
+)
+from .labels import docker_filter
+
 log = logging.getLogger("emu.docker")
 
 T = TypeVar("T")
 
-MANAGED_LABEL = "emu.managed"
-
 # Connection problems that mean "the engine is not there right now", as opposed to an API error.
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError)
-
-
-class DockerError(Exception):
-    """A Docker call failed; the message is short enough to show to a user."""
-
-
-class DockerUnavailable(DockerError):
-    """The engine does not answer."""
-
-
-class NameInUse(DockerError):
-    """A container of that name already exists."""
-
-
-class BuildError(DockerError):
-    def __init__(self, message: str, log_tail: list[str]) -> None:
-        super().__init__(message)
-        self.log_tail = log_tail
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    version: str
-    storage_driver: str
-    backing_filesystem: str
-    cgroup_version: str
-    disk_quota_supported: bool
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    name: str
-    image: str
-    labels: Mapping[str, str]
-    network: str
-    environment: Mapping[str, str] = field(default_factory=dict)
-    entrypoint: tuple[str, ...] | None = None
-    nano_cpus: int | None = None
-    memory_bytes: int | None = None
-    disk_bytes: int | None = None  # only passed when the engine can enforce it
-    hostname: str | None = None
-
-
-@dataclass(frozen=True)
-class ContainerInfo:
-    id: str
-    name: str
-    status: str  # created, running, exited, ...
-    labels: Mapping[str, str]
-    exit_code: int | None = None
-    oom_killed: bool = False
-    ip: str | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.status in ("running", "paused", "restarting")
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What a running container uses, from one `docker stats` sample."""
-
-    memory_bytes: int  # in use, without the inactive file cache (as `docker stats` counts)
-    cpu_throttled_s: float  # time the CPU limit held it back, since it started
-
-
-@dataclass(frozen=True)
-class Event:
-    """A container event: `action` is "start", "die", "oom", "destroy", ..."""
-
-    action: str
-    container_id: str
-    labels: Mapping[str, str]
-    exit_code: int | None
+# Reconnecting the event stream while the engine is away: soon at first, then every second, for
+# as long as emu runs (it has to hear of the engine's return; `stop_events` ends the wait).
+EVENTS_BACKOFF = Backoff(first=0.1, cap=1.0, total=None)
 
 
 def _short(exc: BaseException) -> str:
@@ -157,6 +98,12 @@ class DockerBackend:
                 raise DockerError(_short(exc)) from exc
             raise DockerUnavailable(f"cannot reach the Docker engine: {_short(exc)}") from exc
 
+    async def __aenter__(self) -> DockerBackend:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.stop_events()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -168,21 +115,7 @@ class DockerBackend:
 
     async def connect(self) -> EngineInfo:
         def info() -> EngineInfo:
-            data = self.client.info()
-            status = dict(data.get("DriverStatus") or [])
-            driver = str(data.get("Driver", ""))
-            backing = str(status.get("Backing Filesystem", ""))
-            # overlay2 enforces `size` only on xfs mounted with pquota; these always can.
-            quota = driver in {"btrfs", "zfs", "devicemapper"} or (
-                driver == "overlay2" and backing == "xfs"
-            )
-            return EngineInfo(
-                version=str(data.get("ServerVersion", "")),
-                storage_driver=driver,
-                backing_filesystem=backing,
-                cgroup_version=str(data.get("CgroupVersion", "1")),
-                disk_quota_supported=quota,
-            )
+            return engine_info(self.client.info())
 
         return await self._run(info, timeout=15)
 
@@ -291,7 +224,7 @@ class DockerBackend:
 
         def remove() -> list[str]:
             removed: list[str] = []
-            for image in self.client.images.list(filters={"label": _label_filters(labels)}):
+            for image in self.client.images.list(filters={"label": docker_filter(labels)}):
                 try:
                     self.client.images.remove(str(image.id), force=True)
                 except docker.errors.NotFound:
@@ -323,7 +256,7 @@ class DockerBackend:
         self, labels: Mapping[str, str]
     ) -> list[tuple[str, str, dict[str, str]]]:
         def ls() -> list[tuple[str, str, dict[str, str]]]:
-            nets = self.client.networks.list(filters={"label": _label_filters(labels)})
+            nets = self.client.networks.list(filters={"label": docker_filter(labels)})
             return [(str(n.id), str(n.name), dict(n.attrs.get("Labels") or {})) for n in nets]
 
         return await self._run(ls)
@@ -365,7 +298,7 @@ class DockerBackend:
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
                 raise
-            return _info(container.attrs, spec.network)
+            return container_info(container.attrs, spec.network)
 
         return await self._run(run)
 
@@ -375,7 +308,7 @@ class DockerBackend:
                 attrs = self.client.api.inspect_container(container_id)
             except docker.errors.NotFound:
                 return None
-            return _info(attrs, network)
+            return container_info(attrs, network)
 
         return await self._run(get)
 
@@ -423,15 +356,7 @@ class DockerBackend:
                 stats = self.client.api.stats(container_id, stream=False, one_shot=True)
             except docker.errors.NotFound:
                 return None
-            memory = stats.get("memory_stats") or {}
-            if "usage" not in memory:  # not running (any more)
-                return None
-            detail = memory.get("stats") or {}
-            cache = detail.get("total_inactive_file", detail.get("inactive_file", 0))  # v1, v2
-            cpu = (stats.get("cpu_stats") or {}).get("throttling_data") or {}
-            return Usage(
-                max(0, int(memory["usage"]) - int(cache)), cpu.get("throttled_time", 0) / 1e9
-            )
+            return usage_from_stats(stats)
 
         try:
             return await self._run(read, timeout=10)
@@ -440,7 +365,7 @@ class DockerBackend:
 
     async def list_containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         def ls() -> list[ContainerInfo]:
-            found = self.client.api.containers(all=True, filters={"label": _label_filters(labels)})
+            found = self.client.api.containers(all=True, filters={"label": docker_filter(labels)})
             return [
                 ContainerInfo(
                     id=str(c["Id"]),
@@ -455,67 +380,16 @@ class DockerBackend:
 
     def stream_logs(self, container_id: str, on_line: Callable[[str], None]) -> Callable[[], None]:
         """Follow a container's output, calling `on_line` on the loop for each line; returns a
-        function that stops it.
+        function that stops it."""
 
-        On a local engine (a unix socket) the stream is read on the loop itself, in large chunks:
-        the SDK reads it a frame at a time in a thread, which under a line per request costs the
-        proxy half its throughput in GIL hand-offs. Elsewhere, the SDK in a thread."""
-        socket_path = _unix_socket()
-        if socket_path is not None:
-            task = asyncio.create_task(
-                _follow_unix(socket_path, container_id, on_line), name=f"logs {container_id[:12]}"
+        def open_stream() -> docker_logs.ByteStream:
+            # A client of its own: no read timeout, a container may be quiet for hours.
+            stream: docker_logs.ByteStream = _api_client(timeout=None).logs(
+                container_id, stream=True, follow=True
             )
+            return stream
 
-            def cancel() -> None:
-                task.cancel()
-
-            return cancel
-        return self._stream_logs_thread(container_id, on_line)
-
-    def _stream_logs_thread(
-        self, container_id: str, on_line: Callable[[str], None]
-    ) -> Callable[[], None]:
-        """Lines are handed to the loop in batches: the thread only wakes the loop when the
-        previous batch has been taken."""
-        loop = asyncio.get_running_loop()
-        stop = threading.Event()
-        holder: list[Any] = []
-        pending: collections.deque[str] = collections.deque()
-        scheduled = threading.Event()
-
-        def drain() -> None:
-            scheduled.clear()
-            while pending:
-                on_line(pending.popleft())
-
-        def follow() -> None:
-            try:
-                # A client of its own: no read timeout, a container may be quiet for hours.
-                api = _api_client(timeout=None)
-                stream = api.logs(container_id, stream=True, follow=True)
-                holder.append(stream)
-                buf = b""
-                for chunk in stream:
-                    if stop.is_set():
-                        break
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    pending.extend(line.decode("utf-8", "replace") for line in lines)
-                    if lines and not scheduled.is_set():
-                        scheduled.set()
-                        loop.call_soon_threadsafe(drain)
-            except Exception:  # the container went away or the engine did: the stream just ends
-                return
-
-        threading.Thread(target=follow, name=f"emu-logs-{container_id[:12]}", daemon=True).start()
-
-        def cancel() -> None:
-            stop.set()
-            for stream in holder:
-                with contextlib.suppress(Exception):
-                    stream.close()
-
-        return cancel
+        return docker_logs.follow(container_id, on_line, open_stream)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -527,13 +401,14 @@ class DockerBackend:
     ) -> None:
         """Deliver container events (on the loop) until `stop_events`; reconnects on its own."""
         loop = asyncio.get_running_loop()
-        filters = {"type": "container", "label": _label_filters(labels)}
+        filters = {"type": "container", "label": docker_filter(labels)}
 
         stop = self._events_stop = threading.Event()  # this watch's own
 
         def follow() -> None:
             since = int(time.time())
             connected: bool | None = None
+            delays: Iterator[float] = EVENTS_BACKOFF.delays()
             while not stop.is_set():
                 api: docker.APIClient | None = None
                 try:
@@ -544,19 +419,11 @@ class DockerBackend:
                     self._events_stream = stream
                     if connected is not True:
                         connected = True
+                        delays = EVENTS_BACKOFF.delays()  # a fresh outage starts soon again
                         loop.call_soon_threadsafe(on_connection, True)
                     for raw in stream:
                         since = int(raw.get("time", since))
-                        actor = raw.get("Actor") or {}
-                        attrs = actor.get("Attributes") or {}
-                        code = attrs.get("exitCode")
-                        event = Event(
-                            action=str(raw.get("Action", raw.get("status", ""))),
-                            container_id=str(actor.get("ID", raw.get("id", ""))),
-                            labels=attrs,
-                            exit_code=int(code) if code is not None else None,
-                        )
-                        loop.call_soon_threadsafe(on_event, event)
+                        loop.call_soon_threadsafe(on_event, event_from_raw(raw))
                 except Exception as exc:  # engine gone or restarting: report, wait, reconnect
                     log.debug("event stream: %s", exc)
                 finally:
@@ -568,7 +435,7 @@ class DockerBackend:
                     connected = False
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(on_connection, False)
-                stop.wait(0.5)
+                stop.wait(next(delays, EVENTS_BACKOFF.cap))
 
         self._events_thread = threading.Thread(target=follow, name="emu-events", daemon=True)
         self._events_thread.start()
@@ -608,49 +475,6 @@ def _in_daemon_thread(loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> a
     return future
 
 
-def _unix_socket() -> str | None:
-    """The engine's unix socket, when DOCKER_HOST names one or is unset."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if host.startswith("unix://"):
-        return host.removeprefix("unix://")
-    return None
-
-
-async def _follow_unix(socket_path: str, container_id: str, on_line: Callable[[str], None]) -> None:
-    """Read a container's multiplexed log stream (8-byte frame headers: stream, 0, 0, 0, size)
-    and hand on whole lines. Ends when the container's stream ends or the engine goes away."""
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-    try:
-        async with (
-            aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=socket_path), timeout=timeout
-            ) as session,
-            session.get(
-                f"http://docker/containers/{container_id}/logs",
-                params={"follow": "1", "stdout": "1", "stderr": "1"},
-            ) as resp,
-        ):
-            if resp.status != 200:
-                return
-            buf = b""
-            text = b""
-            async for chunk in resp.content.iter_any():
-                buf += chunk
-                at = 0
-                while len(buf) - at >= 8:
-                    size = int.from_bytes(buf[at + 4 : at + 8], "big")
-                    if len(buf) - at - 8 < size:
-                        break
-                    text += buf[at + 8 : at + 8 + size]
-                    at += 8 + size
-                buf = buf[at:]
-                *lines, text = text.split(b"\n")
-                for line in lines:
-                    on_line(line.decode("utf-8", "replace"))
-    except (aiohttp.ClientError, OSError):
-        return  # the engine went away: the stream just ends
-
-
 def _api_client(timeout: int | None) -> docker.APIClient:
     """A client of its own for a long call, so that it never holds up the shared one."""
     return docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env())  # type: ignore[arg-type]
@@ -663,65 +487,7 @@ def _looks_unreachable(exc: BaseException) -> bool:
     )
 
 
-def _label_filters(labels: Mapping[str, str]) -> list[str]:
-    return [f"{k}={v}" for k, v in labels.items()]
-
-
-def _info(attrs: Mapping[str, Any], network: str | None) -> ContainerInfo:
-    state = attrs.get("State") or {}
-    nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
-    ip: str | None = None
-    if network and network in nets:
-        ip = nets[network].get("IPAddress") or None
-    elif nets:
-        ip = next(iter(nets.values())).get("IPAddress") or None
-    status = str(state.get("Status", ""))
-    return ContainerInfo(
-        id=str(attrs.get("Id", "")),
-        name=str(attrs.get("Name", "")).lstrip("/"),
-        status=status,
-        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
-        exit_code=int(state["ExitCode"]) if status in ("exited", "dead") else None,
-        oom_killed=bool(state.get("OOMKilled", False)),
-        ip=ip,
-    )
-
-
-@functools.cache
-def _hash_file(path: str, mtime_ns: int, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def context_digest(context: Path, dockerfile: Path, buildargs: Mapping[str, str]) -> str:
-    """A hash of what `docker build` would send (honouring .dockerignore), plus the build args."""
-    ignore = context / ".dockerignore"
-    patterns: list[str] = []
-    if ignore.is_file():
-        patterns = [
-            line.strip()
-            for line in ignore.read_text().splitlines()
-            if line.strip() and not line.strip().startswith("#")
-        ]
-    rel_dockerfile = os.path.relpath(dockerfile, context)
-    h = hashlib.sha256()
-    h.update(rel_dockerfile.encode())
-    for key in sorted(buildargs):
-        h.update(f"\0arg {key}={buildargs[key]}".encode())
-    for rel in sorted(build_utils.exclude_paths(str(context), patterns, dockerfile=rel_dockerfile)):
-        full = context / rel
-        try:
-            st = full.lstat()
-        except OSError:
-            continue
-        h.update(f"\0{rel}\0{st.st_mode:o}".encode())
-        if full.is_symlink():
-            h.update(os.readlink(full).encode())
-        elif full.is_file():
-            h.update(_hash_file(str(full), st.st_mtime_ns, st.st_size).encode())
-    if not dockerfile.is_relative_to(context):
-        h.update(dockerfile.read_bytes())
-    return h.hexdigest()
+def context_files(context: Path, ignore: list[str], dockerfile: str) -> list[str]:
+    """The files of `context` that `docker build` would send, given .dockerignore's patterns
+    (relative to it): the SDK's own rule, so that a cache key made from them matches the build."""
+    return sorted(build_utils.exclude_paths(str(context), ignore, dockerfile=dockerfile))

@@ -1,17 +1,57 @@
 """Getting the image of a class: build a Dockerfile (cached by a hash of its context) or use a
-reference, pulling it only when it is not there locally."""
+reference, pulling it only when it is not there locally. `ImageState` is what a pool knows of
+its image."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import os
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from .config import ClassConfig
-from .docker_backend import BuildError, DockerBackend, context_digest
+from .docker_backend import DockerBackend, context_files
+from .docker_types import BuildError, DockerError
+from .errors import StartFailed
 
 BUILD_TIMEOUT = 1800.0
 PULL_TIMEOUT = 600.0
+
+
+class ImageState:
+    """A class's image: the reference in use, or why there is none."""
+
+    def __init__(self) -> None:
+        self.ref: str | None = None
+        self.error: str | None = None
+        self.log: list[str] = []  # the failed build's last lines
+
+    def use(self, ref: str) -> bool:
+        """The image is `ref` from now on; returns whether that is a change."""
+        changed = ref != self.ref
+        self.ref, self.error, self.log = ref, None, []
+        return changed
+
+    def failed(self, cfg: ClassConfig, exc: DockerError) -> str:
+        """Record why the image could not be had, unless an earlier one still serves (a
+        failed rebuild). Returns the reason."""
+        what = "build" if cfg.dockerfile is not None else f"pull of {cfg.image}"
+        reason = f"image {what} failed: {exc}"
+        if self.ref is None:
+            self.error = reason
+            self.log = list(exc.log_tail) if isinstance(exc, BuildError) else []
+        return reason
+
+    def require(self) -> str:
+        """The reference to start a container from; StartFailed when there is none."""
+        if self.error is not None:
+            raise StartFailed(self.error, logs=self.log)
+        if self.ref is None:
+            raise StartFailed("the image is not built yet")
+        return self.ref
 
 
 def image_tag(cfg: ClassConfig, digest: str) -> str:
@@ -48,8 +88,48 @@ async def prepare_image(
         dockerfile=cfg.dockerfile,
         tag=tag,
         buildargs=cfg.image_vars,
-        labels={**labels, "emu.class": cfg.class_name},
+        labels=labels,
         on_line=on_line,
         timeout=BUILD_TIMEOUT,
     )
     return tag
+
+
+@functools.cache
+def _hash_file(path: str, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def context_digest(context: Path, dockerfile: Path, buildargs: Mapping[str, str]) -> str:
+    """A hash of what `docker build` would send (honouring .dockerignore), plus the build args."""
+    ignore = context / ".dockerignore"
+    patterns: list[str] = []
+    if ignore.is_file():
+        patterns = [
+            line.strip()
+            for line in ignore.read_text().splitlines()
+            if line.strip() and not line.strip().startswith("#")
+        ]
+    rel_dockerfile = os.path.relpath(dockerfile, context)
+    h = hashlib.sha256()
+    h.update(rel_dockerfile.encode())
+    for key in sorted(buildargs):
+        h.update(f"\0arg {key}={buildargs[key]}".encode())
+    for rel in context_files(context, patterns, rel_dockerfile):
+        full = context / rel
+        try:
+            st = full.lstat()
+        except OSError:
+            continue
+        h.update(f"\0{rel}\0{st.st_mode:o}".encode())
+        if full.is_symlink():
+            h.update(os.readlink(full).encode())
+        elif full.is_file():
+            h.update(_hash_file(str(full), st.st_mtime_ns, st.st_size).encode())
+    if not dockerfile.is_relative_to(context):
+        h.update(dockerfile.read_bytes())
+    return h.hexdigest()

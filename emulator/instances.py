@@ -10,27 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import hashlib
 import logging
 import math
-import random
 import re
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from .config import ClassConfig
-from .docker_backend import (
-    ContainerSpec,
-    DockerBackend,
-    DockerError,
-    DockerUnavailable,
-    Event,
-    NameInUse,
-)
+from .docker_types import ContainerSpec, DockerError, DockerUnavailable, Event, NameInUse
 from .errors import (
     EXITED_BEFORE_HEALTHY,
     EmuHTTPError,
@@ -38,6 +26,10 @@ from .errors import (
     NoCapacity,
     StartFailed,
 )
+from .instance_spec import container_spec
+
+if TYPE_CHECKING:
+    from .pools import ClassPool
 
 log = logging.getLogger("emu")
 
@@ -50,7 +42,6 @@ EXIT_WAIT = 10.0  # how long to wait for a killed container to report that it di
 START_CHECK_INTERVAL = 0.5
 STOP_CHECK_INTERVAL = 1.0  # the same while a stop waits for the exit
 
-MAX_REMEMBERED = 1000  # instance records per class before stopped ones are forgotten
 INSTANCE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 
 
@@ -66,31 +57,11 @@ class State(enum.StrEnum):
 HOLDS_SLOT = frozenset({State.STARTING, State.RUNNING, State.HEALTHY, State.STOPPING})
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """What every instance of a session shares."""
-
-    docker: DockerBackend
-    session: aiohttp.ClientSession  # for readiness probes
-    network: str
-    labels: Mapping[str, str]  # emu.managed, emu.project, emu.session, ...
-    name_prefix: str
-    start_timeout: float
-    stop_grace: float
-    disk_enforced: bool
-    on_event: Callable[[str, dict[str, Any]], None]  # for logs and the event history
-
-
 def ping_target(ping_endpoint: str) -> tuple[str, str]:
     """(Host header, path) of the readiness probe. The library fetches `http://${pingEndpoint}`,
     so the first segment is the host: "ping" probes "/", "container/health" probes "/health"."""
     host, _, rest = ping_endpoint.partition("/")
     return host, "/" + rest
-
-
-def durable_object_id(class_name: str, name: str) -> str:
-    """Stable per name, 64 hex characters like the platform's."""
-    return hashlib.sha256(f"{class_name}\0{name}".encode()).hexdigest()
 
 
 class Instance:
@@ -165,9 +136,9 @@ class Instance:
                     )
                 continue
             if self._start_task is None:
-                if self.pool.closing:
+                if self.pool.runtime.state.closing:
                     raise EmuHTTPError(503, "emu is shutting down")
-                if self.pool.engine_down:
+                if not self.pool.runtime.state.engine_up:
                     raise EngineUnavailable("the Docker engine is not answering")
                 if self.pool.slots_used() >= self.pool.config.max_instances:
                     self.pool.emit("no_capacity", self)
@@ -197,11 +168,7 @@ class Instance:
         self._exited = asyncio.Event()
         self.pool.emit("starting", self)
         try:
-            if self.pool.image_error is not None:
-                raise StartFailed(self.pool.image_error, logs=self.pool.image_log)
-            if self.pool.image is None:
-                raise StartFailed("the image is not built yet")
-            spec = self._spec()
+            spec = self._spec(self.pool.image.require())
             try:
                 try:
                     info = await rt.docker.run_container(spec)
@@ -232,37 +199,22 @@ class Instance:
         self.pool.emit("healthy", self)
         self.renew()
 
-    def _spec(self) -> ContainerSpec:
+    def _spec(self, image: str) -> ContainerSpec:
         rt = self.pool.runtime
-        cfg = self.pool.config
-        itype = cfg.instance_type
-        env = {
-            "CLOUDFLARE_APPLICATION_ID": hashlib.sha256(cfg.name.encode()).hexdigest()[:32],
-            "CLOUDFLARE_COUNTRY_A2": "XX",
-            "CLOUDFLARE_LOCATION": "emu",
-            "CLOUDFLARE_REGION": "LOCAL",
-            "CLOUDFLARE_DURABLE_OBJECT_ID": durable_object_id(cfg.class_name, self.name),
-            **cfg.env_vars,
-        }
-        return ContainerSpec(
-            # The slug alone would make "Foo" and "foo", or "x_1" and "x-1", one container.
-            name=f"{rt.name_prefix}-{_slug(cfg.class_name)}-{_slug(self.name)[:40]}-"
-            f"{durable_object_id(cfg.class_name, self.name)[:6]}",
-            image=self.pool.image or "",
-            labels={
-                **rt.labels,
-                "emu.class": cfg.class_name,
-                "emu.binding": cfg.binding,
-                "emu.instance": self.name,
-            },
-            network=self.pool.network or rt.network,
-            environment=env,
-            entrypoint=cfg.entrypoint,
-            nano_cpus=round(itype.vcpu * 1e9),
-            memory_bytes=itype.memory_mib * 1024 * 1024,
-            disk_bytes=itype.disk_mb * 1000 * 1000 if rt.disk_enforced else None,
-            hostname=_slug(self.name)[:63],
+        return container_spec(
+            self.pool.config,
+            self.name,
+            image=image,
+            network=self.pool.network,
+            session_labels=rt.labels,
+            name_prefix=rt.name_prefix,
+            disk_enforced=rt.disk_enforced,
         )
+
+    @property
+    def starting(self) -> bool:
+        """A start is under way (the container may not exist yet)."""
+        return self._start_task is not None
 
     def ports(self) -> tuple[int, ...]:
         cfg = self.pool.config
@@ -508,108 +460,3 @@ class Instance:
             "oom_killed": self.oom_killed,
             "last_error": self.last_error,
         }
-
-
-class ClassPool:
-    """The instances of one Container class."""
-
-    def __init__(self, config: ClassConfig, runtime: Runtime, rng: random.Random) -> None:
-        self.config = config
-        self.runtime = runtime
-        self.rng = rng
-        self.instances: dict[str, Instance] = {}
-        self.by_container: dict[str, Instance] = {}
-        self.image: str | None = None
-        self.image_error: str | None = None
-        self.image_log: list[str] = []
-        self.network: str | None = None  # set for classes with enableInternet = false
-        self.engine_down = False
-        self.closing = False  # emu is shutting down: no more starts
-
-    def pick(self) -> str:
-        """getRandom parity: uniform over instance-0 .. instance-(N-1), independently per call."""
-        return f"instance-{int(self.rng.random() * self.config.instances)}"
-
-    def get(self, name: str) -> Instance:
-        inst = self.instances.get(name)
-        if inst is None:
-            if len(self.instances) >= MAX_REMEMBERED:
-                self._forget_idle()
-            inst = self.instances[name] = Instance(self, name)
-        return inst
-
-    def _forget_idle(self) -> None:
-        """Names come from clients (`x-emu-instance`, one per user, say): keep the record of
-        stopped ones bounded, forgetting the longest idle first."""
-        idle = [i for i in self.instances.values() if i.forgettable()]
-        idle.sort(key=lambda i: i.last_activity or 0.0)
-        for inst in idle[: len(self.instances) - MAX_REMEMBERED // 2]:
-            del self.instances[inst.name]
-
-    def holding_slots(self) -> list[Instance]:
-        return [i for i in self.instances.values() if i.state in HOLDS_SLOT]
-
-    def slots_used(self) -> int:
-        return sum(1 for i in self.instances.values() if i.state in HOLDS_SLOT)
-
-    def emit(self, kind: str, inst: Instance, **extra: Any) -> None:
-        self.runtime.on_event(
-            kind, {"class": self.config.class_name, "instance": inst.name, **extra}
-        )
-
-    def on_docker_event(self, event: Event) -> None:
-        inst = self.by_container.get(event.container_id)
-        if inst is not None:
-            inst.on_docker_event(event)
-
-    async def reconcile(self) -> None:
-        """Match every instance with what the engine has (after the engine came back)."""
-        await asyncio.gather(*(inst.verify() for inst in list(self.instances.values())))
-
-    def claims(self, container_id: str, labels: Mapping[str, str]) -> bool:
-        """Is this container one of ours, or one being started right now?"""
-        if container_id in self.by_container:
-            return True
-        inst = self.instances.get(labels.get("emu.instance", ""))
-        return inst is not None and inst.state is State.STARTING
-
-    def stop_all(self, grace: float) -> list[asyncio.Task[None]]:
-        return [
-            inst.stop("emu is shutting down", grace)
-            for inst in self.instances.values()
-            if inst.container_id is not None or inst._start_task is not None
-        ]
-
-    def snapshot(self) -> dict[str, Any]:
-        cfg = self.config
-        return {
-            "class_name": cfg.class_name,
-            "binding": cfg.binding,
-            "name": cfg.name,
-            "image": self.image,
-            "image_error": self.image_error,
-            "instances_n": cfg.instances,
-            "max_instances": cfg.max_instances,
-            "running": self.slots_used(),
-            "instance_type": {
-                "name": cfg.instance_type.name,
-                "vcpu": cfg.instance_type.vcpu,
-                "memory_mib": cfg.instance_type.memory_mib,
-                "disk_mb": cfg.instance_type.disk_mb,
-            },
-            "default_port": cfg.default_port,
-            "required_ports": list(cfg.required_ports),
-            "sleep_after_s": cfg.sleep_after,
-            "ping_endpoint": cfg.ping_endpoint,
-            "enable_internet": cfg.enable_internet,
-            "instances": [i.snapshot() for i in sorted(self.instances.values(), key=_order)],
-        }
-
-
-def _order(inst: Instance) -> tuple[int, str]:
-    head, _, tail = inst.name.rpartition("-")
-    return (int(tail), head) if head == "instance" and tail.isdigit() else (1 << 30, inst.name)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9.-]+", "-", text.lower()).strip("-.") or "x"

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from .instances import ClassPool, State
+from .instances import State
+from .pools import ClassPool
 
 
 class EmuCollector(Collector):

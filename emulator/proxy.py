@@ -12,7 +12,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict, MultiMapping, istr
 from yarl import URL
 
-from .docker_backend import DockerError
+from .docker_types import DockerError
 from .errors import DISCONNECTED, NO_PORT, PROXY_ERROR, EmuHTTPError, EngineUnavailable
 from .instances import Instance
 
@@ -146,7 +146,7 @@ async def _disconnected(inst: Instance, exc: BaseException) -> EmuHTTPError:
     """The answer for a connection to the container that failed or broke before the response
     started. Not the hot path: it waits (bounded) for the engine to tell why."""
     reason = str(exc) or type(exc).__name__
-    if not inst.pool.engine_down:
+    if inst.pool.runtime.state.engine_up:
         await inst.wait_exit(EXIT_NOTICE)
         if inst.exit_code is None and inst.oom_killed:
             await inst.wait_exit(OOM_EXIT_WAIT)  # being killed for memory; the exit follows
@@ -154,7 +154,7 @@ async def _disconnected(inst: Instance, exc: BaseException) -> EmuHTTPError:
             with contextlib.suppress(DockerError):
                 await inst.verify()  # in case its "die" was missed
         await inst.wait_reaped(REAP_WAIT)
-    if inst.pool.engine_down:
+    if not inst.pool.runtime.state.engine_up:
         return EngineUnavailable(reason)
     details: dict[str, object] = {"instance": inst.name, "reason": reason}
     if inst.exit_code is not None:

@@ -1,17 +1,29 @@
-"""Running an Emulator from synchronous code (tests, scripts): on a loop in a thread of its own."""
+"""Running emu from synchronous code (tests, scripts, benchmarks): an `Emulator` on a loop in a
+thread of its own (`RunningEmulator`), `emu up` as a child process (`EmuProcess`), and
+`wait_for`, which polls a condition with a deadline."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Coroutine
+import time
+import urllib.request
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Config, Overrides, load_config
-from .server import Emulator
+from .docker_backend import DockerBackend
+from .emulator import Emulator
+from .sweep import sweep_session
 
 T = TypeVar("T")
 
@@ -137,3 +149,181 @@ class _SlowCallbacks(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.threadName == self._thread_name and "took" in record.getMessage():
             self._into.append(record.getMessage())
+
+
+class WaitTimeout(AssertionError):
+    """A condition `wait_for` polled did not come true in time (in a test: a failure)."""
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy, and return that; WaitTimeout after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)  # polling interval, not a wait for an outcome
+
+
+class EmuProcessError(AssertionError):
+    """`emu up` did not start, or did not stop cleanly; `str()` is the line to print."""
+
+
+# Lines of emu's output that mean something went wrong inside it, even if every client got a 200.
+PROBLEM_MARKERS = (
+    "Traceback",
+    "Error handling request",
+    "Exception in callback",
+    "exception was never retrieved",
+    "Unclosed client session",
+    "Unclosed connection",
+    "start_failed",
+    "failed:",
+)
+STOP_TIMEOUT = 90.0  # SIGINT to exit of `emu up`; it stops its instances with a 10 s grace
+
+
+class EmuProcess:
+    """`python -m emulator up -c CONFIG --port 0 FLAGS...` as a user runs it, in a session of
+    its own (so that a Ctrl-C of the caller reaches only the caller, whose `finally` then stops
+    emu with one SIGINT).
+
+    `start()` returns once it serves. Its output is kept (the last lines), counted, and
+    scanned for PROBLEM_MARKERS.
+    """
+
+    def __init__(self, config: Path, *flags: str, start_timeout: float = 900.0) -> None:
+        self.config = config
+        self.flags = flags
+        self.start_timeout = start_timeout
+        self.url = ""
+        self.project = ""
+        self.session = ""
+        self.lines: collections.deque[str] = collections.deque(maxlen=2000)
+        self.line_count = 0  # all lines read so far
+        self.problems: list[str] = []
+        self.returncode: int | None = None
+        self._listening = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def __enter__(self) -> EmuProcess:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None and issubclass(exc_type, Exception):
+            print("emu's last lines:", *list(self.lines)[-15:], sep="\n  ", file=sys.stderr)
+        leftovers = self.stop()
+        if leftovers:
+            message = f"emu left these behind (now removed): {', '.join(leftovers)}"
+            if exc_type is None:
+                raise EmuProcessError(message)
+            print(message, file=sys.stderr)
+
+    def start(self) -> EmuProcess:
+        """Start it and wait until it serves; on failure it is stopped again."""
+        cmd = [sys.executable, "-m", "emulator", "up", "-c", str(self.config), "--port", "0"]
+        self._proc = subprocess.Popen(
+            [*cmd, *self.flags],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name="emu-output", daemon=True)
+        self._reader.start()
+        try:
+            deadline = time.monotonic() + self.start_timeout
+            while not self._listening.wait(0.1):
+                if self._proc.poll() is not None:
+                    self.wait(10)
+                    raise EmuProcessError(f"emu up exited with {self.returncode}: {self.tail()}")
+                if time.monotonic() > deadline:
+                    raise EmuProcessError(f"emu up did not listen within {self.start_timeout:g} s")
+            status = self.status()
+        except BaseException:
+            self.stop()
+            raise
+        self.project = str(status["project"])
+        self.session = str(status["session"])
+        return self
+
+    def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            line = raw.rstrip("\n")
+            self.lines.append(line)
+            self.line_count += 1
+            if any(marker in line for marker in PROBLEM_MARKERS):
+                self.problems.append(line)
+            if not self._listening.is_set() and "listening on http://" in line:
+                self.url = line.rsplit("listening on ", 1)[1].strip()
+                self._listening.set()
+
+    def tail(self, n: int = 8) -> str:
+        return " | ".join(list(self.lines)[-n:])
+
+    def status(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/_emu/status", timeout=10) as resp:
+            data: dict[str, Any] = json.load(resp)
+        return data
+
+    def instances(self) -> dict[str, dict[str, Any]]:
+        """name -> snapshot, for the first class."""
+        return {i["name"]: i for i in self.status()["classes"][0]["instances"]}
+
+    def send_signal(self, sig: int) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the exit and the last of its output; returns the exit code."""
+        assert self._proc is not None
+        self.returncode = self._proc.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        return self.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: emu gets no chance to clean up (what a crash leaves)."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self.wait(30)
+
+    def stop(self) -> list[str]:
+        """SIGINT, wait (a second SIGINT forces); then remove anything of its session that is
+        still there. Returns what was left, empty when emu cleaned up after itself."""
+        proc = self._proc
+        if proc is None:
+            return []
+        self.send_signal(signal.SIGINT)
+        try:
+            self.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.send_signal(signal.SIGINT)  # the second Ctrl-C: emu removes all and exits
+            try:
+                self.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._proc = None
+        return asyncio.run(_sweep(self.session)) if self.session else []
+
+
+async def _sweep(session: str) -> list[str]:
+    async with DockerBackend() as docker:
+        return await sweep_session(docker, session)

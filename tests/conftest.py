@@ -6,6 +6,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from emulator.labels import MANAGED, PID, docker_filter
+
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
@@ -27,7 +29,7 @@ def _no_leftovers() -> Iterator[None]:
         client = docker.from_env(timeout=60)
     except Exception:
         return
-    mine = [f"emu.pid={os.getpid()}", "emu.managed=true"]
+    mine = docker_filter({PID: str(os.getpid()), MANAGED: "true"})
     leaked = client.containers.list(all=True, filters={"label": mine}, ignore_removed=True)
     nets = client.networks.list(filters={"label": mine})
     for c in leaked:

@@ -1,4 +1,5 @@
-"""Helpers shared by the integration tests: a seed-style project on disk, Docker look-ups."""
+"""Helpers shared by the integration tests: a seed-style project on disk, Docker look-ups.
+`wait_for` and `EmuProcess` are emu's own, in emulator/testing.py."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
 import requests
+
+from emulator import labels
+from emulator.testing import EmuProcess, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 EXECUTOR = REPO / "executor"
@@ -120,26 +124,22 @@ def dockerfile_project(
     return root / "wrangler.jsonc"
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)  # polling interval, not a wait for an outcome
+def _filter(short_names: Mapping[str, str]) -> list[str]:
+    """emu's label filter for `project=...` and the like; a name that is no label of emu's is
+    an error, not a filter that quietly matches nothing."""
+    wanted = {labels.named(k): v for k, v in short_names.items()}
+    return labels.docker_filter({**labels.managed(), **wanted})
 
 
-def containers(client: docker.DockerClient, **labels: str) -> list[Any]:
-    filters = ["emu.managed=true"] + [f"emu.{k}={v}" for k, v in labels.items()]
-    return list(client.containers.list(all=True, filters={"label": filters}, ignore_removed=True))
+def containers(client: docker.DockerClient, **short_names: str) -> list[Any]:
+    found = client.containers.list(
+        all=True, filters={"label": _filter(short_names)}, ignore_removed=True
+    )
+    return list(found)
 
 
-def networks(client: docker.DockerClient, **labels: str) -> list[Any]:
-    filters = ["emu.managed=true"] + [f"emu.{k}={v}" for k, v in labels.items()]
-    return list(client.networks.list(filters={"label": filters}))
+def networks(client: docker.DockerClient, **short_names: str) -> list[Any]:
+    return list(client.networks.list(filters={"label": _filter(short_names)}))
 
 
 def container_gone(client: docker.DockerClient, container_id: str) -> bool:
@@ -234,53 +234,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class EmuProcess:
-    """`emu up` as a user runs it: a child process, on a free port."""
-
-    def __init__(self, config: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "emulator",
-                "up",
-                "-c",
-                str(config),
-                "--port",
-                str(self.port),
-                "--no-logs",
-                *args,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        wait_for(self._ready, 300, "emu up to listen")
-
-    def _ready(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"emu up exited {self.proc.returncode}: {self.proc.stdout.read()}")  # type: ignore[union-attr]
-        try:
-            status = requests.get(self.url + "/_emu/status", timeout=1)
-            return status.ok and bool(status.json()["serving"])
-        except requests.ConnectionError:
-            return False
-
-    @property
-    def project(self) -> str:
-        return str(requests.get(self.url + "/_emu/status", timeout=5).json()["project"])
-
-    def hit(self, name: str) -> None:
-        r = requests.get(self.url + "/health", headers={"x-emu-instance": name}, timeout=60)
-        assert r.status_code == 200, r.text
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(30)
+def hit(emu: EmuProcess, name: str) -> None:
+    r = requests.get(emu.url + "/health", headers={"x-emu-instance": name}, timeout=60)
+    assert r.status_code == 200, r.text
 
 
 def emu_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

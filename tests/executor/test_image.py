@@ -15,14 +15,15 @@ import docker.errors
 import pytest
 from docker.models.containers import Container
 
+from emulator.labels import MANAGED, PID
+from emulator.testing import wait_for as wait_until
 from tests.executor.support import EXECUTOR_DIR, request
-from tests.support import wait_for as wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
 TAG = "emu-executor:test"
-# emu.pid lets the session-wide leak check in tests/conftest.py find what these tests leave.
-LABELS = {"emu.managed": "true", "emu.pid": str(os.getpid())}
+# The pid label lets the session-wide leak check in tests/conftest.py find what these tests leave.
+LABELS = {MANAGED: "true", PID: str(os.getpid())}
 MIB = 1024 * 1024
 
 StartContainer = Callable[..., Container]
@@ -35,7 +36,7 @@ def executor_image(docker_client: docker.DockerClient) -> str:
         image, _ = docker_client.images.build(
             path=str(EXECUTOR_DIR),
             tag=TAG,
-            labels={"emu.managed": "true"},
+            labels={MANAGED: "true"},
             rm=True,
             forcerm=True,
             timeout=600,
@@ -129,7 +130,7 @@ def test_image_runs_as_a_non_root_user(
 ) -> None:
     config = docker_client.images.get(executor_image).attrs["Config"]
     assert config["User"] == "executor"
-    assert config["Labels"]["emu.managed"] == "true"
+    assert config["Labels"][MANAGED] == "true"
 
 
 def test_health_and_limits_seen_from_inside(limited: str) -> None:

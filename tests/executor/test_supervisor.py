@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from emulator.testing import wait_for as wait_until
 from tests.executor.support import REPO, request
-from tests.support import wait_for as wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.support import EmuProcess, Project, containers, emu_cli
+from emulator.testing import EmuProcess
+from tests.support import Project, containers, emu_cli
 
 pytestmark = pytest.mark.docker
 
@@ -130,11 +131,12 @@ def test_unreadable_worker_source_is_a_warning_with_the_defaults(
 ) -> None:
     path = Project().write(tmp_path)
     (tmp_path / "src" / "index.ts").write_bytes(b"\xff\xfe not UTF-8")
-    proc = EmuProcess(path)  # waits until it serves
+    proc = EmuProcess(path, "--no-logs").start()  # waits until it serves
     try:
-        proc.proc.send_signal(signal.SIGINT)
-        out, _ = proc.proc.communicate(timeout=60)
-        assert proc.proc.returncode == 0, out
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        out = proc.output
+        assert proc.returncode == 0, out
     finally:
         proc.kill()
     warning = next(line for line in out.splitlines() if "warning" in line)

@@ -20,17 +20,17 @@ import requests
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from emulator import docker_backend
+from emulator import docker_logs
 from emulator.cli import main
+from emulator.labels import MANAGED
 from emulator.pytest_plugin import EmuUp
-from emulator.testing import RunningEmulator
+from emulator.testing import RunningEmulator, wait_for
 from tests.support import (
     REPO,
     Project,
     container_gone,
     containers,
     dockerfile_project,
-    wait_for,
 )
 
 pytestmark = pytest.mark.docker
@@ -253,7 +253,7 @@ def test_container_output_is_relayed_with_the_instance_name(
     tmp_path: Path, emu_up: EmuUp, reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if reader == "SDK thread":  # what a TCP DOCKER_HOST gets
-        monkeypatch.setattr(docker_backend, "_unix_socket", lambda: None)
+        monkeypatch.setattr(docker_logs, "_unix_socket", lambda: None)
     lines: list[tuple[str, str]] = []
     emu = emu_up(
         Project(instances=1).write(tmp_path),
@@ -372,7 +372,7 @@ def test_enable_internet_false_puts_the_class_on_an_internal_network(
     (name,) = nets
     network = docker_client.api.inspect_network(name)
     assert network["Internal"] is (not internet)
-    assert network["Labels"]["emu.managed"] == "true"
+    assert network["Labels"][MANAGED] == "true"
 
 
 def test_required_ports_must_all_answer_on_the_ping_endpoint(tmp_path: Path, emu_up: EmuUp) -> None:

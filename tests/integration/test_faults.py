@@ -22,7 +22,7 @@ import requests
 from emulator.config import Config, load_config
 from emulator.errors import DISCONNECTED, EXITED_BEFORE_HEALTHY, START_FAILED
 from emulator.pytest_plugin import EmuUp
-from emulator.testing import RunningEmulator
+from emulator.testing import RunningEmulator, wait_for
 from tests.support import (
     Project,
     container_gone,
@@ -33,7 +33,6 @@ from tests.support import (
     start_engine,
     stop_engine,
     tcp_sockets,
-    wait_for,
 )
 
 pytestmark = pytest.mark.docker

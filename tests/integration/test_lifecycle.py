@@ -16,16 +16,17 @@ import docker
 import pytest
 import requests
 
+from emulator.labels import SESSION
 from emulator.pytest_plugin import EmuUp
+from emulator.testing import EmuProcess, wait_for
 from tests.support import (
-    EmuProcess,
     Project,
     containers,
     dockerfile_project,
     emu_cli,
     free_port,
+    hit,
     networks,
-    wait_for,
 )
 
 pytestmark = pytest.mark.docker
@@ -41,16 +42,17 @@ def project(tmp_path: Path) -> Iterator[Path]:
 def test_ctrl_c_removes_every_container_and_network(
     project: Path, docker_client: docker.DockerClient
 ) -> None:
-    proc = EmuProcess(project)
+    proc = EmuProcess(project, "--no-logs").start()
     try:
-        proc.hit("instance-0")
-        proc.hit("instance-1")
+        hit(proc, "instance-0")
+        hit(proc, "instance-1")
         pid = proc.project
         assert len(containers(docker_client, project=pid)) == 2
         assert networks(docker_client, project=pid)
-        proc.proc.send_signal(signal.SIGINT)
-        out, _ = proc.proc.communicate(timeout=60)
-        assert proc.proc.returncode == 0, out
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+        out = proc.output
+        assert proc.returncode == 0, out
         assert containers(docker_client, project=pid) == []
         assert networks(docker_client, project=pid) == []
     finally:
@@ -60,8 +62,8 @@ def test_ctrl_c_removes_every_container_and_network(
 def test_kill_9_then_down_then_next_up_leave_nothing(
     project: Path, docker_client: docker.DockerClient
 ) -> None:
-    first = EmuProcess(project)
-    first.hit("a")
+    first = EmuProcess(project, "--no-logs").start()
+    hit(first, "a")
     pid = first.project
     first.kill()  # SIGKILL: no cleanup at all
     assert len(containers(docker_client, project=pid)) == 1
@@ -78,22 +80,22 @@ def test_kill_9_then_down_then_next_up_leave_nothing(
     assert containers(docker_client, project=pid) == []
     assert networks(docker_client, project=pid) == []
 
-    second = EmuProcess(project)
-    second.hit("b")
+    second = EmuProcess(project, "--no-logs").start()
+    hit(second, "b")
     second.kill()
     left = containers(docker_client, project=pid)
     assert len(left) == 1
-    third = EmuProcess(project)  # sweeps what the killed one left
+    third = EmuProcess(project, "--no-logs").start()  # sweeps what the killed one left
     try:
-        remaining = {c.labels["emu.session"] for c in containers(docker_client, project=pid)}
-        assert left[0].labels["emu.session"] not in remaining
+        remaining = {c.labels[SESSION] for c in containers(docker_client, project=pid)}
+        assert left[0].labels[SESSION] not in remaining
         assert all(
-            n.attrs["Labels"]["emu.session"] != left[0].labels["emu.session"]
+            n.attrs["Labels"][SESSION] != left[0].labels[SESSION]
             for n in networks(docker_client, project=pid)
         )
-        third.proc.send_signal(signal.SIGTERM)
-        third.proc.communicate(timeout=60)
-        assert third.proc.returncode == 0
+        third.send_signal(signal.SIGTERM)
+        third.wait(60)
+        assert third.returncode == 0
     finally:
         third.kill()
     assert containers(docker_client, project=pid) == []
@@ -127,9 +129,9 @@ def test_docker_unreachable_is_one_line_and_exit_1(project: Path) -> None:
 def test_ctrl_c_drains_a_request_in_flight(
     project: Path, docker_client: docker.DockerClient
 ) -> None:
-    proc = EmuProcess(project)
+    proc = EmuProcess(project, "--no-logs").start()
     try:
-        proc.hit("slow")
+        hit(proc, "slow")
         pid = proc.project
         result: dict[str, requests.Response] = {}
 
@@ -145,11 +147,12 @@ def test_ctrl_c_drains_a_request_in_flight(
             10,
             "the slow request to be in flight",
         )
-        proc.proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
         thread.join(30)
         assert result["r"].status_code == 200, "the request in flight was not drained"
-        out, _ = proc.proc.communicate(timeout=60)
-        assert proc.proc.returncode == 0, out
+        proc.wait(60)
+        out = proc.output
+        assert proc.returncode == 0, out
         assert "draining 1 request" in out
         assert containers(docker_client, project=pid) == []
     finally:

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from emulator.pytest_plugin import EmuUp
-from emulator.testing import RunningEmulator
-from tests.support import Project, raw_request, wait_for
+from emulator.testing import RunningEmulator, wait_for
+from tests.support import Project, raw_request
 
 pytestmark = pytest.mark.docker
 

@@ -16,6 +16,7 @@ import docker
 import pytest
 import requests
 
+from emulator.labels import TEST
 from emulator.pytest_plugin import EmuUp
 from tests.support import free_port
 
@@ -36,7 +37,7 @@ def _blobs_of(saved: Path) -> tuple[bytes, dict[str, Path | bytes]]:
     image_config = json.loads((folder / entry["Config"]).read_text())
     image_config["config"]["Labels"] = {
         **(image_config["config"].get("Labels") or {}),
-        "emu.test": "pull",
+        TEST: "pull",
     }
     config = json.dumps(image_config).encode()
     blobs: dict[str, Path | bytes] = {}
@@ -168,7 +169,7 @@ def test_a_missing_image_reference_is_pulled_then_served(
         # depends on what it has seen before, so not checked here), then its summary.
         assert shown[-2].startswith("Digest: sha256:"), shown
         assert shown[-1] == f"Status: Downloaded newer image for {image}", shown
-        assert docker_client.images.get(image).labels["emu.test"] == "pull"  # on the machine now
+        assert docker_client.images.get(image).labels[TEST] == "pull"  # on the machine now
         resp = requests.get(emu.url + "/", timeout=60)
         assert resp.status_code == 200 and "nginx" in resp.text
         assert emu.status()["classes"][0]["image"] == image

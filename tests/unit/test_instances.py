@@ -1,4 +1,4 @@
-"""Pure pieces of instances.py."""
+"""Pure pieces of instances.py, instance_spec.py and pools.py."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any, cast
 
 import pytest
 
-from emulator import instances as mod
+from emulator import pools as mod
 from emulator.config import ClassConfig, InstanceType
-from emulator.instances import INSTANCE_NAME, durable_object_id, ping_target
+from emulator.instance_spec import durable_object_id
+from emulator.instances import INSTANCE_NAME, ping_target
 
 
 @pytest.mark.parametrize(

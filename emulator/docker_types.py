@@ -1,0 +1,143 @@
+"""What crosses out of the Docker backend: short errors and frozen records, no SDK objects; and
+how the records are read from the engine's JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class DockerError(Exception):
+    """A Docker call failed; the message is short enough to show to a user."""
+
+
+class DockerUnavailable(DockerError):
+    """The engine does not answer."""
+
+
+class NameInUse(DockerError):
+    """A container of that name already exists."""
+
+
+class BuildError(DockerError):
+    def __init__(self, message: str, log_tail: list[str]) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    version: str
+    storage_driver: str
+    backing_filesystem: str
+    cgroup_version: str
+    disk_quota_supported: bool
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    network: str
+    environment: Mapping[str, str] = field(default_factory=dict)
+    entrypoint: tuple[str, ...] | None = None
+    nano_cpus: int | None = None
+    memory_bytes: int | None = None
+    disk_bytes: int | None = None  # only passed when the engine can enforce it
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    status: str  # created, running, exited, ...
+    labels: Mapping[str, str]
+    exit_code: int | None = None
+    oom_killed: bool = False
+    ip: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.status in ("running", "paused", "restarting")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a running container uses, from one `docker stats` sample."""
+
+    memory_bytes: int  # in use, without the inactive file cache (as `docker stats` counts)
+    cpu_throttled_s: float  # time the CPU limit held it back, since it started
+
+
+@dataclass(frozen=True)
+class Event:
+    """A container event: `action` is "start", "die", "oom", "destroy", ..."""
+
+    action: str
+    container_id: str
+    labels: Mapping[str, str]
+    exit_code: int | None
+
+
+def engine_info(data: Mapping[str, Any]) -> EngineInfo:
+    """From `docker info`."""
+    status = dict(data.get("DriverStatus") or [])
+    driver = str(data.get("Driver", ""))
+    backing = str(status.get("Backing Filesystem", ""))
+    # overlay2 enforces `size` only on xfs mounted with pquota; these always can.
+    quota = driver in {"btrfs", "zfs", "devicemapper"} or (
+        driver == "overlay2" and backing == "xfs"
+    )
+    return EngineInfo(
+        version=str(data.get("ServerVersion", "")),
+        storage_driver=driver,
+        backing_filesystem=backing,
+        cgroup_version=str(data.get("CgroupVersion", "1")),
+        disk_quota_supported=quota,
+    )
+
+
+def usage_from_stats(stats: Mapping[str, Any]) -> Usage | None:
+    """From one `docker stats` sample; None when the container does not run (any more)."""
+    memory = stats.get("memory_stats") or {}
+    if "usage" not in memory:
+        return None
+    detail = memory.get("stats") or {}
+    cache = detail.get("total_inactive_file", detail.get("inactive_file", 0))  # v1, v2
+    cpu = (stats.get("cpu_stats") or {}).get("throttling_data") or {}
+    return Usage(max(0, int(memory["usage"]) - int(cache)), cpu.get("throttled_time", 0) / 1e9)
+
+
+def event_from_raw(raw: Mapping[str, Any]) -> Event:
+    actor = raw.get("Actor") or {}
+    attrs = actor.get("Attributes") or {}
+    code = attrs.get("exitCode")
+    return Event(
+        action=str(raw.get("Action", raw.get("status", ""))),
+        container_id=str(actor.get("ID", raw.get("id", ""))),
+        labels=attrs,
+        exit_code=int(code) if code is not None else None,
+    )
+
+
+def container_info(attrs: Mapping[str, Any], network: str | None) -> ContainerInfo:
+    state = attrs.get("State") or {}
+    nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    ip: str | None = None
+    if network and network in nets:
+        ip = nets[network].get("IPAddress") or None
+    elif nets:
+        ip = next(iter(nets.values())).get("IPAddress") or None
+    status = str(state.get("Status", ""))
+    return ContainerInfo(
+        id=str(attrs.get("Id", "")),
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        status=status,
+        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
+        exit_code=int(state["ExitCode"]) if status in ("exited", "dead") else None,
+        oom_killed=bool(state.get("OOMKilled", False)),
+        ip=ip,
+    )

@@ -1,0 +1,415 @@
+"""`Emulator`: the lifecycle of one config's front and instances, the Python API.
+
+`start()` enters each resource into one `AsyncExitStack` as it is made, so `stop()` (or a
+failed start) tears down exactly what was made, in reverse order. `emu up` and the pytest
+fixture are thin layers over this class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aiohttp
+
+from . import labels, metrics
+from .backoff import Backoff, retry
+from .config import ClassConfig, Config, ConfigError
+from .docker_backend import DockerBackend
+from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
+from .front import Front, make_app, make_runner
+from .front import listen as front_listen
+from .images import prepare_image
+from .pools import ClassPool, Runtime, SessionState
+from .sweep import sweep_project, sweep_session
+from .watch import watch
+
+log = logging.getLogger("emu")
+
+DRAIN_TIMEOUT = 10.0
+# SIGTERM-to-SIGKILL when emu itself stops or replaces an instance after a rebuild (at most
+# --stop-grace): a developer waits for it, unlike the platform's 15 minutes.
+SHUTDOWN_GRACE = 10.0
+# After the engine came back: matching emu's state with it is retried (its first answers can
+# fail while it is still starting up), for at most this long in all.
+RECONCILE_BACKOFF = Backoff(first=0.2, cap=2.0, total=15.0)
+
+# Settings a running emu cannot take over: they need `emu up` again.
+RESTART_FIELDS = ("host", "port", "start_timeout", "stop_grace", "seed")
+CLASS_RESTART_FIELDS = ("binding", "dockerfile", "build_context", "enable_internet")
+
+
+def _http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Emulator:
+    """Runs the front and the instances of one config until `stop()`.
+
+    `on_output(source, line)` receives build output, emu's own event lines and, with
+    `follow_logs`, container output; by default they go to the `emu` logger.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        on_output: Callable[[str, str], None] | None = None,
+        follow_logs: bool = False,
+        watch: bool = False,
+        access_log: bool = False,
+        reload: Callable[[], Config] | None = None,
+        docker: DockerBackend | None = None,
+    ) -> None:
+        self.config = config
+        self.session_id = uuid.uuid4().hex[:12]
+        self.project = labels.project_id(config.path)
+        self.labels = labels.session_labels(self.project, self.session_id, config.path, config.env)
+        self.docker = docker or DockerBackend()
+        self._own_docker = docker is None
+        self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
+        self._follow_logs = follow_logs
+        self._watch = watch
+        self._reload = reload  # reads the config again, with the same flags
+        self._access_log = access_log
+        self._log_followers: dict[str, Callable[[], None]] = {}
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        self.pools: dict[str, ClassPool] = {}
+        self._registry = metrics.registry(self.pools.values)
+        self._state = SessionState()
+        self._front: Front | None = None
+        self._stack: AsyncExitStack | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
+        self.port: int = config.port
+        self.disk_note: str | None = None
+
+    @property
+    def url(self) -> str:
+        return _http_url(self.config.host, self.port)
+
+    @property
+    def local_url(self) -> str:
+        """`url`, as a client on this machine reaches it when emu listens on every address."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.config.host)
+        return _http_url(host or self.config.host, self.port)
+
+    @property
+    def engine_up(self) -> bool:
+        return self._state.engine_up
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to Docker, sweep leftovers, listen, create the networks, prepare images.
+
+        Raises DockerUnavailable when there is no engine, ListenError when the port is taken.
+        On any failure everything made so far is removed again.
+        """
+        if self._stack is not None:
+            raise RuntimeError("this Emulator is running already")
+        self._stack = AsyncExitStack()
+        try:
+            await self._start(self._stack)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self, stack: AsyncExitStack) -> None:
+        stack.enter_context(labels.live(self.session_id))
+        if self._own_docker:
+            await stack.enter_async_context(self.docker)
+        # Whatever is left at the end (a start that raced the shutdown, a failed stop): by label.
+        stack.push_async_callback(self._sweep_session)
+        info = await self.docker.connect()
+        await sweep_project(self.docker, self.project, keep_session=self.session_id)
+        if not info.disk_quota_supported:
+            self.disk_note = (
+                f"disk limits are not enforced: storage driver {info.storage_driver} on "
+                f"{info.backing_filesystem or 'this filesystem'} has no per-container quota"
+            )
+            self._out("emu", self.disk_note)
+        probe = await stack.enter_async_context(
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0))
+        )
+        self._make_pools(info, probe)
+        self.docker.watch_events(
+            labels.session_filter(self.session_id), self._on_docker_event, self._on_engine
+        )
+        stack.callback(self.docker.stop_events)
+        await self._serve(stack)
+        # Listening before the builds: a taken port fails at once, not after a long build, and
+        # /_emu/status answers meanwhile (requests get 503 until the images are there).
+        await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
+        assert self._front is not None
+        self._front.refusing = None
+        self._out("emu", f"listening on {self.url}")
+        if self._watch:
+            self._start_watching(stack)
+
+    def _make_pools(self, info: EngineInfo, probe: aiohttp.ClientSession) -> None:
+        base = f"emu-{self.project}-{self.session_id[:6]}"
+        runtime = Runtime(
+            docker=self.docker,
+            session=probe,
+            network=base,
+            internal_network=base + "-internal",
+            labels=self.labels,
+            name_prefix=base,
+            start_timeout=self.config.start_timeout,
+            stop_grace=self.config.stop_grace,
+            disk_enforced=info.disk_quota_supported,
+            on_event=self._on_event,
+            state=self._state,
+        )
+        rng = random.Random(self.config.seed)
+        for cfg in self.config.classes:
+            self.pools[cfg.class_name] = ClassPool(cfg, runtime, rng)
+
+    async def _serve(self, stack: AsyncExitStack) -> None:
+        """Listen, then make the networks (so that they can say where: `emu status` finds the
+        URL on them; the session sweep removes them)."""
+        self._front = front = Front(self.pools, self._out)
+        runner = make_runner(make_app(front, self, self._registry, access_log=self._access_log))
+        await runner.setup()
+        stack.push_async_callback(_quietly, runner.cleanup)
+        stack.callback(self._stop_log_followers)
+        stack.push_async_callback(self._stop_instances)
+        stack.push_async_callback(front.drain, DRAIN_TIMEOUT)
+        stack.push_async_callback(self._cancel_reconcile)
+        site, self.port = await front_listen(runner, self.config.host, self.config.port)
+        stack.push_async_callback(_quietly, site.stop)
+        network_labels = labels.network_labels(self.labels, self.local_url)
+        runtime = next(iter(self.pools.values())).runtime
+        await self.docker.create_network(runtime.network, network_labels, internal=False)
+        if any(not p.config.enable_internet for p in self.pools.values()):
+            await self.docker.create_network(
+                runtime.internal_network, network_labels, internal=True
+            )
+
+    def _start_watching(self, stack: AsyncExitStack) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            watch(
+                lambda: self.config,
+                stop,
+                self.rebuild,
+                self.reload_settings,
+                lambda m: self._out("watch", m),
+            ),
+            name="watch",
+        )
+
+        async def cancel() -> None:
+            stop.set()
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+        stack.push_async_callback(cancel)
+
+    async def stop(self) -> None:
+        """Stop listening, drain (bounded), stop every instance, remove containers and networks."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        self._state.closing = True
+        if self._front is not None:
+            self._front.refusing = "emu is shutting down"
+        await stack.aclose()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _stop_instances(self) -> None:
+        grace = min(self.config.stop_grace, SHUTDOWN_GRACE)
+        tasks = [t for pool in self.pools.values() for t in pool.stop_all(grace)]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _stop_log_followers(self) -> None:
+        for cancel in self._log_followers.values():
+            cancel()
+        self._log_followers.clear()
+
+    async def _sweep_session(self) -> None:
+        with contextlib.suppress(DockerError):
+            await sweep_session(self.docker, self.session_id)
+
+    # -- images -------------------------------------------------------------------------------
+
+    async def _image(self, cfg: ClassConfig) -> str:
+        return await prepare_image(
+            self.docker,
+            cfg,
+            labels.image_labels(self.project, cfg.class_name),
+            lambda line: self._out(f"build {cfg.class_name}", line),
+        )
+
+    async def _prepare(self, pool: ClassPool) -> None:
+        try:
+            pool.image.use(await self._image(pool.config))
+        except DockerUnavailable:
+            raise
+        except DockerError as exc:
+            self._out("emu", f"{pool.config.class_name}: {pool.image.failed(pool.config, exc)}")
+
+    async def rebuild(self, cfg: ClassConfig) -> None:
+        """Rebuild a class's image; when it changed, replace the running instances (each stops
+        gracefully; the next request for it starts the new image). A failed rebuild keeps the
+        previous image serving."""
+        pool = self.pools[cfg.class_name]
+        try:
+            tag = await self._image(cfg)
+        except DockerError as exc:
+            pool.image.failed(cfg, exc)
+            self._on_event("rebuild_failed", {"class": cfg.class_name, "error": str(exc)})
+            return
+        if not pool.image.use(tag):
+            return
+        self._on_event("rebuilt", {"class": cfg.class_name, "image": tag})
+        pool.replace_running("image rebuilt", min(self.config.stop_grace, SHUTDOWN_GRACE))
+
+    # -- settings -----------------------------------------------------------------------------
+
+    async def reload_settings(self) -> None:
+        """Read the config and Worker source again and apply what can change while running: a
+        changed class gets its new settings, its running instances are replaced, and its image is
+        rebuilt when its build args changed. Other changes are reported: they need a restart."""
+        if self._reload is None:
+            self._out("watch", "settings changed: restart emu up to apply them")
+            return
+        try:
+            new = await asyncio.get_running_loop().run_in_executor(None, self._reload)
+        except ConfigError as exc:
+            self._on_event("reload_failed", {"error": str(exc)})
+            return
+        needs_restart = _needs_restart(self.config, new)
+        if needs_restart:
+            self._out("watch", f"changed {', '.join(needs_restart)}: restart emu up to apply")
+            return
+        self.config = new
+        grace = min(self.config.stop_grace, SHUTDOWN_GRACE)
+        for cfg in new.classes:
+            pool = self.pools[cfg.class_name]
+            changed = pool.reconfigure(cfg)
+            if not changed:
+                continue
+            self._on_event("reconfigured", {"class": cfg.class_name, "changed": ", ".join(changed)})
+            pool.replace_running("settings changed", grace)
+            if "image_vars" in changed or "image" in changed:
+                await self.rebuild(cfg)
+
+    # -- engine events ------------------------------------------------------------------------
+
+    def _on_docker_event(self, event: Event) -> None:
+        class_name = event.labels.get(labels.CLASS, "")
+        pool = self.pools.get(class_name)
+        if pool is not None:
+            pool.on_docker_event(event)
+        if self._follow_logs and event.action == "start":
+            if event.container_id in self._log_followers:
+                return  # the event again, replayed after the event stream reconnected
+            name = self._who(class_name or "?", event.labels.get(labels.INSTANCE, "?"))
+            self._log_followers[event.container_id] = self.docker.stream_logs(
+                event.container_id, lambda line: self._out(name, line)
+            )
+        elif event.action == "destroy":
+            cancel = self._log_followers.pop(event.container_id, None)
+            if cancel is not None:
+                cancel()
+
+    def _on_engine(self, up: bool) -> None:
+        if up == self._state.engine_up:
+            return
+        self._state.engine_up = up
+        self._on_event("engine_up" if up else "engine_down", {})
+        if up and self._stack is not None:
+            if self._reconcile_task is not None:  # an earlier one may have met the engine away
+                self._reconcile_task.cancel()
+            self._reconcile_task = asyncio.create_task(self._reconcile(), name="reconcile")
+
+    async def _reconcile(self) -> None:
+        """After the engine was away: an instance whose container died meanwhile is marked
+        stopped (the next request starts a fresh one), and containers of this session that no
+        instance owns any more (dead ones the engine could not remove) are removed."""
+        try:
+            await retry(self._reconcile_once, RECONCILE_BACKOFF, DockerError)
+        except DockerError as exc:
+            self._out("emu", f"could not match instances with the engine: {exc}")
+        finally:
+            if self._reconcile_task is asyncio.current_task():
+                self._reconcile_task = None
+
+    async def _reconcile_once(self) -> None:
+        await asyncio.gather(*(pool.reconcile() for pool in self.pools.values()))
+        for c in await self.docker.list_containers(labels.session_filter(self.session_id)):
+            pool = self.pools.get(c.labels.get(labels.CLASS, ""))
+            if pool is None or not pool.claims(c.id, c.labels.get(labels.INSTANCE, "")):
+                await self.docker.remove_container(c.id)
+                self._on_event("removed", {"container": c.name, "reason": "no instance owns it"})
+
+    async def _cancel_reconcile(self) -> None:
+        task = self._reconcile_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    # -- the event log and status -------------------------------------------------------------
+
+    def _who(self, class_name: str, instance: str) -> str:
+        return instance if len(self.pools) == 1 else f"{class_name}/{instance}"
+
+    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
+        entry = {"time": time.time(), "event": kind, **data}
+        self.events.append(entry)
+        who = self._who(data["class"], data["instance"]) if "instance" in data else "emu"
+        rest = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("class", "instance"))
+        self._out("emu", f"{who} {kind}{' ' + rest if rest else ''}")
+
+    def status(self) -> dict[str, Any]:
+        front = self._front
+        return {
+            "url": self.url,
+            "session": self.session_id,
+            "project": self.project,
+            "config": str(self.config.path),
+            "serving": front is not None and front.refusing is None,
+            "refusing": front.refusing if front is not None else "emu is not started yet",
+            "engine_up": self.engine_up,
+            "disk_limits": self.disk_note or "enforced",
+            "inflight": front.inflight if front is not None else 0,
+            "classes": [p.snapshot() for p in self.pools.values()],
+        }
+
+
+def _needs_restart(old: Config, new: Config) -> list[str]:
+    """What changed between two configs that a running emu cannot take over."""
+    found = [k for k in RESTART_FIELDS if getattr(new, k) != getattr(old, k)]
+    old_classes = {c.class_name: c for c in old.classes}
+    new_classes = {c.class_name: c for c in new.classes}
+    if old_classes.keys() != new_classes.keys():
+        return [*found, "the set of classes"]
+    for name, cfg in new_classes.items():
+        before = old_classes[name]
+        if any(getattr(cfg, k) != getattr(before, k) for k in CLASS_RESTART_FIELDS):
+            found.append(f"{name}'s binding or build context")
+    return found
+
+
+async def _quietly(close: Callable[[], Awaitable[None]]) -> None:
+    """Teardown goes on past a resource that fails to close."""
+    with contextlib.suppress(Exception):
+        await close()
