@@ -139,12 +139,18 @@ def main() -> None:
 @click.option("--json-logs", is_flag=True, help="Print every log line as a JSON object.")
 @click.option("--watch", is_flag=True, help="Rebuild an image when its build context changes.")
 @click.option("--access-log", is_flag=True, help="A line per request: instance, status, time.")
+@click.option(
+    "--reaper/--no-reaper",
+    default=True,
+    show_default=True,
+    help="A watchdog that removes this run's containers if emu is killed.",
+)
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
-    watch, access_log = kw.pop("watch"), kw.pop("access_log")
+    options = {k: kw.pop(k) for k in ("watch", "access_log", "reaper")}
     overrides = _overrides(kw)
     config = _load(config_path, overrides)
-    _run(_up(config, overrides, json_logs, logs=logs, watch=watch, access_log=access_log))
+    _run(_up(config, overrides, json_logs, logs=logs, **options))
 
 
 async def _up(
@@ -155,6 +161,7 @@ async def _up(
     logs: bool,
     watch: bool,
     access_log: bool,
+    reaper: bool,
 ) -> None:
     out = Printer(json_logs)
     emu = Emulator(
@@ -163,6 +170,7 @@ async def _up(
         follow_logs=logs,
         watch=watch,
         access_log=access_log,
+        reaper=reaper,
         reload=lambda: load_config(config.path, overrides),
     )
     signals = _Signals(emu, out)

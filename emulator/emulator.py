@@ -29,6 +29,7 @@ from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
 from .pools import ClassPool, Runtime, SessionState
+from .reaper import Reaper
 from .sweep import sweep_project, sweep_session
 from .watch import watch
 
@@ -68,6 +69,7 @@ class Emulator:
         access_log: bool = False,
         reload: Callable[[], Config] | None = None,
         docker: DockerBackend | None = None,
+        reaper: bool = True,
     ) -> None:
         self.config = config
         self.session_id = uuid.uuid4().hex[:12]
@@ -80,6 +82,8 @@ class Emulator:
         self._watch = watch
         self._reload = reload  # reads the config again, with the same flags
         self._access_log = access_log
+        self._reaper = reaper  # a watchdog that sweeps the session if this process dies
+        self._swept = False
         self._log_followers: dict[str, Callable[[], None]] = {}
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
@@ -124,6 +128,10 @@ class Emulator:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         stack.enter_context(labels.live(self.session_id))
+        if self._reaper:
+            # Pushed first, so it runs last: it knows whether the final sweep removed everything.
+            watchdog = Reaper.spawn(self.session_id)
+            stack.callback(lambda: watchdog.close(clean=self._swept))
         if self._own_docker:
             await stack.enter_async_context(self.docker)
         # Whatever is left at the end (a start that raced the shutdown, a failed stop): by label.
@@ -246,6 +254,7 @@ class Emulator:
     async def _sweep_session(self) -> None:
         with contextlib.suppress(DockerError):
             await sweep_session(self.docker, self.session_id)
+            self._swept = True
 
     # -- images -------------------------------------------------------------------------------
 

@@ -78,7 +78,7 @@ def read_orders(stream: IO[bytes]) -> tuple[bool, list[int]]:
 async def _sweep(session: str) -> None:
     # Imported here: the parent only needs `Reaper`, not the Docker SDK.
     from emulator.docker_backend import DockerBackend
-    from emulator.server import sweep_session
+    from emulator.sweep import sweep_session
 
     docker = DockerBackend(max_workers=2)
     try:

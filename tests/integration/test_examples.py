@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from emulator.pytest_plugin import EmuUp
-from tests.support import wait_for
+from emulator.testing import wait_for
 
 pytestmark = pytest.mark.docker
 

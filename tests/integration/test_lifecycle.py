@@ -62,7 +62,7 @@ def test_ctrl_c_removes_every_container_and_network(
 def test_kill_9_then_down_then_next_up_leave_nothing(
     project: Path, docker_client: docker.DockerClient
 ) -> None:
-    first = EmuProcess(project, "--no-logs").start()
+    first = EmuProcess(project, "--no-logs", "--no-reaper").start()
     hit(first, "a")
     pid = first.project
     first.kill()  # SIGKILL: no cleanup at all
@@ -80,7 +80,7 @@ def test_kill_9_then_down_then_next_up_leave_nothing(
     assert containers(docker_client, project=pid) == []
     assert networks(docker_client, project=pid) == []
 
-    second = EmuProcess(project, "--no-logs").start()
+    second = EmuProcess(project, "--no-logs", "--no-reaper").start()
     hit(second, "b")
     second.kill()
     left = containers(docker_client, project=pid)

@@ -1,0 +1,87 @@
+"""The live reaper: after `kill -9` of `emu up`, its containers and network go with no command."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+from emulator.reaper import read_orders
+from emulator.testing import EmuProcess, wait_for
+from tests.support import Project, containers, emu_cli, hit, networks
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return Project(instances=3).write(tmp_path)
+
+
+def _reaped_within_10s(docker_client: docker.DockerClient, project_id: str) -> None:
+    wait_for(
+        lambda: (
+            not containers(docker_client, project=project_id)
+            and not networks(docker_client, project=project_id)
+        ),
+        10,
+        "the reaper to remove the session's containers and network",
+        every=0.1,
+    )
+
+
+@pytest.mark.parametrize("how", ["kill -9", "process group"])
+def test_killed_emu_up_is_reaped_without_a_command(
+    project: Path, docker_client: docker.DockerClient, how: str
+) -> None:
+    emu = EmuProcess(project, "--no-logs").start()
+    try:
+        hit(emu, "instance-0")
+        hit(emu, "instance-1")
+        project_id = emu.project
+        assert len(containers(docker_client, project=project_id)) == 2
+        if how == "kill -9":
+            emu.kill()
+        else:  # what a CI runner's timeout does: the whole process group at once
+            os.killpg(emu.pid, signal.SIGKILL)
+            emu.wait(10)
+        _reaped_within_10s(docker_client, project_id)
+    finally:
+        emu.kill()
+        emu_cli("down", "-c", str(project))
+
+
+def test_no_reaper_keeps_leftovers_for_emu_down(
+    project: Path, docker_client: docker.DockerClient
+) -> None:
+    emu = EmuProcess(project, "--no-logs", "--no-reaper").start()
+    try:
+        hit(emu, "a")
+        project_id = emu.project
+        emu.kill()
+        assert len(containers(docker_client, project=project_id)) == 1
+    finally:
+        emu.kill()
+        assert emu_cli("down", "-c", str(project)).returncode == 0
+    assert containers(docker_client, project=project_id) == []
+
+
+def test_the_watchdog_reads_its_orders_to_eof() -> None:
+    assert read_orders(io.BytesIO(b"pid 12\npid x\nclean\n")) == (True, [12])
+    assert read_orders(io.BytesIO(b"pid 7\n")) == (False, [7])
+
+
+def test_the_watchdog_exits_at_once_on_a_clean_end() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator.reaper", "no-such-session"],
+        input=b"clean\n",
+        capture_output=True,
+        timeout=30,
+    )
+    assert done.returncode == 0 and done.stderr == b""
