@@ -293,8 +293,10 @@ def _with_indices(keys: list[str], array_counts: dict[tuple[str, ...], int]) -> 
 
 def _toml_pair(node: TomlNode, prefix: FieldPath, lines: Lines) -> None:
     key, value = node.named_children[0], node.named_children[-1]
-    path = (*prefix, *_toml_key(key))
-    lines.setdefault(path, node.start_point.row + 1)
+    keys = _toml_key(key)
+    for end in range(1, len(keys) + 1):  # a.b.c = 1 writes a and a.b on this line too
+        lines.setdefault((*prefix, *keys[:end]), node.start_point.row + 1)
+    path = (*prefix, *keys)
     _toml_value(value, path, lines)
 
 
