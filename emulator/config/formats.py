@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 import tomllib
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import json5
 import tree_sitter_toml
 from json5.loader import DefaultLoader
 from json5.model import Identifier, JSONArray, JSONObject, Node, String
-from json5.parser import parse_source
-from json5.tokenizer import JSON5Token, tokenize
+from json5.parser import parse_tokens
+from json5.tokenizer import JSON5Token, JSONLexer
 from tree_sitter import Language, Parser
 from tree_sitter import Node as TomlNode
 
@@ -46,10 +47,36 @@ def field_text(path: FieldPath) -> str:
 # JSONC, with json-five: its model knows the line of every node.
 
 
+if TYPE_CHECKING:  # sly's lexer class bodies get `_`, the token-pattern decorator, by magic
+
+    def _(pattern: str) -> Callable[[_F], _F]: ...
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _Lexer(JSONLexer):
+    r"""json-five's lexer with a linear BLOCK_COMMENT pattern. Its own, /\*((.|\n))*?\*/ under
+    DOTALL, backtracks exponentially in the lines after a /* that is never closed: 2 s at 20
+    lines, forever at 40, so a half-typed comment would hang emu."""
+
+    tokens = JSONLexer.tokens
+
+    @_(r"/\*.*?\*/")
+    def BLOCK_COMMENT(self, tok: JSON5Token) -> JSON5Token:  # named as sly's token
+        self.lineno += tok.value.count("\n")
+        return tok
+
+
+def _tokenize(text: str) -> Iterator[JSON5Token]:
+    tokens: Iterator[JSON5Token] = _Lexer().tokenize(text)
+    return tokens
+
+
 def parse_jsonc(text: str) -> tuple[object, Lines]:
     """Raises SyntaxProblem."""
     try:
-        model = parse_source(text)
+        model = parse_tokens(_tokenize(text))
     except json5.JSON5DecodeError as exc:
         raise _jsonc_problem(text, exc.token) from None
     except RecursionError:
@@ -149,6 +176,8 @@ def _runs_past_line(token: JSON5Token) -> bool:
 def _token_message(token: JSON5Token, before: list[JSON5Token]) -> str:
     kind = token.type or ""
     shown = token.value[0] if kind in _STRINGS else token.value[:20]
+    if kind == "WHITESPACE":
+        shown = "end of line" if "\n" in token.value else "space"
     previous = before[-1].type if before else None
     if kind.startswith("UNTERMINATED"):
         return "this string has no closing quote"
@@ -199,7 +228,7 @@ def _tokens_before(text: str, end: int) -> tuple[list[JSON5Token], int | None]:
     found: list[JSON5Token] = []
     reached = 0
     try:
-        for token in tokenize(text):
+        for token in _tokenize(text):
             if token.index >= end:
                 break
             reached = token.end

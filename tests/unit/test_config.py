@@ -1068,3 +1068,16 @@ def test_toml_lines_of_inline_arrays_dotted_and_quoted_keys(tmp_path: Path) -> N
     assert origins(cls)["image"] == "wrangler.toml:10"
     assert origins(cls)["image_vars"] == "wrangler.toml:11"
     assert str(config.origins["worker_name"]) == "wrangler.toml:1"
+
+
+@pytest.mark.timeout(10)
+def test_unclosed_block_comment_in_a_long_file_fails_fast(seed: Path) -> None:
+    # json-five's own comment pattern backtracks exponentially in the lines after an unclosed
+    # /*: this file (the seed's last comment, its */ lost) never finished with it.
+    path = seed / "wrangler.jsonc"
+    text = path.read_text()
+    start = text.index("/* Durable Objects")
+    path.write_text(text[:start] + text[start:].replace("*/", "", 1))
+    caught = error(seed)
+    assert caught.where == "wrangler.jsonc:17:3"
+    assert caught.message == "invalid JSONC: this /* comment is not closed with */"
