@@ -394,8 +394,9 @@ class _ContainerLoader:
                 ConfigWarning(
                     origins["instances"],
                     f"{class_name} spreads requests over {count} instances but max_instances "
-                    f"is {max_instances} ({origins['max_instances']}); requests to a further "
-                    "instance get 503, as on the platform",
+                    f"is {max_instances} ({{mention}}); requests to a further instance get 503, "
+                    "as on the platform",
+                    mention=origins["max_instances"],
                 )
             )
         return count

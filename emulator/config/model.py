@@ -69,24 +69,41 @@ def _where(path: Path, line: int | None, root: Path) -> str:
 
 class ConfigWarning(str):
     """A warning as `emu up` prints it (a plain string to every caller), which also knows the
-    file it names, so that `emu config` can show that file relative to the config's folder."""
+    files it names, so that `emu config` can show them relative to the config's folder.
+    `{mention}` in the message stands for a second origin."""
 
     origin: Origin | None
     message: str
     separator: str
+    mention: Origin | None
 
-    def __new__(cls, origin: Origin | None, message: str, separator: str = ": ") -> ConfigWarning:
-        text = f"{origin}{separator}{message}" if origin is not None else message
-        self = super().__new__(cls, text)
+    def __new__(
+        cls,
+        origin: Origin | None,
+        message: str,
+        separator: str = ": ",
+        mention: Origin | None = None,
+    ) -> ConfigWarning:
+        self = super().__new__(cls, _warning_text(origin, message, separator, mention, None))
         self.origin = origin
         self.message = message
         self.separator = separator  # " " where the file name starts a sentence
+        self.mention = mention
         return self
 
     def relative_to(self, root: Path) -> str:
-        if not isinstance(self.origin, FileOrigin):
-            return str(self)
-        return f"{self.origin.relative_to(root)}{self.separator}{self.message}"
+        return _warning_text(self.origin, self.message, self.separator, self.mention, root)
+
+
+def _warning_text(
+    origin: Origin | None, message: str, separator: str, mention: Origin | None, root: Path | None
+) -> str:
+    def shown(o: Origin) -> str:
+        return o.relative_to(root) if root is not None and isinstance(o, FileOrigin) else str(o)
+
+    if mention is not None:
+        message = message.replace("{mention}", shown(mention))
+    return f"{shown(origin)}{separator}{message}" if origin is not None else message
 
 
 @dataclass(frozen=True)

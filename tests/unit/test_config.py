@@ -1081,3 +1081,9 @@ def test_unclosed_block_comment_in_a_long_file_fails_fast(seed: Path) -> None:
     caught = error(seed)
     assert caught.where == "wrangler.jsonc:17:3"
     assert caught.message == "invalid JSONC: this /* comment is not closed with */"
+
+
+def test_describe_warning_naming_a_second_file_is_relative_too(seed: Path) -> None:
+    config = load_config(Path("research-api"), Overrides(instances=30), cwd=seed.parent)
+    assert "max_instances is 10 (research-api/wrangler.jsonc:42)" in config.warnings[0]
+    assert "max_instances is 10 (wrangler.jsonc:42)" in describe(config)
