@@ -348,6 +348,40 @@ class DockerBackend:
         except DockerError:
             return []
 
+    async def logs(
+        self, container_id: str, tail: int | None = None, since: float | None = None
+    ) -> list[tuple[float, str]]:
+        """The container's output so far, as (unix time, line); the last `tail` lines, from
+        `since` (unix time) on. Empty when the container is gone."""
+
+        def read() -> list[tuple[float, str]]:
+            try:
+                raw = self.client.api.logs(
+                    container_id,
+                    stdout=True,
+                    stderr=True,
+                    timestamps=True,
+                    tail="all" if tail is None else tail,
+                    since=since,
+                )
+            except docker.errors.NotFound:
+                return []
+            text = raw.decode("utf-8", "replace")
+            return [docker_logs.stamped(line) for line in text.splitlines()]
+
+        return await self._run(read, timeout=20)
+
+    async def pause(self, container_id: str, paused: bool) -> None:
+        """Freeze (or thaw) every process of the container: requests to it hang."""
+
+        def run() -> None:
+            if paused:
+                self.client.api.pause(container_id)
+            else:
+                self.client.api.unpause(container_id)
+
+        await self._run(run)
+
     async def usage(self, container_id: str) -> Usage | None:
         """One sample of the container's memory and CPU throttling; None when it is gone."""
 
@@ -378,18 +412,20 @@ class DockerBackend:
 
         return await self._run(ls)
 
-    def stream_logs(self, container_id: str, on_line: Callable[[str], None]) -> Callable[[], None]:
-        """Follow a container's output, calling `on_line` on the loop for each line; returns a
-        function that stops it."""
+    def stream_logs(
+        self, container_id: str, on_line: Callable[[str], None], *, tail: int | None = None
+    ) -> Callable[[], None]:
+        """Follow a container's output, calling `on_line` on the loop for each line (from the
+        last `tail` ones, or from its start); returns a function that stops it."""
 
         def open_stream() -> docker_logs.ByteStream:
             # A client of its own: no read timeout, a container may be quiet for hours.
             stream: docker_logs.ByteStream = _api_client(timeout=None).logs(
-                container_id, stream=True, follow=True
+                container_id, stream=True, follow=True, tail="all" if tail is None else tail
             )
             return stream
 
-        return docker_logs.follow(container_id, on_line, open_stream)
+        return docker_logs.follow(container_id, on_line, open_stream, tail=tail)
 
     # -- events ---------------------------------------------------------------------------
 
