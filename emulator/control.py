@@ -28,6 +28,7 @@ from .requests_log import RequestLog
 
 ACTIONS = ("start", "stop", "kill", "signal", "pause", "unpause", "restart")
 MAX_SIGNAL = 64  # Linux: 1-31, and the real-time ones up to 64
+REAP_WAIT = 10.0  # for an exited container's lines to be kept, before reading them
 LOG_QUEUE = 10_000  # lines waiting for a slow `logs?follow=1` reader before some are dropped
 N = TypeVar("N", int, float)
 
@@ -163,9 +164,14 @@ class Cockpit:
         self, inst: Instance, tail: int | None = None, since: float | None = None
     ) -> list[tuple[float, str]]:
         """The instance's output: its container's, or the last lines of the one it had."""
-        if inst.container_id is not None:
+        cid = inst.container_id
+        if cid is not None and inst.state in (State.STOPPED, State.STOPPED_WITH_CODE):
+            await inst.wait_reaped(REAP_WAIT)  # exited: its lines are being kept right now
+        elif cid is not None:
             with contextlib.suppress(DockerError):
-                return await self.docker.logs(inst.container_id, tail=tail, since=since)
+                found = await self.docker.logs(cid, tail=tail, since=since)
+                if found or inst.container_id == cid:
+                    return found
         lines = [(t, line) for t, line in inst.kept_logs if since is None or t >= since]
         return lines[-tail:] if tail is not None else lines
 
@@ -201,13 +207,15 @@ class Cockpit:
         return web.json_response(self.feed.records() if self.feed is not None else [])
 
     async def _logs(self, request: web.Request) -> web.StreamResponse:
-        inst = self.find(request.match_info["cls"], request.match_info["name"])
+        follow = _flag(request, "follow")
+        # Following a name that has not run yet waits for its first container.
+        inst = self.find(request.match_info["cls"], request.match_info["name"], create=follow)
         tail = _number(request, "tail", int)
         since = _number(request, "since", float)
         stamps = _flag(request, "timestamps")
         resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await resp.prepare(request)
-        if not _flag(request, "follow"):
+        if not follow:
             lines = await self.logs(inst, KEPT_LOG_LINES if tail is None else tail, since)
             await resp.write("".join(_line(t, s, stamps) for t, s in lines).encode())
         else:
