@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def test_emu_logs_follow_prints_new_lines_and_ends_cleanly_on_ctrl_c() -> None:
             for n in range(3):
                 headers = {"x-emu-instance": "instance-0"}
                 requests.get(f"{emu.url}/line-{n}", headers=headers, timeout=60)
-                wait_for(lambda n=n: f"GET /line-{n}" in lines, 20, f"line {n} in emu logs -f")
+                wait_for(functools.partial(contains, lines, f"GET /line-{n}"), 20, f"line {n}")
             follow.send_signal(signal.SIGINT)
             assert follow.wait(20) == 0
         finally:
@@ -137,6 +138,10 @@ def test_emu_logs_follow_prints_new_lines_and_ends_cleanly_on_ctrl_c() -> None:
         err = follow.stderr.read()
         assert "Traceback" not in err and err.strip() == "", err
         assert lines.index("GET /line-0") < lines.index("GET /line-1") < lines.index("GET /line-2")
+
+
+def contains(lines: list[str], line: str) -> bool:
+    return line in lines
 
 
 def read_lines(proc: subprocess.Popen[str], into: list[str]) -> None:
