@@ -83,9 +83,11 @@ async def event_stream(request: web.Request, cockpit: Cockpit) -> web.StreamResp
     unregister = cockpit.open_stream(end)
     usage = cockpit.usage
     try:
-        seen_events, seen_requests = cockpit.event_count, _count(cockpit)
         status = cockpit.status()
         await usage.add(cockpit, status)
+        # No await from here to the first write: what hello carries and where the stream goes
+        # on from must be the same moment.
+        seen_events, seen_requests = cockpit.event_count, _count(cockpit)
         feed = cockpit.feed.records(FEED_BATCH) if cockpit.feed is not None else []
         hello = {
             "status": status,

@@ -102,7 +102,6 @@ function chart(cls) {
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "chart");
   svg.setAttribute("viewBox", "0 0 600 120");
-  svg.setAttribute("preserveAspectRatio", "none");
   const expect = total / n, sd = Math.sqrt(total * (1 / n) * (1 - 1 / n));
   const top = Math.max(1, ...counts, expect + 2 * sd);
   const y = (v) => 105 - (v / top) * 95;
