@@ -164,14 +164,16 @@ class Cockpit:
         self, inst: Instance, tail: int | None = None, since: float | None = None
     ) -> list[tuple[float, str]]:
         """The instance's output: its container's, or the last lines of the one it had."""
+        if tail == 0:
+            return []
         cid = inst.container_id
         if cid is not None and inst.state in (State.STOPPED, State.STOPPED_WITH_CODE):
             await inst.wait_reaped(REAP_WAIT)  # exited: its lines are being kept right now
         elif cid is not None:
             with contextlib.suppress(DockerError):
-                found = await self.docker.logs(cid, tail=tail, since=since)
+                found = await self.docker.logs(cid, tail=tail)
                 if found or inst.container_id == cid:
-                    return found
+                    return [(t, line) for t, line in found if since is None or t >= since]
         lines = [(t, line) for t, line in inst.kept_logs if since is None or t >= since]
         return lines[-tail:] if tail is not None else lines
 

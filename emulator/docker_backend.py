@@ -336,51 +336,22 @@ class DockerBackend:
         await self._run(remove)
 
     async def logs_tail(self, container_id: str, lines: int = 20) -> list[str]:
-        def tail() -> list[str]:
-            try:
-                raw = self.client.api.logs(container_id, tail=lines, stdout=True, stderr=True)
-            except docker.errors.NotFound:
-                return []
-            return raw.decode("utf-8", "replace").splitlines()[-lines:]
+        with contextlib.suppress(DockerError):
+            return [text for _, text in await self.logs(container_id, tail=lines)]
+        return []
 
-        try:
-            return await self._run(tail, timeout=10)
-        except DockerError:
+    async def logs(self, container_id: str, tail: int | None = None) -> list[tuple[float, str]]:
+        def read() -> list[tuple[float, str]]:  # (unix time, line), the last `tail`; [] if gone
+            with contextlib.suppress(docker.errors.NotFound):
+                raw = self.client.api.logs(container_id, timestamps=True, tail=tail or "all")
+                return [docker_logs.stamped(x) for x in raw.decode("utf-8", "replace").splitlines()]
             return []
 
-    async def logs(
-        self, container_id: str, tail: int | None = None, since: float | None = None
-    ) -> list[tuple[float, str]]:
-        """The container's output so far, as (unix time, line); the last `tail` lines, from
-        `since` (unix time) on. Empty when the container is gone."""
-
-        def read() -> list[tuple[float, str]]:
-            try:
-                raw = self.client.api.logs(
-                    container_id,
-                    stdout=True,
-                    stderr=True,
-                    timestamps=True,
-                    tail="all" if tail is None else tail,
-                    since=since,
-                )
-            except docker.errors.NotFound:
-                return []
-            text = raw.decode("utf-8", "replace")
-            return [docker_logs.stamped(line) for line in text.splitlines()]
-
-        return await self._run(read, timeout=20)
+        return await self._run(read, timeout=15)
 
     async def pause(self, container_id: str, paused: bool) -> None:
-        """Freeze (or thaw) every process of the container: requests to it hang."""
-
-        def run() -> None:
-            if paused:
-                self.client.api.pause(container_id)
-            else:
-                self.client.api.unpause(container_id)
-
-        await self._run(run)
+        op = "pause" if paused else "unpause"  # freezes every process: requests to it hang
+        await self._run(lambda: getattr(self.client.api, op)(container_id))
 
     async def usage(self, container_id: str) -> Usage | None:
         """One sample of the container's memory and CPU throttling; None when it is gone."""
@@ -415,8 +386,7 @@ class DockerBackend:
     def stream_logs(
         self, container_id: str, on_line: Callable[[str], None], *, tail: int | None = None
     ) -> Callable[[], None]:
-        """Follow a container's output, calling `on_line` on the loop for each line (from the
-        last `tail` ones, or from its start); returns a function that stops it."""
+        """`on_line` on the loop for each output line (from the last `tail`); returns a stop."""
 
         def open_stream() -> docker_logs.ByteStream:
             # A client of its own: no read timeout, a container may be quiet for hours.

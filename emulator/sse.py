@@ -81,43 +81,16 @@ async def event_stream(request: web.Request, cockpit: Cockpit) -> web.StreamResp
 
     unsubscribe = cockpit.subscribe(lambda entry: wake.set())
     unregister = cockpit.open_stream(end)
-    usage = cockpit.usage
     try:
-        status = cockpit.status()
-        await usage.add(cockpit, status)
-        # No await from here to the first write: what hello carries and where the stream goes
-        # on from must be the same moment.
-        seen_events, seen_requests = cockpit.event_count, _count(cockpit)
-        feed = cockpit.feed.records(FEED_BATCH) if cockpit.feed is not None else []
-        hello = {
-            "status": status,
-            "events": list(cockpit.events)[-HELLO_EVENTS:],
-            "requests": feed,
-            "feed": cockpit.feed is not None,
-        }
-        await resp.write(message("hello", hello))
-        loop = asyncio.get_running_loop()
-        next_status = last_write = loop.time()
+        stream = _Stream(cockpit)
+        await resp.write(await stream.hello())
         while not ended:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), TICK)
             wake.clear()
-            out = [message("lifecycle", e) for e in cockpit.events_since(seen_events)]
-            seen_events = cockpit.event_count
-            if cockpit.feed is not None and cockpit.feed.count != seen_requests:
-                records, skipped = cockpit.feed.since(seen_requests, FEED_BATCH)
-                seen_requests = cockpit.feed.count
-                out.append(message("requests", {"records": records, "skipped": skipped}))
-            if loop.time() >= next_status:
-                next_status = loop.time() + STATUS_EVERY
-                status = cockpit.status()
-                await usage.add(cockpit, status)
-                out.append(message("status", status))
-            if not out and loop.time() - last_write >= KEEPALIVE:
-                out.append(b": keepalive\n\n")
+            out = await stream.news()
             if out:
-                last_write = loop.time()
-                await resp.write(b"".join(out))
+                await resp.write(out)
     except ConnectionResetError:
         pass  # the page went away
     finally:
@@ -128,5 +101,49 @@ async def event_stream(request: web.Request, cockpit: Cockpit) -> web.StreamResp
     return resp
 
 
-def _count(cockpit: Cockpit) -> int:
-    return cockpit.feed.count if cockpit.feed is not None else 0
+class _Stream:
+    """What one open stream has sent so far."""
+
+    def __init__(self, cockpit: Cockpit) -> None:
+        self.cockpit = cockpit
+        self.seen_events = self.seen_requests = 0
+        loop = asyncio.get_running_loop()
+        self.time = loop.time
+        self.next_status = self.last_write = loop.time()
+
+    async def hello(self) -> bytes:
+        cockpit = self.cockpit
+        status = cockpit.status()
+        await cockpit.usage.add(cockpit, status)
+        # No await from here to the write: what hello carries and where the stream goes on
+        # from must be the same moment.
+        self.seen_events = cockpit.event_count
+        self.seen_requests = cockpit.feed.count if cockpit.feed is not None else 0
+        hello = {
+            "status": status,
+            "events": list(cockpit.events)[-HELLO_EVENTS:],
+            "requests": cockpit.feed.records(FEED_BATCH) if cockpit.feed is not None else [],
+            "feed": cockpit.feed is not None,
+        }
+        return message("hello", hello)
+
+    async def news(self) -> bytes:
+        """New lifecycle events and request records; the status when it is time."""
+        cockpit, feed = self.cockpit, self.cockpit.feed
+        out = [message("lifecycle", e) for e in cockpit.events_since(self.seen_events)]
+        self.seen_events = cockpit.event_count
+        if feed is not None and feed.count != self.seen_requests:
+            records, skipped = feed.since(self.seen_requests, FEED_BATCH)
+            self.seen_requests = feed.count
+            out.append(message("requests", {"records": records, "skipped": skipped}))
+        if self.time() >= self.next_status:
+            self.next_status = self.time() + STATUS_EVERY
+            status = cockpit.status()
+            await cockpit.usage.add(cockpit, status)
+            # The events and records above are older than this status: still in order.
+            out.append(message("status", status))
+        if not out and self.time() - self.last_write >= KEEPALIVE:
+            out.append(b": keepalive\n\n")
+        if out:
+            self.last_write = self.time()
+        return b"".join(out)
