@@ -23,6 +23,7 @@ import aiohttp
 from . import labels, metrics
 from .backoff import Backoff, retry
 from .config import ClassConfig, Config, ConfigError
+from .control import Cockpit, prewarm
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
 from .front import Front, make_app, make_runner
@@ -30,6 +31,7 @@ from .front import listen as front_listen
 from .images import prepare_image
 from .pools import ClassPool, Runtime, SessionState
 from .reaper import Reaper
+from .requests_log import RequestLog
 from .sweep import sweep_project, sweep_session
 from .watch import watch
 
@@ -56,7 +58,9 @@ class Emulator:
     """Runs the front and the instances of one config until `stop()`.
 
     `on_output(source, line)` receives build output, emu's own event lines and, with
-    `follow_logs`, container output; by default they go to the `emu` logger.
+    `follow_logs`, container output; by default they go to the `emu` logger. `prewarm` starts
+    instance-0 .. instance-(N-1) of every class before serving; `request_feed=False` records
+    no requests (the dashboard's feed and `/_emu/requests` stay empty).
     """
 
     def __init__(
@@ -70,6 +74,8 @@ class Emulator:
         reload: Callable[[], Config] | None = None,
         docker: DockerBackend | None = None,
         reaper: bool = True,
+        prewarm: int = 0,
+        request_feed: bool = True,
     ) -> None:
         self.config = config
         self.session_id = uuid.uuid4().hex[:12]
@@ -87,6 +93,9 @@ class Emulator:
         self._log_followers: dict[str, Callable[[], None]] = {}
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
+        self._prewarm = prewarm
+        self.feed = RequestLog() if request_feed else None
+        self.cockpit = Cockpit(self.pools, self.docker, self.events, self.status, self.feed)
         self._registry = metrics.registry(self.pools.values)
         self._state = SessionState()
         self._front: Front | None = None
@@ -156,6 +165,8 @@ class Emulator:
         # Listening before the builds: a taken port fails at once, not after a long build, and
         # /_emu/status answers meanwhile (requests get 503 until the images are there).
         await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
+        if self._prewarm:  # before serving, so that the first requests find them warm
+            await prewarm(self.pools.values(), self._prewarm, self._out)
         assert self._front is not None
         self._front.refusing = None
         self._out("emu", f"listening on {self.url}")
@@ -184,8 +195,11 @@ class Emulator:
     async def _serve(self, stack: AsyncExitStack) -> None:
         """Listen, then make the networks (so that they can say where: `emu status` finds the
         URL on them; the session sweep removes them)."""
-        self._front = front = Front(self.pools, self._out)
-        runner = make_runner(make_app(front, self, self._registry, access_log=self._access_log))
+        self._front = front = Front(self.pools, self._out, self.feed)
+        app = make_app(
+            front, self, self._registry, access_log=self._access_log, install=self.cockpit.install
+        )
+        runner = make_runner(app)
         await runner.setup()
         stack.push_async_callback(_quietly, runner.cleanup)
         stack.callback(self._stop_log_followers)
@@ -384,6 +398,7 @@ class Emulator:
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
         entry = {"time": time.time(), "event": kind, **data}
         self.events.append(entry)
+        self.cockpit.on_event(entry)
         who = self._who(data["class"], data["instance"]) if "instance" in data else "emu"
         rest = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("class", "instance"))
         self._out("emu", f"{who} {kind}{' ' + rest if rest else ''}")
