@@ -25,6 +25,7 @@ from .backoff import Backoff, retry
 from .config import ClassConfig, Config, ConfigError
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
+from .engines import Engine
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
@@ -70,12 +71,17 @@ class Emulator:
         reload: Callable[[], Config] | None = None,
         docker: DockerBackend | None = None,
         reaper: bool = True,
+        engine: Engine | None = None,
     ) -> None:
         self.config = config
         self.session_id = uuid.uuid4().hex[:12]
         self.project = labels.project_id(config.path)
         self.labels = labels.session_labels(self.project, self.session_id, config.path, config.env)
-        self.docker = docker or DockerBackend()
+        # Local, remote or Swarm (emulator/engines/): by default, as DOCKER_HOST says.
+        self.engine = engine or Engine.detect()
+        self.docker = docker or self.engine.backend(
+            start_timeout=config.start_timeout, stop_grace=config.stop_grace
+        )
         self._own_docker = docker is None
         self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
         self._follow_logs = follow_logs
@@ -130,7 +136,7 @@ class Emulator:
         stack.enter_context(labels.live(self.session_id))
         if self._reaper:
             # Pushed first, so it runs last: it knows whether the final sweep removed everything.
-            watchdog = Reaper.spawn(self.session_id)
+            watchdog = Reaper.spawn(self.session_id, str(self.engine.kind))
             stack.callback(lambda: watchdog.close(clean=self._swept))
         if self._own_docker:
             await stack.enter_async_context(self.docker)
@@ -176,6 +182,7 @@ class Emulator:
             disk_enforced=info.disk_quota_supported,
             on_event=self._on_event,
             state=self._state,
+            publish_address=self.engine.publish_address,
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:
@@ -398,6 +405,7 @@ class Emulator:
             "serving": front is not None and front.refusing is None,
             "refusing": front.refusing if front is not None else "emu is not started yet",
             "engine_up": self.engine_up,
+            "engine": str(self.engine.kind),
             "disk_limits": self.disk_note or "enforced",
             "inflight": front.inflight if front is not None else 0,
             "classes": [p.snapshot() for p in self.pools.values()],
