@@ -35,11 +35,11 @@ from .docker_types import (
     EngineInfo,
     Event,
     NameInUse,
-    NotFound,
     Usage,
     container_info,
     engine_info,
     event_from_raw,
+    port_bindings,
     usage_from_stats,
 )
 from .labels import docker_filter
@@ -94,16 +94,13 @@ class DockerBackend:
             ) from exc
         except _UNREACHABLE as exc:
             raise DockerUnavailable(f"cannot reach the Docker engine: {_short(exc)}") from exc
-        except docker.errors.NotFound as exc:
-            raise NotFound(_short(exc)) from exc
         except docker.errors.DockerException as exc:
             if isinstance(exc, docker.errors.APIError) or not _looks_unreachable(exc):
                 raise DockerError(_short(exc)) from exc
             raise DockerUnavailable(f"cannot reach the Docker engine: {_short(exc)}") from exc
 
     async def call(self, fn: Callable[[Any], T], timeout: float | None = None) -> T:
-        """`fn(client)` on the pool, bounded like every other call: for the engine-specific
-        backends (emulator/engines/), which must not import the SDK themselves."""
+        """`fn(client)`, bounded like every call: for emulator/engines/ (no SDK imports)."""
         return await self._run(lambda: fn(self.client), timeout)
 
     async def __aenter__(self) -> DockerBackend:
@@ -293,8 +290,7 @@ class DockerBackend:
                 kwargs["memswap_limit"] = spec.memory_bytes  # swap == memory: no swap
             if spec.disk_bytes is not None:
                 kwargs["storage_opt"] = {"size": str(spec.disk_bytes)}
-            if spec.publish_ports:  # ephemeral host ports, on that address only
-                kwargs["ports"] = {f"{p}/tcp": (spec.publish_address,) for p in spec.publish_ports}
+            kwargs["ports"] = port_bindings(spec)
             try:
                 container = self.client.containers.create(spec.image, **kwargs)
             except docker.errors.APIError as exc:

@@ -20,10 +20,6 @@ class NameInUse(DockerError):
     """A container of that name already exists."""
 
 
-class NotFound(DockerError):
-    """No such object on the engine."""
-
-
 class Unschedulable(DockerError):
     """No node can take the instance (a Swarm task left pending); the message is the
     scheduler's reason."""
@@ -160,6 +156,12 @@ def container_info(attrs: Mapping[str, Any], network: str | None) -> ContainerIn
         ip=ip,
         host_ports=host_ports,
     )
+
+
+def port_bindings(spec: ContainerSpec) -> dict[str, tuple[str | None]] | None:
+    """The SDK's `ports`: ephemeral host ports on `publish_address` only; None: no ports."""
+    ports = {f"{p}/tcp": (spec.publish_address,) for p in spec.publish_ports}
+    return ports or None
 
 
 def published_ports(ports: Mapping[str, Any] | None) -> dict[int, int]:

@@ -30,7 +30,6 @@ from ..docker_types import (
     EngineInfo,
     Event,
     NameInUse,
-    NotFound,
     Unschedulable,
 )
 from ..labels import docker_filter
@@ -91,9 +90,9 @@ class SwarmBackend(DockerBackend):
             try:
                 await self.call(lambda c: c.api.remove_network(id_or_name))
                 return
-            except NotFound:
-                return
             except DockerError as exc:
+                if _missing(exc):
+                    return
                 if "active endpoints" not in str(exc):
                     raise
                 if asyncio.get_running_loop().time() > deadline:
@@ -185,7 +184,9 @@ class SwarmBackend(DockerBackend):
         when that container is on this engine."""
         try:
             service = await self.call(lambda c: c.api.inspect_service(container_id))
-        except NotFound:
+        except DockerError as exc:
+            if not _missing(exc):
+                raise
             return await super().inspect(container_id, network)
         task = await self._task(container_id)
         if task is None:
@@ -229,7 +230,9 @@ class SwarmBackend(DockerBackend):
     async def _remove_service(self, sid: str) -> bool:
         try:
             await self.call(lambda c: c.api.remove_service(sid))
-        except NotFound:
+        except DockerError as exc:
+            if not _missing(exc):
+                raise
             return False
         return True
 
@@ -308,3 +311,9 @@ def _service(spec: ContainerSpec, stop_grace: float) -> dict[str, Any]:
             ]
         },
     }
+
+
+def _missing(exc: DockerError) -> bool:
+    """The engine's 404: "service x not found", "No such container: x"."""
+    text = str(exc).lower()
+    return "not found" in text or "no such" in text
