@@ -84,20 +84,24 @@ class SwarmBackend(DockerBackend):
         return await self.call(create)
 
     async def remove_network(self, id_or_name: str) -> None:
-        """Retried while the network still has endpoints of tasks being removed."""
+        """Retried while the network still has endpoints of tasks being removed; returns once
+        the engine no longer lists it (a Swarm removes it asynchronously)."""
         deadline = asyncio.get_running_loop().time() + REMOVE_WAIT
+        removed = False
         while True:
             try:
-                await self.call(lambda c: c.api.remove_network(id_or_name))
-                return
+                if not removed:
+                    await self.call(lambda c: c.api.remove_network(id_or_name))
+                    removed = True
+                await self.call(lambda c: c.api.inspect_network(id_or_name))
             except DockerError as exc:
                 if _missing(exc):
                     return
-                if "active endpoints" not in str(exc):
+                if "active endpoints" not in str(exc) and "in use" not in str(exc):
                     raise
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-            await asyncio.sleep(0.2)  # polling the engine until the endpoints are gone
+            if asyncio.get_running_loop().time() > deadline:
+                raise DockerError(f"network {id_or_name} still there after {REMOVE_WAIT:g} s")
+            await asyncio.sleep(0.1)  # polling the engine: it has no event for this
 
     # -- instances as services ---------------------------------------------------------------
 
@@ -222,7 +226,7 @@ class SwarmBackend(DockerBackend):
         """A service (by id or name): removed, and its task's container with it at once when
         it is on this engine. A plain container: removed."""
         cid = self._task_container.pop(container_id, None)
-        if not await self._remove_service(container_id):
+        if not await self._remove_service(service_name(container_id)):
             await super().remove_container(container_id)
         if cid is not None:
             await super().remove_container(cid)
@@ -279,6 +283,13 @@ class SwarmBackend(DockerBackend):
         super().watch_events(labels, mapped, on_connection)
 
 
+def service_name(name: str) -> str:
+    """A container name made a service name: a DNS label of at most 63 characters. The
+    container name ends with the instance's own hash, kept."""
+    name = name.replace(".", "-").replace("_", "-")
+    return name if len(name) <= 63 else name[:56] + name[-7:]
+
+
 def _service(spec: ContainerSpec, stop_grace: float) -> dict[str, Any]:
     """The create_service arguments of an instance."""
     limits: dict[str, int] = {}
@@ -296,7 +307,7 @@ def _service(spec: ContainerSpec, stop_grace: float) -> dict[str, Any]:
     if spec.entrypoint is not None:
         container["Command"] = list(spec.entrypoint)
     return {
-        "name": spec.name,
+        "name": service_name(spec.name),
         "labels": dict(spec.labels),
         "task_template": {
             "ContainerSpec": container,
