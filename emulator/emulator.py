@@ -25,7 +25,7 @@ from .backoff import Backoff, retry
 from .config import ClassConfig, Config, ConfigError
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
-from .engines import Engine
+from .engines import Engine, in_container
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
@@ -204,10 +204,14 @@ class Emulator:
         network_labels = labels.network_labels(self.labels, self.local_url)
         runtime = next(iter(self.pools.values())).runtime
         await self.docker.create_network(runtime.network, network_labels, internal=False)
+        made = [runtime.network]
         if any(not p.config.enable_internet for p in self.pools.values()):
             await self.docker.create_network(
                 runtime.internal_network, network_labels, internal=True
             )
+            made.append(runtime.internal_network)
+        if in_container.in_container():  # compose.yaml: reach the instances from in there
+            await in_container.join(self.docker, stack, made)
 
     def _start_watching(self, stack: AsyncExitStack) -> None:
         stop = asyncio.Event()
