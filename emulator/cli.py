@@ -26,6 +26,7 @@ from .docker_backend import DockerBackend
 from .docker_types import ContainerInfo, DockerError, DockerUnavailable
 from .durations import format_duration
 from .emulator import Emulator
+from .engines import Engine, EngineError, EngineKind
 from .front import ListenError
 from .sweep import remove_images, running_urls, sweep_project, sweep_session
 
@@ -52,6 +53,27 @@ def env_option(help: str) -> Callable[[F], F]:
         envvar="CLOUDFLARE_ENV",
         help=f"{help}  [default: $CLOUDFLARE_ENV]",
     )
+
+
+def engine_option(fn: F) -> F:
+    return click.option(
+        "--engine",
+        type=click.Choice([k.value for k in EngineKind]),
+        help="Where instances run: local, remote (publish ports on the engine's host) or swarm "
+        "(a service each).  [default: remote when DOCKER_HOST is tcp:// or ssh://, else local]",
+    )(fn)
+
+
+def _engine(forced: str | None) -> Engine:
+    try:
+        return Engine.detect(forced)
+    except EngineError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
+
+
+def _backend(forced: str | None) -> DockerBackend:
+    """For ps and down: a Swarm's services are listed and removed with the containers."""
+    return _engine(forced).backend(start_timeout=20.0, stop_grace=10.0)
 
 
 def settings_options(fn: F) -> F:
@@ -158,9 +180,12 @@ def main() -> None:
     show_default=True,
     help="Record each request for the dashboard and /_emu/requests.",
 )
+@engine_option
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
-    options = {k: kw.pop(k) for k in ("watch", "access_log", "reaper", "prewarm", "request_feed")}
+    keys = ("watch", "access_log", "reaper", "prewarm", "request_feed")
+    options: dict[str, Any] = {k: kw.pop(k) for k in keys}
+    options["engine"] = _engine(kw.pop("engine"))
     overrides = _overrides(kw)
     config = _load(config_path, overrides)
     _run(_up(config, overrides, json_logs, logs=logs, **options))
@@ -177,6 +202,7 @@ async def _up(
     reaper: bool,
     prewarm: int,
     request_feed: bool,
+    engine: Engine,
 ) -> None:
     out = Printer(json_logs)
     emu = Emulator(
@@ -188,6 +214,7 @@ async def _up(
         reaper=reaper,
         prewarm=prewarm,
         request_feed=request_feed,
+        engine=engine,
         reload=lambda: load_config(config.path, overrides),
     )
     signals = _Signals(emu, out)
@@ -290,12 +317,13 @@ def _project(config_path: Path | None, all_projects: bool) -> str | None:
 @config_option
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
+@engine_option
+def ps(config_path: Path | None, all_projects: bool, as_json: bool, engine: str | None) -> None:
     """List the project's instances (from Docker labels; works from any terminal)."""
     found = labels.project_labels(_project(config_path, all_projects))
 
     async def list_() -> list[ContainerInfo]:
-        async with DockerBackend() as docker:
+        async with _backend(engine) as docker:
             await docker.connect()
             return await docker.list_containers(found)
 
@@ -392,12 +420,13 @@ def _running_url(config_path: Path | None, env: str | None) -> str:
 @config_option
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
 @click.option("--images", is_flag=True, help="Also remove the images emu built for the project.")
-def down(config_path: Path | None, all_projects: bool, images: bool) -> None:
+@engine_option
+def down(config_path: Path | None, all_projects: bool, images: bool, engine: str | None) -> None:
     """Remove all of the project's containers and networks, also those of a running emu up."""
     project = _project(config_path, all_projects)
 
     async def sweep() -> list[str]:
-        async with DockerBackend() as docker:
+        async with _backend(engine) as docker:
             await docker.connect()
             removed = await sweep_project(docker, project, only_dead=False)
             if images:

@@ -111,6 +111,7 @@ def ps_json(rows: Sequence[ContainerInfo]) -> str:
                 "id": c.id[:12],
                 "name": c.name,
                 "status": c.status,
+                **({"node": c.node} if c.node is not None else {}),
                 **{
                     k.removeprefix(labels.PREFIX): v
                     for k, v in c.labels.items()
@@ -124,7 +125,10 @@ def ps_json(rows: Sequence[ContainerInfo]) -> str:
 
 
 def ps_table(rows: Sequence[ContainerInfo]) -> str:
-    head = ("CLASS", "INSTANCE", "STATE", "CONTAINER", "SESSION", "PID")
+    nodes = any(c.node is not None for c in rows)  # a Swarm's services: where each runs
+    head = ("CLASS", "INSTANCE", "STATE", "CONTAINER", "SESSION", "PID") + (
+        ("NODE",) if nodes else ()
+    )
     table = [head] + [
         (
             c.labels.get(labels.CLASS, "?"),
@@ -134,6 +138,7 @@ def ps_table(rows: Sequence[ContainerInfo]) -> str:
             c.labels.get(labels.SESSION, "?"),
             c.labels.get(labels.PID, "?"),
         )
+        + ((c.node or "-",) if nodes else ())
         for c in sorted(rows, key=lambda c: (c.labels.get(labels.CLASS, ""), c.name))
     ]
     return "\n".join(columns(table))

@@ -39,9 +39,11 @@ from .docker_types import (
     container_info,
     engine_info,
     event_from_raw,
+    port_bindings,
     usage_from_stats,
 )
 from .labels import docker_filter
+from .threads import in_daemon_thread
 
 log = logging.getLogger("emu.docker")
 
@@ -84,7 +86,7 @@ class DockerBackend:
         pool: they must not hold up the short calls, nor the process's exit on Ctrl-C."""
         loop = asyncio.get_running_loop()
         limit = self._call_timeout + 5 if timeout is None else timeout
-        work = _in_daemon_thread(loop, fn) if long else loop.run_in_executor(self._pool, fn)
+        work = in_daemon_thread(loop, fn) if long else loop.run_in_executor(self._pool, fn)
         try:
             return await asyncio.wait_for(work, limit)
         except TimeoutError as exc:
@@ -97,6 +99,10 @@ class DockerBackend:
             if isinstance(exc, docker.errors.APIError) or not _looks_unreachable(exc):
                 raise DockerError(_short(exc)) from exc
             raise DockerUnavailable(f"cannot reach the Docker engine: {_short(exc)}") from exc
+
+    async def call(self, fn: Callable[[Any], T], timeout: float | None = None) -> T:
+        """`fn(client)`, bounded like every call: for emulator/engines/ (no SDK imports)."""
+        return await self._run(lambda: fn(self.client), timeout)
 
     async def __aenter__(self) -> DockerBackend:
         return self
@@ -285,6 +291,7 @@ class DockerBackend:
                 kwargs["memswap_limit"] = spec.memory_bytes  # swap == memory: no swap
             if spec.disk_bytes is not None:
                 kwargs["storage_opt"] = {"size": str(spec.disk_bytes)}
+            kwargs["ports"] = port_bindings(spec)
             try:
                 container = self.client.containers.create(spec.image, **kwargs)
             except docker.errors.APIError as exc:
@@ -454,31 +461,6 @@ class DockerBackend:
                 stream.close()
         # Not joined: this may run on the loop. The thread is a daemon and ends with its stream.
         self._events_thread = None
-
-
-def _in_daemon_thread(loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> asyncio.Future[T]:
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():  # cancelled, by a timeout or Ctrl-C
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def target() -> None:
-        try:
-            result = fn()
-        except BaseException as exc:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-                loop.call_soon_threadsafe(settle, None, exc)
-        else:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, result, None)
-
-    threading.Thread(target=target, name="emu-docker-long", daemon=True).start()
-    return future
 
 
 def _api_client(timeout: int | None) -> docker.APIClient:

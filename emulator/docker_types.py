@@ -20,6 +20,11 @@ class NameInUse(DockerError):
     """A container of that name already exists."""
 
 
+class Unschedulable(DockerError):
+    """No node can take the instance (a Swarm task left pending); the message is the
+    scheduler's reason."""
+
+
 class BuildError(DockerError):
     def __init__(self, message: str, log_tail: list[str]) -> None:
         super().__init__(message)
@@ -47,6 +52,10 @@ class ContainerSpec:
     memory_bytes: int | None = None
     disk_bytes: int | None = None  # only passed when the engine can enforce it
     hostname: str | None = None
+    # A remote engine or a Swarm: these ports are published on ephemeral host ports bound to
+    # `publish_address`, since the engine's bridge addresses cannot be reached from here.
+    publish_address: str | None = None
+    publish_ports: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,8 @@ class ContainerInfo:
     exit_code: int | None = None
     oom_killed: bool = False
     ip: str | None = None
+    host_ports: Mapping[int, int] = field(default_factory=dict)  # container port -> published
+    node: str | None = None  # the Swarm node it runs on
 
     @property
     def alive(self) -> bool:
@@ -132,6 +143,9 @@ def container_info(attrs: Mapping[str, Any], network: str | None) -> ContainerIn
     elif nets:
         ip = next(iter(nets.values())).get("IPAddress") or None
     status = str(state.get("Status", ""))
+    host_ports = published_ports((attrs.get("NetworkSettings") or {}).get("Ports"))
+    if host_ports:  # published: reached on the address it is bound to
+        ip = published_address(attrs) or ip
     return ContainerInfo(
         id=str(attrs.get("Id", "")),
         name=str(attrs.get("Name", "")).lstrip("/"),
@@ -140,4 +154,30 @@ def container_info(attrs: Mapping[str, Any], network: str | None) -> ContainerIn
         exit_code=int(state["ExitCode"]) if status in ("exited", "dead") else None,
         oom_killed=bool(state.get("OOMKilled", False)),
         ip=ip,
+        host_ports=host_ports,
     )
+
+
+def port_bindings(spec: ContainerSpec) -> dict[str, tuple[str | None]] | None:
+    """The SDK's `ports`: ephemeral host ports on `publish_address` only; None: no ports."""
+    ports = {f"{p}/tcp": (spec.publish_address,) for p in spec.publish_ports}
+    return ports or None
+
+
+def published_ports(ports: Mapping[str, Any] | None) -> dict[int, int]:
+    """From `NetworkSettings.Ports`: container port -> host port, for TCP."""
+    found: dict[int, int] = {}
+    for key, bindings in (ports or {}).items():
+        number, _, proto = str(key).partition("/")
+        if proto in ("tcp", "") and bindings:
+            found[int(number)] = int(bindings[0]["HostPort"])
+    return found
+
+
+def published_address(attrs: Mapping[str, Any]) -> str | None:
+    """The address the ports were bound to, as asked (`HostConfig.PortBindings`)."""
+    for bindings in ((attrs.get("HostConfig") or {}).get("PortBindings") or {}).values():
+        for binding in bindings or ():
+            if binding.get("HostIp"):
+                return str(binding["HostIp"])
+    return None

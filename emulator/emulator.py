@@ -26,6 +26,7 @@ from .config import ClassConfig, Config, ConfigError
 from .control import Cockpit, prewarm
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
+from .engines import Engine, in_container
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
@@ -76,12 +77,17 @@ class Emulator:
         reaper: bool = True,
         prewarm: int = 0,
         request_feed: bool = True,
+        engine: Engine | None = None,
     ) -> None:
         self.config = config
         self.session_id = uuid.uuid4().hex[:12]
         self.project = labels.project_id(config.path)
         self.labels = labels.session_labels(self.project, self.session_id, config.path, config.env)
-        self.docker = docker or DockerBackend()
+        # Local, remote or Swarm (emulator/engines/): by default, as DOCKER_HOST says.
+        self.engine = engine or Engine.detect()
+        self.docker = docker or self.engine.backend(
+            start_timeout=config.start_timeout, stop_grace=config.stop_grace
+        )
         self._own_docker = docker is None
         self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
         self._follow_logs = follow_logs
@@ -139,7 +145,7 @@ class Emulator:
         stack.enter_context(labels.live(self.session_id))
         if self._reaper:
             # Pushed first, so it runs last: it knows whether the final sweep removed everything.
-            watchdog = Reaper.spawn(self.session_id)
+            watchdog = Reaper.spawn(self.session_id, str(self.engine.kind))
             stack.callback(lambda: watchdog.close(clean=self._swept))
         if self._own_docker:
             await stack.enter_async_context(self.docker)
@@ -187,6 +193,7 @@ class Emulator:
             disk_enforced=info.disk_quota_supported,
             on_event=self._on_event,
             state=self._state,
+            publish_address=self.engine.publish_address,
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:
@@ -211,10 +218,14 @@ class Emulator:
         network_labels = labels.network_labels(self.labels, self.local_url)
         runtime = next(iter(self.pools.values())).runtime
         await self.docker.create_network(runtime.network, network_labels, internal=False)
+        made = [runtime.network]
         if any(not p.config.enable_internet for p in self.pools.values()):
             await self.docker.create_network(
                 runtime.internal_network, network_labels, internal=True
             )
+            made.append(runtime.internal_network)
+        if in_container.in_container():  # compose.yaml: reach the instances from in there
+            await in_container.join(self.docker, stack, made)
 
     def _start_watching(self, stack: AsyncExitStack) -> None:
         stop = asyncio.Event()
@@ -413,6 +424,7 @@ class Emulator:
             "serving": front is not None and front.refusing is None,
             "refusing": front.refusing if front is not None else "emu is not started yet",
             "engine_up": self.engine_up,
+            "engine": str(self.engine.kind),
             "disk_limits": self.disk_note or "enforced",
             "inflight": front.inflight if front is not None else 0,
             "classes": [p.snapshot() for p in self.pools.values()],

@@ -25,6 +25,7 @@ def container_spec(
     session_labels: Mapping[str, str],
     name_prefix: str,
     disk_enforced: bool,
+    publish_address: str | None = None,
 ) -> ContainerSpec:
     itype = cfg.instance_type
     object_id = durable_object_id(cfg.class_name, name)
@@ -48,7 +49,15 @@ def container_spec(
         memory_bytes=itype.memory_mib * 1024 * 1024,
         disk_bytes=itype.disk_mb * 1000 * 1000 if disk_enforced else None,
         hostname=_slug(name)[:63],
+        publish_address=publish_address,
+        publish_ports=_ports(cfg) if publish_address is not None else (),
     )
+
+
+def _ports(cfg: ClassConfig) -> tuple[int, ...]:
+    """What the proxy and the readiness probe reach: the required ports and the default one."""
+    default = (cfg.default_port,) if cfg.default_port is not None else ()
+    return tuple(sorted({*cfg.required_ports, *default}))
 
 
 def _slug(text: str) -> str:

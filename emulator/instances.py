@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from .docker_types import ContainerSpec, DockerError, DockerUnavailable, Event, NameInUse
+from .docker_types import (
+    ContainerSpec,
+    DockerError,
+    DockerUnavailable,
+    Event,
+    NameInUse,
+    Unschedulable,
+)
 from .errors import (
     EXITED_BEFORE_HEALTHY,
     EmuHTTPError,
@@ -72,6 +79,8 @@ class Instance:
         self.state = State.STOPPED
         self.container_id: str | None = None
         self.ip: str | None = None
+        self.host_ports: dict[int, int] = {}  # published ports, when not reached on a bridge
+        self.node: str | None = None  # the Swarm node
         self.inflight = 0
         self.last_activity: float | None = None  # wall clock, for display
         self.deadline = 0.0  # loop time when it may sleep
@@ -183,10 +192,14 @@ class Instance:
                     info = await rt.docker.run_container(spec)
             except DockerUnavailable as exc:
                 raise EngineUnavailable(str(exc)) from exc
+            except Unschedulable as exc:  # the cluster is full: as max_instances, a 503
+                raise NoCapacity(reason=str(exc), instance=self.name) from exc
             except DockerError as exc:
                 raise StartFailed(str(exc)) from exc
             self.container_id = info.id
             self.ip = info.ip
+            self.host_ports = dict(info.host_ports)
+            self.node = info.node
             self.pool.by_container[info.id] = self
             if not info.alive:  # exited before its "die" event could find it registered
                 self._record_exit(info.exit_code, info.oom_killed)
@@ -213,6 +226,7 @@ class Instance:
             session_labels=rt.labels,
             name_prefix=rt.name_prefix,
             disk_enforced=rt.disk_enforced,
+            publish_address=rt.publish_address,
         )
 
     @property
@@ -265,7 +279,7 @@ class Instance:
     async def _probe(self, port: int, path: str, host: str, timeout: float) -> bool:
         try:
             async with self.pool.runtime.session.get(
-                f"http://{self.ip}:{port}{path}",
+                f"http://{self.ip}:{self.host_ports.get(port, port)}{path}",
                 headers={"Host": host},
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
@@ -336,6 +350,7 @@ class Instance:
             self.pool.by_container.pop(self.container_id, None)
         self.container_id = None
         self.ip = None
+        self.host_ports = {}
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -464,6 +479,8 @@ class Instance:
             "state": str(self.state),
             "container_id": self.container_id,
             "ip": self.ip,
+            "host_ports": {str(k): v for k, v in self.host_ports.items()} or None,
+            "node": self.node,
             "inflight": self.inflight,
             "requests": self.requests,
             "starts": self.starts,

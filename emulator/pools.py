@@ -44,6 +44,9 @@ class Runtime:
     disk_enforced: bool
     on_event: Callable[[str, dict[str, Any]], None]  # for logs and the event history
     state: SessionState
+    # Not None when the engine's bridge cannot be reached from here (a remote engine, a
+    # Swarm): instances publish their ports on this address (see emulator/engines/).
+    publish_address: str | None = None
 
 
 class ClassPool:

@@ -85,7 +85,7 @@ async def forward(
     request: web.Request, inst: Instance, session: aiohttp.ClientSession, path: str
 ) -> web.StreamResponse:
     port = target_port(request, inst)
-    url = URL(f"http://{inst.ip}:{port}{path}", encoded=True)
+    url = URL(f"http://{inst.ip}:{inst.host_ports.get(port, port)}{path}", encoded=True)
     if request.headers.get("upgrade", "").lower() == "websocket":
         return await _websocket(request, inst, session, url)
     data = request.content if request.body_exists else None

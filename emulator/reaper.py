@@ -30,9 +30,10 @@ class Reaper:
         self._pipe: IO[bytes] | None = pipe
 
     @classmethod
-    def spawn(cls, session: str) -> Reaper:
+    def spawn(cls, session: str, engine: str = "local") -> Reaper:
+        """`engine`: "swarm" to remove the session's services too."""
         process = subprocess.Popen(
-            [sys.executable, "-m", "emulator.reaper", session],
+            [sys.executable, "-m", "emulator.reaper", session, engine],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
@@ -75,12 +76,12 @@ def read_orders(stream: IO[bytes]) -> tuple[bool, list[int]]:
     return clean, pids
 
 
-async def _sweep(session: str) -> None:
+async def _sweep(session: str, engine: str) -> None:
     # Imported here: the parent only needs `Reaper`, not the Docker SDK.
-    from emulator.docker_backend import DockerBackend
+    from emulator.engines import Engine
     from emulator.sweep import sweep_session
 
-    docker = DockerBackend(max_workers=2)
+    docker = Engine.detect(engine).backend(start_timeout=20.0, stop_grace=10.0)
     try:
         await sweep_session(docker, session)
         # A create that was in flight when emu died may land after the first pass.
@@ -91,8 +92,11 @@ async def _sweep(session: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m emulator.reaper SESSION  (stdin: emu's pipe)", file=sys.stderr)
+    if len(argv) not in (1, 2):
+        print(
+            "usage: python -m emulator.reaper SESSION [ENGINE]  (stdin: emu's pipe)",
+            file=sys.stderr,
+        )
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only EOF on the pipe ends the watch
     clean, pids = read_orders(sys.stdin.buffer)
@@ -102,7 +106,7 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     try:
-        asyncio.run(_sweep(argv[0]))
+        asyncio.run(_sweep(argv[0], argv[1] if len(argv) == 2 else "local"))
     except Exception as exc:  # the watchdog has no one to report to but stderr
         print(f"emu reaper: sweep of session {argv[0]} failed: {exc}", file=sys.stderr)
         return 1
