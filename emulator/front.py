@@ -20,11 +20,12 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from .connections import BoundedSite, Limits, Listener
 from .docker_backend import DockerBackend
 from .errors import EmuHTTPError
 from .instances import INSTANCE_NAME, Instance
 from .pools import ClassPool
-from .proxy import INSTANCE_HEADER, forward
+from .proxy import INSTANCE_HEADER, forward, target_port
 
 BINDING_HEADER = "x-emu-binding"
 HTTP_LOG = logging.getLogger("emu.http")
@@ -62,8 +63,9 @@ class Front:
         self._single = next(iter(pools.values())) if len(pools) == 1 else None
         self._bindings = {p.config.binding.lower(): p for p in pools.values()}
         self._out = out
-        # Why requests are refused, or None while serving: one check on the hot path.
-        self.refusing: str | None = "emu is still preparing images; try again"
+        # Why requests are refused (emu is shutting down), or None: one check on the hot path.
+        # While images are prepared, requests are held by their instance, not refused.
+        self.refusing: str | None = None
         self.inflight = 0
         self._drained = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None  # the proxy's, while the app runs
@@ -108,7 +110,7 @@ class Front:
         self._drained.clear()
         inst: Instance | None = None
         try:
-            if self.refusing is not None:  # building; or shutting down (a kept-alive client)
+            if self.refusing is not None:  # shutting down (a kept-alive client)
                 raise EmuHTTPError(503, self.refusing)
             route = self.route(request)
             name = request.headers.get(INSTANCE_HEADER)
@@ -122,17 +124,13 @@ class Front:
                 )
             inst = route.pool.get(name)
             inst.begin()
+            port = target_port(request, inst)
             if inst.state != "healthy":
-                await inst.ensure_started()
+                await inst.ensure_started(port)
             assert self.session is not None  # set up with the app
-            return await forward(request, inst, self.session, route.path)
+            return await forward(request, inst, self.session, route.path, port)
         except EmuHTTPError as exc:
-            body = exc.body()
-            if inst is not None:
-                body.setdefault("instance", inst.name)
-                body.setdefault("class", inst.pool.config.class_name)
-            headers = {INSTANCE_HEADER: inst.name} if inst is not None else None
-            return web.json_response(body, status=exc.status, headers=headers)
+            return error_response(request, exc, inst)
         finally:
             if inst is not None:
                 inst.end()
@@ -150,6 +148,21 @@ class Front:
             "access", f"{request.method} {request.raw_path} -> {who} {resp.status} {took:.1f} ms"
         )
         return resp
+
+
+def error_response(
+    request: web.Request, exc: EmuHTTPError, inst: Instance | None = None
+) -> web.Response:
+    """The library's own text as text/plain where it has one (see `PlatformError`), else, or
+    when the client asks for JSON, emu's JSON with the details."""
+    headers = {INSTANCE_HEADER: inst.name} if inst is not None else None
+    if exc.plain and "application/json" not in request.headers.get("Accept", ""):
+        return web.Response(text=exc.error, status=exc.status, headers=headers)
+    body = exc.body()
+    if inst is not None:
+        body.setdefault("instance", inst.name)
+        body.setdefault("class", inst.pool.config.class_name)
+    return web.json_response(body, status=exc.status, headers=headers)
 
 
 FRONT = web.AppKey("front", Front)
@@ -170,17 +183,41 @@ def make_app(
     app.router.add_get("/_emu/events", _events)
     app.router.add_get("/_emu/metrics", _metrics)
     app.router.add_route("*", "/{tail:.*}", front.handle_logged if access_log else front.handle)
+    # Consulted only when the catch-all above did not match: never on the per-request path.
+    not_a_path = _NotAPath("/")
+    not_a_path.add_route("*", _not_a_path)
+    app.router.register_resource(not_a_path)
     return app
+
+
+class _NotAPath(web.PlainResource):
+    """Every request target that is not a path (`OPTIONS *`, `CONNECT host:443`), which would
+    otherwise get aiohttp's plain-text 404."""
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return {}
+
+
+async def _not_a_path(request: web.Request) -> web.Response:
+    if request.method == "CONNECT":
+        error = EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
+    else:
+        error = EmuHTTPError(400, "the request target must be a path, like /x")
+    return error_response(request, error)
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
     return web.AppRunner(app, handler_cancellation=True, access_log=None, logger=HTTP_LOG)
 
 
-async def listen(runner: web.AppRunner, host: str, port: int) -> tuple[web.TCPSite, int]:
-    """Listen on host:port (0: a free one); returns the site and the port. ListenError when the
-    address cannot be had."""
-    site = web.TCPSite(runner, host, port)
+async def listen(
+    runner: web.AppRunner, host: str, port: int, limits: Limits
+) -> tuple[web.TCPSite, int]:
+    """Listen on host:port (0: a free one), with `limits` on client connections; returns the
+    site and the port. ListenError when the address cannot be had."""
+    assert runner.server is not None  # set up
+    args = {**HANDLER_ARGS, "logger": HTTP_LOG, "access_log": None}
+    site = BoundedSite(runner, host, port, Listener(runner.server, limits, args))
     try:
         await site.start()
     except OSError as exc:
