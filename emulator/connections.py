@@ -46,14 +46,16 @@ class Listener:
     def __init__(self, server: web.Server, limits: Limits, handler_args: Mapping[str, Any]) -> None:
         self.server = server
         self.limits = limits
-        self.open = 0  # connections made and not lost yet
+        self.open = 0  # handlers made and not lost yet
         self._args = {**handler_args, "keepalive_timeout": limits.keepalive_timeout}
         self._refusal = _refusal(limits.max_connections)
 
     def __call__(self) -> asyncio.Protocol:
-        # Counted when made, so a burst of accepts in one loop turn can overshoot by a few.
+        # Counted here, not in connection_made: asyncio makes the protocols of a burst of
+        # accepts before it connects any of them.
         if self.open >= self.limits.max_connections:
             return _Refuse(self._refusal)
+        self.open += 1
         return _Handler(self, loop=asyncio.get_running_loop(), **self._args)
 
 
@@ -67,10 +69,6 @@ class _Handler(RequestHandler):
         super().__init__(listener.server, **kwargs)
         self._listener = listener
         self._header_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._listener.open += 1
-        super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._listener.open -= 1

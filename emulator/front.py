@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
@@ -173,7 +174,7 @@ METRICS = web.AppKey("metrics", CollectorRegistry)
 def make_app(
     front: Front, source: Source, registry: CollectorRegistry, *, access_log: bool
 ) -> web.Application:
-    app = web.Application(handler_args=HANDLER_ARGS)
+    app = web.Application(handler_args=HANDLER_ARGS, middlewares=[_not_a_path])
     app[FRONT] = front
     app[SOURCE] = source
     app[METRICS] = registry
@@ -183,22 +184,16 @@ def make_app(
     app.router.add_get("/_emu/events", _events)
     app.router.add_get("/_emu/metrics", _metrics)
     app.router.add_route("*", "/{tail:.*}", front.handle_logged if access_log else front.handle)
-    # Consulted only when the catch-all above did not match: never on the per-request path.
-    not_a_path = _NotAPath("/")
-    not_a_path.add_route("*", _not_a_path)
-    app.router.register_resource(not_a_path)
     return app
 
 
-class _NotAPath(web.PlainResource):
-    """Every request target that is not a path (`OPTIONS *`, `CONNECT host:443`), which would
-    otherwise get aiohttp's plain-text 404."""
-
-    def _match(self, path: str) -> dict[str, str] | None:
-        return {}
-
-
-async def _not_a_path(request: web.Request) -> web.Response:
+@web.middleware
+async def _not_a_path(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request target that is not a path (`OPTIONS *`, `CONNECT host:443`) matches no route,
+    not even the catch-all: emu's 400 JSON instead of aiohttp's plain-text 404. (Its path is
+    empty, so the router never reaches a resource of ours: this is the one place to catch it.)"""
+    if request.match_info.http_exception is None:
+        return await handler(request)
     if request.method == "CONNECT":
         error = EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
     else:

@@ -80,6 +80,7 @@ class Instance:
         self.cold_start_ms: float | None = None
         self.starts = 0
         self.requests = 0
+        self.probed_ports: tuple[int, ...] = ()  # those the last start waited for
         self._start_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
@@ -197,7 +198,8 @@ class Instance:
                 self._record_exit(info.exit_code, info.oom_killed)
             self.state = State.RUNNING
             self.pool.emit("running", self)
-            await self._wait_ready(began, self.ports() or ((port,) if port is not None else ()))
+            self.probed_ports = self.ports() or ((port,) if port is not None else ())
+            await self._wait_ready(began, self.probed_ports)
         except BaseException as exc:
             await self._start_failed(exc)
             raise

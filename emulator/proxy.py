@@ -129,9 +129,7 @@ async def forward(
             await resp.write_eof()
             return resp
     except aiohttp.ClientConnectorError as exc:
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            # The container answers on its address, so it runs: nothing listens on that port.
-            # The library's proxy error, at once; the instance stays up.
+        if _closed_port(exc, inst, port):
             raise _refused(inst, port, exc) from exc
         raise await _disconnected(inst, exc) from exc
     except (
@@ -143,6 +141,15 @@ async def forward(
         raise await _disconnected(inst, exc) from exc
     except aiohttp.ClientError as exc:
         raise PlatformError(500, PROXY_ERROR + str(exc), instance=inst.name) from exc
+
+
+def _closed_port(exc: aiohttp.ClientConnectorError, inst: Instance, port: int) -> bool:
+    """A port the start did not wait for, refused: the container answers on its address, so it
+    runs, and nothing listens there. That is the library's proxy error at once, and the
+    instance stays up. A refusal on a port that answered the start means the app went away:
+    that is a disconnect, whose cause is waited for (aiohttp retries a GET whose pooled
+    connection broke, so a crash mid-request can end in a refusal too)."""
+    return isinstance(exc.os_error, ConnectionRefusedError) and port not in inst.probed_ports
 
 
 def _refused(inst: Instance, port: int, exc: aiohttp.ClientConnectorError) -> PlatformError:
@@ -194,7 +201,7 @@ async def _websocket(
     except aiohttp.WSServerHandshakeError as exc:
         raise PlatformError(exc.status or 502, PROXY_ERROR + str(exc), instance=inst.name) from exc
     except aiohttp.ClientConnectorError as exc:
-        if isinstance(exc.os_error, ConnectionRefusedError):
+        if _closed_port(exc, inst, port):
             raise _refused(inst, port, exc) from exc
         raise await _disconnected(inst, exc) from exc
     except aiohttp.ClientError as exc:
