@@ -87,6 +87,19 @@ def settings_options(fn: F) -> F:
         ),
         click.option("--stop-grace", help="SIGTERM to SIGKILL on stop.  [default: 15m]"),
         click.option(
+            "--header-timeout",
+            help="Time a client may take to send a request's headers.  [default: 10s]",
+        ),
+        click.option(
+            "--keepalive-timeout",
+            help="Idle time before a client connection is closed.  [default: 60s]",
+        ),
+        click.option(
+            "--max-connections",
+            type=int,
+            help="Open client connections; more are answered 503.  [default: 1000]",
+        ),
+        click.option(
             "--seed", type=int, help="Seed the instance choice, for reproducible routing."
         ),
         click.option("--host", help="Address to listen on.  [default: 127.0.0.1]"),
@@ -113,6 +126,9 @@ def _overrides(kw: dict[str, Any]) -> Overrides:
         sleep_after=kw.get("sleep_after"),
         start_timeout=kw.get("start_timeout"),
         stop_grace=kw.get("stop_grace"),
+        header_timeout=kw.get("header_timeout"),
+        keepalive_timeout=kw.get("keepalive_timeout"),
+        max_connections=kw.get("max_connections"),
         seed=kw.get("seed"),
         host=kw.get("host"),
         port=kw.get("port"),
@@ -269,12 +285,14 @@ def _describe(emu: Emulator, out: Printer) -> None:
     """What emu up serves, once it serves."""
     for pool in emu.pools.values():
         cfg = pool.config
+        # Without one, each request's cf-container-target-port is waited for on first use.
+        port = "no defaultPort" if cfg.default_port is None else f"port {cfg.default_port}"
         out(
             "emu",
             f"{cfg.class_name} (env.{cfg.binding}): {cfg.instances} instance names, "
             f"max {cfg.max_instances} running, {cfg.instance_type.name} "
             f"({cfg.instance_type.vcpu:g} vCPU, {cfg.instance_type.memory_mib} MiB), "
-            f"port {cfg.default_port}, sleepAfter {format_duration(cfg.sleep_after)}",
+            f"{port}, sleepAfter {format_duration(cfg.sleep_after)}",
         )
     if emu.config.env is not None:
         out("emu", f"wrangler environment {emu.config.env} (Worker {emu.config.worker_name})")

@@ -16,12 +16,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from . import dashboard, sse
 from .docker_backend import DockerBackend
 from .docker_types import DockerError
 from .errors import EmuHTTPError
-from .front import EVENT_STREAM, Handler
+from .front import EVENT_STREAM
 from .instances import INSTANCE_NAME, KEPT_LOG_LINES, Instance, State
 from .pools import ClassPool
 from .requests_log import RequestLog

@@ -23,6 +23,7 @@ import aiohttp
 from . import labels, metrics
 from .backoff import Backoff, retry
 from .config import ClassConfig, Config, ConfigError
+from .connections import Limits
 from .control import Cockpit, prewarm
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
@@ -47,7 +48,16 @@ SHUTDOWN_GRACE = 10.0
 RECONCILE_BACKOFF = Backoff(first=0.2, cap=2.0, total=15.0)
 
 # Settings a running emu cannot take over: they need `emu up` again.
-RESTART_FIELDS = ("host", "port", "start_timeout", "stop_grace", "seed")
+RESTART_FIELDS = (
+    "host",
+    "port",
+    "start_timeout",
+    "stop_grace",
+    "seed",
+    "header_timeout",
+    "keepalive_timeout",
+    "max_connections",
+)
 CLASS_RESTART_FIELDS = ("binding", "dockerfile", "build_context", "enable_internet")
 
 
@@ -169,13 +179,12 @@ class Emulator:
         stack.callback(self.docker.stop_events)
         await self._serve(stack)
         # Listening before the builds: a taken port fails at once, not after a long build, and
-        # /_emu/status answers meanwhile (requests get 503 until the images are there).
-        await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
-        if self._prewarm:  # before serving, so that the first requests find them warm
-            await prewarm(self.pools.values(), self._prewarm, self._out)
-        assert self._front is not None
-        self._front.refusing = None
+        # emu answers meanwhile: /_emu/status at once, requests once their class's image is
+        # there (they are held until then).
         self._out("emu", f"listening on {self.url}")
+        await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
+        if self._prewarm:  # as soon as the images are there, so the first requests find them warm
+            await prewarm(self.pools.values(), self._prewarm, self._out)
         if self._watch:
             self._start_watching(stack)
 
@@ -213,7 +222,9 @@ class Emulator:
         stack.push_async_callback(self._stop_instances)
         stack.push_async_callback(front.drain, DRAIN_TIMEOUT)
         stack.push_async_callback(self._cancel_reconcile)
-        site, self.port = await front_listen(runner, self.config.host, self.config.port)
+        cfg = self.config
+        limits = Limits(cfg.header_timeout, cfg.keepalive_timeout, cfg.max_connections)
+        site, self.port = await front_listen(runner, cfg.host, cfg.port, limits)
         stack.push_async_callback(_quietly, site.stop)
         network_labels = labels.network_labels(self.labels, self.local_url)
         runtime = next(iter(self.pools.values())).runtime
@@ -256,6 +267,8 @@ class Emulator:
         self._state.closing = True
         if self._front is not None:
             self._front.refusing = "emu is shutting down"
+        for pool in self.pools.values():
+            pool.image.release()  # requests held for a build answer now
         await stack.aclose()
 
     async def __aenter__(self) -> Emulator:
@@ -411,7 +424,10 @@ class Emulator:
         self.events.append(entry)
         self.cockpit.on_event(entry)
         who = self._who(data["class"], data["instance"]) if "instance" in data else "emu"
-        rest = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("class", "instance"))
+        # Log lines of a failed start stay in the event history: the line says what failed.
+        rest = " ".join(
+            f"{k}={v}" for k, v in data.items() if k not in ("class", "instance", "logs")
+        )
         self._out("emu", f"{who} {kind}{' ' + rest if rest else ''}")
 
     def status(self) -> dict[str, Any]:
@@ -421,7 +437,9 @@ class Emulator:
             "session": self.session_id,
             "project": self.project,
             "config": str(self.config.path),
-            "serving": front is not None and front.refusing is None,
+            "serving": front is not None
+            and front.refusing is None
+            and all(p.image.settled for p in self.pools.values()),
             "refusing": front.refusing if front is not None else "emu is not started yet",
             "engine_up": self.engine_up,
             "engine": str(self.engine.kind),

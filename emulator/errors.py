@@ -23,6 +23,10 @@ EXITED_BEFORE_HEALTHY = (
 class EmuHTTPError(Exception):
     """An error answered to the client as JSON: {"error": ..., plus details}."""
 
+    # The platform library answers this error as text/plain, with `error` as the whole body;
+    # emu does the same unless the client asks for JSON (see `PlatformError`).
+    plain = False
+
     def __init__(self, status: int, error: str, **details: Any) -> None:
         super().__init__(error)
         self.status = status
@@ -33,12 +37,20 @@ class EmuHTTPError(Exception):
         return {"error": self.error, "status": self.status, **self.details}
 
 
-class NoCapacity(EmuHTTPError):
+class PlatformError(EmuHTTPError):
+    """An error whose text is the library's own: answered as that text alone, as text/plain, so
+    code comparing `await res.text()` with it matches; the details go only to clients that send
+    `Accept: application/json` (and to /_emu/events)."""
+
+    plain = True
+
+
+class NoCapacity(PlatformError):
     def __init__(self, **details: Any) -> None:
         super().__init__(503, NO_INSTANCE, **details)
 
 
-class StartFailed(EmuHTTPError):
+class StartFailed(PlatformError):
     def __init__(self, reason: str, **details: Any) -> None:
         super().__init__(500, START_FAILED + reason, reason=reason, **details)
 

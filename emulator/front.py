@@ -10,21 +10,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from .connections import BoundedSite, Limits, Listener
 from .docker_backend import DockerBackend
 from .errors import EmuHTTPError
 from .instances import INSTANCE_NAME, Instance
 from .pools import ClassPool
-from .proxy import INSTANCE_HEADER, forward
+from .proxy import INSTANCE_HEADER, forward, target_port
 from .requests_log import CLIENT_GONE, RequestLog
 
 BINDING_HEADER = "x-emu-binding"
@@ -69,8 +71,9 @@ class Front:
         self._single = next(iter(pools.values())) if len(pools) == 1 else None
         self._bindings = {p.config.binding.lower(): p for p in pools.values()}
         self._out = out
-        # Why requests are refused, or None while serving: one check on the hot path.
-        self.refusing: str | None = "emu is still preparing images; try again"
+        # Why requests are refused (emu is shutting down), or None: one check on the hot path.
+        # While images are prepared, requests are held by their instance, not refused.
+        self.refusing: str | None = None
         self.inflight = 0
         self._drained = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None  # the proxy's, while the app runs
@@ -117,7 +120,7 @@ class Front:
         began = time.perf_counter()
         status, cold, random = CLIENT_GONE, False, False
         try:
-            if self.refusing is not None:  # building; or shutting down (a kept-alive client)
+            if self.refusing is not None:  # shutting down (a kept-alive client)
                 raise EmuHTTPError(503, self.refusing)
             route = self.route(request)
             name = request.headers.get(INSTANCE_HEADER)
@@ -131,21 +134,17 @@ class Front:
                 )
             inst = route.pool.get(name)
             inst.begin()
+            port = target_port(request, inst)
             if inst.state != "healthy":
                 cold = True
-                await inst.ensure_started()
+                await inst.ensure_started(port)
             assert self.session is not None  # set up with the app
-            resp = await forward(request, inst, self.session, route.path)
+            resp = await forward(request, inst, self.session, route.path, port)
             status = resp.status
             return resp
         except EmuHTTPError as exc:
             status = exc.status
-            body = exc.body()
-            if inst is not None:
-                body.setdefault("instance", inst.name)
-                body.setdefault("class", inst.pool.config.class_name)
-            headers = {INSTANCE_HEADER: inst.name} if inst is not None else None
-            return web.json_response(body, status=exc.status, headers=headers)
+            return error_response(request, exc, inst)
         finally:
             if inst is not None:
                 inst.end()
@@ -179,7 +178,21 @@ class Front:
         return resp
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+def error_response(
+    request: web.Request, exc: EmuHTTPError, inst: Instance | None = None
+) -> web.Response:
+    """The library's own text as text/plain where it has one (see `PlatformError`), else, or
+    when the client asks for JSON, emu's JSON with the details."""
+    headers = {INSTANCE_HEADER: inst.name} if inst is not None else None
+    if exc.plain and "application/json" not in request.headers.get("Accept", ""):
+        return web.Response(text=exc.error, status=exc.status, headers=headers)
+    body = exc.body()
+    if inst is not None:
+        body.setdefault("instance", inst.name)
+        body.setdefault("class", inst.pool.config.class_name)
+    return web.json_response(body, status=exc.status, headers=headers)
+
+
 FRONT = web.AppKey("front", Front)
 SOURCE = web.AppKey("source", Source)
 METRICS = web.AppKey("metrics", CollectorRegistry)
@@ -196,7 +209,7 @@ def make_app(
 ) -> web.Application:
     """The front's app; `install` adds more `/_emu/` routes (the cockpit's) before the
     catch-all that proxies."""
-    app = web.Application(handler_args=HANDLER_ARGS)
+    app = web.Application(handler_args=HANDLER_ARGS, middlewares=[_not_a_path])
     app[FRONT] = front
     app[SOURCE] = source
     app[METRICS] = registry
@@ -211,14 +224,32 @@ def make_app(
     return app
 
 
+@web.middleware
+async def _not_a_path(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request target that is not a path (`OPTIONS *`, `CONNECT host:443`) matches no route,
+    not even the catch-all: emu's 400 JSON instead of aiohttp's plain-text 404. (Its path is
+    empty, so the router never reaches a resource of ours: this is the one place to catch it.)"""
+    if request.match_info.http_exception is None:
+        return await handler(request)
+    if request.method == "CONNECT":
+        error = EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
+    else:
+        error = EmuHTTPError(400, "the request target must be a path, like /x")
+    return error_response(request, error)
+
+
 def make_runner(app: web.Application) -> web.AppRunner:
     return web.AppRunner(app, handler_cancellation=True, access_log=None, logger=HTTP_LOG)
 
 
-async def listen(runner: web.AppRunner, host: str, port: int) -> tuple[web.TCPSite, int]:
-    """Listen on host:port (0: a free one); returns the site and the port. ListenError when the
-    address cannot be had."""
-    site = web.TCPSite(runner, host, port)
+async def listen(
+    runner: web.AppRunner, host: str, port: int, limits: Limits
+) -> tuple[web.TCPSite, int]:
+    """Listen on host:port (0: a free one), with `limits` on client connections; returns the
+    site and the port. ListenError when the address cannot be had."""
+    assert runner.server is not None  # set up
+    args = {**HANDLER_ARGS, "logger": HTTP_LOG, "access_log": None}
+    site = BoundedSite(runner, host, port, Listener(runner.server, limits, args))
     try:
         await site.start()
     except OSError as exc:

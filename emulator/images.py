@@ -28,11 +28,25 @@ class ImageState:
         self.ref: str | None = None
         self.error: str | None = None
         self.log: list[str] = []  # the failed build's last lines
+        self._settled = asyncio.Event()  # the first build or pull has ended, either way
+
+    @property
+    def settled(self) -> bool:
+        return self._settled.is_set()
+
+    async def wait(self) -> None:
+        """Until the first build or pull has ended (or `release`)."""
+        await self._settled.wait()
+
+    def release(self) -> None:
+        """Wake whoever waits for the image (emu is shutting down)."""
+        self._settled.set()
 
     def use(self, ref: str) -> bool:
         """The image is `ref` from now on; returns whether that is a change."""
         changed = ref != self.ref
         self.ref, self.error, self.log = ref, None, []
+        self._settled.set()
         return changed
 
     def failed(self, cfg: ClassConfig, exc: DockerError) -> str:
@@ -43,6 +57,7 @@ class ImageState:
         if self.ref is None:
             self.error = reason
             self.log = list(exc.log_tail) if isinstance(exc, BuildError) else []
+        self._settled.set()
         return reason
 
     def require(self) -> str:

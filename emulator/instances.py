@@ -93,6 +93,7 @@ class Instance:
         self.paused = False  # frozen by the control API (`docker pause`), an emu extra
         # The output of its last container, read just before that was removed: (time, line).
         self.kept_logs: list[tuple[float, str]] = []
+        self.probed_ports: tuple[int, ...] = ()  # those the last start waited for
         self._start_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
@@ -134,8 +135,10 @@ class Instance:
 
     # -- start ----------------------------------------------------------------------------
 
-    async def ensure_started(self) -> None:
-        """Return once healthy; concurrent callers share one start."""
+    async def ensure_started(self, port: int | None = None) -> None:
+        """Return once healthy; concurrent callers share one start. `port` is the one the
+        request goes to: the start waits for it when the class has neither defaultPort nor
+        requiredPorts, as the platform waits for the port it was asked for."""
         while self.state is not State.HEALTHY:
             if self._stop_task is not None:
                 # Wait for the stop (its own failure is logged, not ours), but not past a start's
@@ -151,18 +154,25 @@ class Instance:
             if self._start_task is None:
                 if self.pool.runtime.state.closing:
                     raise EmuHTTPError(503, "emu is shutting down")
+                if not self.pool.image.settled:
+                    # Held until the build (or pull) ends; a failed one answers at once below.
+                    await self.pool.image.wait()
+                    continue
                 if not self.pool.runtime.state.engine_up:
                     raise EngineUnavailable("the Docker engine is not answering")
                 if self.pool.slots_used() >= self.pool.config.max_instances:
-                    self.pool.emit("no_capacity", self)
+                    # The names holding the slots may be other clients' (x-emu-instance): they
+                    # go to the event history and /_emu/status, not into this client's answer.
+                    holding = [i.name for i in self.pool.holding_slots()]
+                    self.pool.emit("no_capacity", self, running=holding)
                     raise NoCapacity(
                         class_name=self.pool.config.class_name,
                         instance=self.name,
                         max_instances=self.pool.config.max_instances,
-                        running=[i.name for i in self.pool.holding_slots()],
+                        running=len(holding),
                     )
                 self.state = State.STARTING
-                self._start_task = asyncio.create_task(self._start(), name=f"start {self.name}")
+                self._start_task = asyncio.create_task(self._start(port), name=f"start {self.name}")
                 self._start_task.add_done_callback(self._start_done)
             await asyncio.shield(self._start_task)
 
@@ -171,7 +181,7 @@ class Instance:
         if not task.cancelled():
             task.exception()  # retrieved; every waiter got it already
 
-    async def _start(self) -> None:
+    async def _start(self, port: int | None) -> None:
         rt = self.pool.runtime
         began = self._loop.time()
         self.starts += 1
@@ -205,7 +215,8 @@ class Instance:
                 self._record_exit(info.exit_code, info.oom_killed)
             self.state = State.RUNNING
             self.pool.emit("running", self)
-            await self._wait_ready(began)
+            self.probed_ports = self.ports() or ((port,) if port is not None else ())
+            await self._wait_ready(began, self.probed_ports)
         except BaseException as exc:
             await self._start_failed(exc)
             raise
@@ -240,10 +251,9 @@ class Instance:
             return cfg.required_ports
         return (cfg.default_port,) if cfg.default_port is not None else ()
 
-    async def _wait_ready(self, began: float) -> None:
+    async def _wait_ready(self, began: float, ports: tuple[int, ...]) -> None:
         rt = self.pool.runtime
         deadline = began + rt.start_timeout
-        ports = self.ports()
         pending = set(ports)
         host, path = ping_target(self.pool.config.ping_endpoint)
         exited = asyncio.ensure_future(self._exited.wait())
@@ -324,7 +334,10 @@ class Instance:
             self.last_error = exc.error
         else:
             self.last_error = f"{type(exc).__name__}: {exc}"
-        self.pool.emit("start_failed", self, error=self.last_error)
+        # The details a JSON client gets (exit code, OOM, log lines) stay in the event history.
+        details = exc.details if isinstance(exc, EmuHTTPError) else {}
+        details = {k: v for k, v in details.items() if k not in ("reason", "instance")}
+        self.pool.emit("start_failed", self, error=self.last_error, **details)
         # Its own exit code, if it exited; not the one of the kill that removes it.
         code = self.exit_code if self._exited.is_set() else None
         cid = self.container_id

@@ -13,7 +13,14 @@ from multidict import CIMultiDict, MultiMapping, istr
 from yarl import URL
 
 from .docker_types import DockerError
-from .errors import DISCONNECTED, NO_PORT, PROXY_ERROR, EmuHTTPError, EngineUnavailable
+from .errors import (
+    DISCONNECTED,
+    NO_PORT,
+    PROXY_ERROR,
+    EmuHTTPError,
+    EngineUnavailable,
+    PlatformError,
+)
 from .instances import Instance
 
 HOP_BY_HOP = (
@@ -77,17 +84,16 @@ def target_port(request: web.Request, inst: Instance) -> int:
         raise EmuHTTPError(400, f"invalid {TARGET_PORT} header: {raw!r}")
     port = inst.pool.config.default_port
     if port is None:
-        raise EmuHTTPError(500, NO_PORT)
+        raise PlatformError(500, NO_PORT)
     return port
 
 
 async def forward(
-    request: web.Request, inst: Instance, session: aiohttp.ClientSession, path: str
+    request: web.Request, inst: Instance, session: aiohttp.ClientSession, path: str, port: int
 ) -> web.StreamResponse:
-    port = target_port(request, inst)
     url = URL(f"http://{inst.ip}:{inst.host_ports.get(port, port)}{path}", encoded=True)
     if request.headers.get("upgrade", "").lower() == "websocket":
-        return await _websocket(request, inst, session, url)
+        return await _websocket(request, inst, session, url, port)
     data = request.content if request.body_exists else None
     try:
         async with session.request(
@@ -122,6 +128,10 @@ async def forward(
                 return resp
             await resp.write_eof()
             return resp
+    except aiohttp.ClientConnectorError as exc:
+        if _closed_port(exc, inst, port):
+            raise _refused(inst, port, exc) from exc
+        raise await _disconnected(inst, exc) from exc
     except (
         aiohttp.ServerDisconnectedError,
         aiohttp.ServerTimeoutError,  # connecting to a container that is gone can time out
@@ -130,7 +140,21 @@ async def forward(
     ) as exc:
         raise await _disconnected(inst, exc) from exc
     except aiohttp.ClientError as exc:
-        raise EmuHTTPError(500, PROXY_ERROR + str(exc), instance=inst.name) from exc
+        raise PlatformError(500, PROXY_ERROR + str(exc), instance=inst.name) from exc
+
+
+def _closed_port(exc: aiohttp.ClientConnectorError, inst: Instance, port: int) -> bool:
+    """A port the start did not wait for, refused: the container answers on its address, so it
+    runs, and nothing listens there. That is the library's proxy error at once, and the
+    instance stays up. A refusal on a port that answered the start means the app went away:
+    that is a disconnect, whose cause is waited for (aiohttp retries a GET whose pooled
+    connection broke, so a crash mid-request can end in a refusal too)."""
+    return isinstance(exc.os_error, ConnectionRefusedError) and port not in inst.probed_ports
+
+
+def _refused(inst: Instance, port: int, exc: aiohttp.ClientConnectorError) -> PlatformError:
+    reason = f"connection refused: nothing listens on port {port} of the container"
+    return PlatformError(500, PROXY_ERROR + reason, instance=inst.name, port=port, detail=str(exc))
 
 
 def _cut(request: web.Request, inst: Instance, exc: BaseException) -> None:
@@ -162,11 +186,11 @@ async def _disconnected(inst: Instance, exc: BaseException) -> EmuHTTPError:
         details["oom_killed"] = inst.oom_killed
         if inst.oom_killed:
             details["reason"] = "the container ran out of memory and was killed"
-    return EmuHTTPError(500, DISCONNECTED, **details)
+    return PlatformError(500, DISCONNECTED, **details)
 
 
 async def _websocket(
-    request: web.Request, inst: Instance, session: aiohttp.ClientSession, url: URL
+    request: web.Request, inst: Instance, session: aiohttp.ClientSession, url: URL, port: int
 ) -> web.StreamResponse:
     protocols = [
         p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
@@ -175,7 +199,11 @@ async def _websocket(
     try:
         up = await session.ws_connect(url, headers=headers, protocols=protocols, autoping=False)
     except aiohttp.WSServerHandshakeError as exc:
-        raise EmuHTTPError(exc.status or 502, PROXY_ERROR + str(exc), instance=inst.name) from exc
+        raise PlatformError(exc.status or 502, PROXY_ERROR + str(exc), instance=inst.name) from exc
+    except aiohttp.ClientConnectorError as exc:
+        if _closed_port(exc, inst, port):
+            raise _refused(inst, port, exc) from exc
+        raise await _disconnected(inst, exc) from exc
     except aiohttp.ClientError as exc:
         raise await _disconnected(inst, exc) from exc
     # The subprotocol is the one the container chose.

@@ -21,6 +21,9 @@ from emulator import labels
 from emulator.testing import EmuProcess, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
+# emu answers an error that has the platform library's text as that text alone (text/plain);
+# a client that sends this header gets the JSON with the details instead.
+JSON = {"Accept": "application/json"}
 EXECUTOR = REPO / "executor"
 
 T = TypeVar("T")

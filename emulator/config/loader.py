@@ -18,8 +18,11 @@ from .document import Document, locate, read_document, select_env
 from .formats import FieldPath
 from .model import (
     DEFAULT,
+    DEFAULT_HEADER_TIMEOUT,
     DEFAULT_HOST,
     DEFAULT_INSTANCE_TYPE,
+    DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_INSTANCES,
     DEFAULT_PORT,
     DEFAULT_START_TIMEOUT,
@@ -83,6 +86,9 @@ def load_config(
         seed=settings.seed,
         start_timeout=settings.start_timeout,
         stop_grace=settings.stop_grace,
+        header_timeout=settings.header_timeout,
+        keepalive_timeout=settings.keepalive_timeout,
+        max_connections=settings.max_connections,
         origins=origins,
         warnings=tuple(warnings),
     )
@@ -173,12 +179,27 @@ class _Globals:
     seed: int | None
     start_timeout: float
     stop_grace: float
+    header_timeout: float
+    keepalive_timeout: float
+    max_connections: int
     origins: Mapping[str, Origin]
+
+
+_GLOBAL_FLAGS = (
+    "host",
+    "port",
+    "seed",
+    "start_timeout",
+    "stop_grace",
+    "header_timeout",
+    "keepalive_timeout",
+    "max_connections",
+)
 
 
 def _global_settings(doc: Document, overrides: Overrides) -> _Globals:
     origins: dict[str, Origin] = {}
-    for key in ("host", "port", "seed", "start_timeout", "stop_grace"):
+    for key in _GLOBAL_FLAGS:
         given = getattr(overrides, key) is not None
         origins[key] = Origin(f"flag --{key.replace('_', '-')}") if given else DEFAULT
     host = DEFAULT_HOST
@@ -206,6 +227,21 @@ def _global_settings(doc: Document, overrides: Overrides) -> _Globals:
             _flag_duration("stop-grace", overrides.stop_grace)
             if overrides.stop_grace is not None
             else DEFAULT_STOP_GRACE
+        ),
+        header_timeout=(
+            _flag_duration("header-timeout", overrides.header_timeout, positive=True)
+            if overrides.header_timeout is not None
+            else DEFAULT_HEADER_TIMEOUT
+        ),
+        keepalive_timeout=(
+            _flag_duration("keepalive-timeout", overrides.keepalive_timeout, positive=True)
+            if overrides.keepalive_timeout is not None
+            else DEFAULT_KEEPALIVE_TIMEOUT
+        ),
+        max_connections=(
+            _flag_int("max-connections", overrides.max_connections, 1)
+            if overrides.max_connections is not None
+            else DEFAULT_MAX_CONNECTIONS
         ),
         origins=origins,
     )

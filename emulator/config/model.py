@@ -151,6 +151,9 @@ class Config:
     seed: int | None = None
     start_timeout: float = 20.0
     stop_grace: float = 900.0
+    header_timeout: float = 10.0
+    keepalive_timeout: float = 60.0
+    max_connections: int = 1000
     origins: Mapping[str, Origin] = field(default_factory=dict)  # for host, port, ...
     warnings: tuple[str, ...] = ()  # e.g. an unreadable Worker source and its defaults
 
@@ -165,6 +168,9 @@ class Overrides:
     sleep_after: str | None = None
     start_timeout: str | None = None
     stop_grace: str | None = None
+    header_timeout: str | None = None
+    keepalive_timeout: str | None = None
+    max_connections: int | None = None
     seed: int | None = None
     host: str | None = None
     port: int | None = None
@@ -207,6 +213,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 DEFAULT_START_TIMEOUT = 20.0
 DEFAULT_STOP_GRACE = 900.0  # the platform's SIGKILL 15 minutes after SIGTERM
+# Client connections of the front. A legitimate client sends its headers at once; idle pooled
+# connections are kept longer than the usual client pools keep them (undici 4 s, aiohttp 15 s),
+# so that the client, not emu, closes them.
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_KEEPALIVE_TIMEOUT = 60.0
+DEFAULT_MAX_CONNECTIONS = 1000
 
 # What the Container class and getRandom default to, for warnings when the source is not read.
 SOURCE_DEFAULTS_TEXT = (

@@ -26,7 +26,11 @@ _GLOBAL_KEYS = (
     "seed",
     "start_timeout",
     "stop_grace",
+    "header_timeout",
+    "keepalive_timeout",
+    "max_connections",
 )
+_DURATIONS = ("sleep_after", "start_timeout", "stop_grace", "header_timeout", "keepalive_timeout")
 _CLASS_KEYS = tuple(f.name for f in fields(ClassConfig) if f.name not in ("class_name", "origins"))
 
 
@@ -103,7 +107,14 @@ def _instance_type_text(t: InstanceType) -> str:
 
 
 def _text_value(key: str, value: object, root: Path) -> str:
-    if key in ("sleep_after", "start_timeout", "stop_grace") and isinstance(value, float):
+    durations = (
+        "sleep_after",
+        "start_timeout",
+        "stop_grace",
+        "header_timeout",
+        "keepalive_timeout",
+    )
+    if key in durations and isinstance(value, float):
         return format_duration(value)
     if isinstance(value, InstanceType):
         return _instance_type_text(value)

@@ -26,6 +26,7 @@ from emulator.labels import MANAGED
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import (
+    JSON,
     REPO,
     Project,
     container_gone,
@@ -187,7 +188,7 @@ def test_max_instances_is_enforced(
             responses = list(
                 pool.map(
                     lambda n: requests.get(
-                        emu.url + "/health", headers={"x-emu-instance": n}, timeout=60
+                        emu.url + "/health", headers={"x-emu-instance": n, **JSON}, timeout=60
                     ),
                     names,
                 )
@@ -217,7 +218,7 @@ def test_build_error_answers_500_json_with_the_log(tmp_path: Path, emu_up: EmuUp
         tmp_path, "FROM python:3.11-slim\nRUN echo 'compiling the thing' && exit 7\n"
     )
     emu = emu_up(path)
-    resp = requests.get(emu.url + "/", headers={"x-emu-instance": "instance-0"}, timeout=60)
+    resp = requests.get(emu.url + "/", headers={"x-emu-instance": "instance-0", **JSON}, timeout=60)
     assert resp.status_code == 500
     body = resp.json()
     assert body["error"].startswith("Failed to start container: image build failed")
@@ -390,7 +391,7 @@ def test_required_ports_must_all_answer_on_the_ping_endpoint(tmp_path: Path, emu
         ),
         start_timeout="2s",
     )
-    resp = requests.get(missing.url + "/health", timeout=60)
+    resp = requests.get(missing.url + "/health", headers=JSON, timeout=60)
     assert resp.status_code == 500
     assert "port 8001 did not answer" in resp.json()["error"]
 

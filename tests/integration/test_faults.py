@@ -24,6 +24,7 @@ from emulator.errors import DISCONNECTED, EXITED_BEFORE_HEALTHY, START_FAILED
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import (
+    JSON,
     Project,
     container_gone,
     containers,
@@ -41,7 +42,8 @@ EXECUTOR_PORT = 8000
 
 
 def get(emu: RunningEmulator, path: str, name: str, **kwargs: Any) -> requests.Response:
-    return requests.get(emu.url + path, headers={"x-emu-instance": name}, timeout=60, **kwargs)
+    headers = {"x-emu-instance": name, **JSON}
+    return requests.get(emu.url + path, headers=headers, timeout=60, **kwargs)
 
 
 def post(emu: RunningEmulator, path: str, name: str) -> requests.Response:

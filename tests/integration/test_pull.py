@@ -181,7 +181,7 @@ def test_a_missing_image_reference_is_pulled_then_served(
 def test_a_failed_pull_answers_500_with_the_reason(tmp_path: Path, emu_up: EmuUp) -> None:
     image = f"127.0.0.1:{free_port()}/emu-nowhere:1"  # nothing listens there
     emu = emu_up(reference_project(tmp_path, image))
-    resp = requests.get(emu.url + "/", timeout=60)
+    resp = requests.get(emu.url + "/", headers={"Accept": "application/json"}, timeout=60)
     assert resp.status_code == 500
     error = resp.json()["error"]
     assert error.startswith(f"Failed to start container: image pull of {image} failed: "), error

@@ -152,6 +152,9 @@ def test_seed_project_origins(seed: Path) -> None:
         "seed": "default",
         "start_timeout": "default",
         "stop_grace": "default",
+        "header_timeout": "default",
+        "keepalive_timeout": "default",
+        "max_connections": "default",
     }
 
 
@@ -697,6 +700,9 @@ def test_overrides(tmp_path: Path) -> None:
         sleep_after="30s",
         start_timeout="0.5",
         stop_grace="1m",
+        header_timeout="2s",
+        keepalive_timeout="1m",
+        max_connections=50,
         seed=7,
         host="0.0.0.0",
         port=0,
@@ -716,7 +722,15 @@ def test_overrides(tmp_path: Path) -> None:
         "seed": "flag --seed",
         "start_timeout": "flag --start-timeout",
         "stop_grace": "flag --stop-grace",
+        "header_timeout": "flag --header-timeout",
+        "keepalive_timeout": "flag --keepalive-timeout",
+        "max_connections": "flag --max-connections",
     }
+    assert (config.header_timeout, config.keepalive_timeout, config.max_connections) == (
+        2.0,
+        60.0,
+        50,
+    )
 
 
 @pytest.mark.parametrize(
@@ -731,6 +745,9 @@ def test_overrides(tmp_path: Path) -> None:
         (Overrides(port=70000), "flag --port"),
         (Overrides(port=-1), "flag --port"),
         (Overrides(host=""), "flag --host"),
+        (Overrides(header_timeout="0"), "flag --header-timeout"),
+        (Overrides(keepalive_timeout="1d"), "flag --keepalive-timeout"),
+        (Overrides(max_connections=0), "flag --max-connections"),
     ],
 )
 def test_bad_flags(tmp_path: Path, overrides: Overrides, where: str) -> None:
