@@ -27,6 +27,7 @@ from .docker_types import ContainerInfo, DockerError, DockerUnavailable
 from .durations import format_duration
 from .emulator import Emulator
 from .front import ListenError
+from .instance_spec import Capacity, capacity_note
 from .sweep import remove_images, running_urls, sweep_project, sweep_session
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -251,10 +252,32 @@ async def _force(emu: Emulator) -> None:
 def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
     """Print the resolved settings and where each came from."""
     config = _load(config_path, _overrides(kw))
+    notes = _engine_notes(config)
     if as_json:
-        click.echo(json.dumps(config_mod.as_json(config), indent=2))
+        click.echo(json.dumps({**config_mod.as_json(config), "engine_notes": notes}, indent=2))
     else:
         click.echo(config_mod.describe(config))
+        if notes:
+            click.echo("\nthis Docker engine\n" + "\n".join(f"  - {n}" for n in notes))
+
+
+def _engine_notes(config: Config) -> list[str]:
+    """What of each class's instance type this machine's engine cannot give (as `emu up` says
+    it); nothing when there is no engine to ask."""
+
+    async def ask() -> Capacity | None:
+        try:
+            async with DockerBackend() as docker:
+                info = await docker.connect()
+        except DockerError:
+            return None
+        return Capacity(info.cpus, info.memory_bytes)
+
+    capacity = asyncio.run(ask())
+    if capacity is None:
+        return []
+    notes = [(c.class_name, capacity_note(c.instance_type, capacity)) for c in config.classes]
+    return [f"{name}: {note}" for name, note in notes if note is not None]
 
 
 def _project(config_path: Path | None, all_projects: bool) -> str | None:

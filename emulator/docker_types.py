@@ -33,6 +33,8 @@ class EngineInfo:
     backing_filesystem: str
     cgroup_version: str
     disk_quota_supported: bool
+    cpus: int = 0  # what the engine can give a container; 0: unknown
+    memory_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ def engine_info(data: Mapping[str, Any]) -> EngineInfo:
         backing_filesystem=backing,
         cgroup_version=str(data.get("CgroupVersion", "1")),
         disk_quota_supported=quota,
+        cpus=int(data.get("NCPU") or 0),
+        memory_bytes=int(data.get("MemTotal") or 0),
     )
 
 

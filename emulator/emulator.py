@@ -28,6 +28,7 @@ from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
+from .instance_spec import Capacity, capacity_note
 from .pools import ClassPool, Runtime, SessionState
 from .reaper import Reaper
 from .sweep import sweep_project, sweep_session
@@ -148,6 +149,10 @@ class Emulator:
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0))
         )
         self._make_pools(info, probe)
+        for pool in self.pools.values():  # said once: the containers run all the same
+            note = capacity_note(pool.config.instance_type, pool.runtime.capacity)
+            if note is not None:
+                self._out("emu", f"{pool.config.class_name}: {note}")
         self.docker.watch_events(
             labels.session_filter(self.session_id), self._on_docker_event, self._on_engine
         )
@@ -176,6 +181,7 @@ class Emulator:
             disk_enforced=info.disk_quota_supported,
             on_event=self._on_event,
             state=self._state,
+            capacity=Capacity(info.cpus, info.memory_bytes),
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:

@@ -5,10 +5,44 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from . import labels
-from .config import ClassConfig
+from .config import ClassConfig, InstanceType
 from .docker_types import ContainerSpec
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the Docker engine has for one container: its CPUs and memory (0: unknown)."""
+
+    cpus: int = 0
+    memory_bytes: int = 0
+
+
+def nano_cpus(itype: InstanceType, capacity: Capacity) -> int:
+    """The type's vCPU, capped at the engine's CPU count: the engine refuses more ("Range of
+    CPUs is from 0.01 to 2.00") on every start."""
+    wanted = round(itype.vcpu * 1e9)
+    return min(wanted, capacity.cpus * 10**9) if capacity.cpus else wanted
+
+
+def capacity_note(itype: InstanceType, capacity: Capacity) -> str | None:
+    """What of the type this engine cannot give, in one line; None when it fits."""
+    notes = []
+    if capacity.cpus and itype.vcpu > capacity.cpus:
+        notes.append(
+            f"{itype.vcpu:g} vCPU is more than this Docker engine's {capacity.cpus} CPUs: "
+            f"containers get {capacity.cpus} (NanoCpus capped), the memory limit is kept"
+        )
+    total_mib = capacity.memory_bytes // 2**20
+    if capacity.memory_bytes and itype.memory_mib * 2**20 > capacity.memory_bytes:
+        notes.append(
+            f"{itype.memory_mib} MiB memory is more than this Docker engine's {total_mib} MiB: "
+            "the limit is kept, so a container can run the machine out of memory before it "
+            "reaches its own limit"
+        )
+    return f"instance type {itype.name}: " + "; ".join(notes) if notes else None
 
 
 def durable_object_id(class_name: str, name: str) -> str:
@@ -25,6 +59,7 @@ def container_spec(
     session_labels: Mapping[str, str],
     name_prefix: str,
     disk_enforced: bool,
+    capacity: Capacity = Capacity(),
 ) -> ContainerSpec:
     itype = cfg.instance_type
     object_id = durable_object_id(cfg.class_name, name)
@@ -44,7 +79,7 @@ def container_spec(
         network=network,
         environment=env,
         entrypoint=cfg.entrypoint,
-        nano_cpus=round(itype.vcpu * 1e9),
+        nano_cpus=nano_cpus(itype, capacity),
         memory_bytes=itype.memory_mib * 1024 * 1024,
         disk_bytes=itype.disk_mb * 1000 * 1000 if disk_enforced else None,
         hostname=_slug(name)[:63],

@@ -209,6 +209,7 @@ class Instance:
             session_labels=rt.labels,
             name_prefix=rt.name_prefix,
             disk_enforced=rt.disk_enforced,
+            capacity=rt.capacity,
         )
 
     @property

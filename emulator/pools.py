@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -16,6 +16,7 @@ from .config import ClassConfig
 from .docker_backend import DockerBackend
 from .docker_types import Event
 from .images import ImageState
+from .instance_spec import Capacity, capacity_note
 from .instances import HOLDS_SLOT, Instance, State
 
 MAX_REMEMBERED = 1000  # instance records per class before stopped ones are forgotten
@@ -44,6 +45,7 @@ class Runtime:
     disk_enforced: bool
     on_event: Callable[[str, dict[str, Any]], None]  # for logs and the event history
     state: SessionState
+    capacity: Capacity = field(default_factory=Capacity)  # the engine's CPUs and memory
 
 
 class ClassPool:
@@ -149,6 +151,8 @@ class ClassPool:
                 "memory_mib": cfg.instance_type.memory_mib,
                 "disk_mb": cfg.instance_type.disk_mb,
             },
+            # What of the instance type this engine cannot give (CPU capped), or None.
+            "engine_note": capacity_note(cfg.instance_type, self.runtime.capacity),
             "default_port": cfg.default_port,
             "required_ports": list(cfg.required_ports),
             "sleep_after_s": cfg.sleep_after,
