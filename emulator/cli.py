@@ -64,7 +64,12 @@ def settings_options(fn: F) -> F:
         click.option(
             "--start-timeout", help="How long a start may take to answer.  [default: 20s]"
         ),
-        click.option("--stop-grace", help="SIGTERM to SIGKILL on stop.  [default: 15m]"),
+        click.option(
+            "--stop-grace",
+            help="SIGTERM to SIGKILL on stop. A container that ignores SIGTERM runs and is "
+            "served until then, and gets SIGTERM again after its next idle period.  "
+            "[default: 15m]",
+        ),
         click.option(
             "--seed", type=int, help="Seed the instance choice, for reproducible routing."
         ),

@@ -81,7 +81,7 @@ def status_table(data: dict[str, Any]) -> str:
                 str(i["requests"]),
                 str(i["starts"]),
                 "-" if i["cold_start_ms"] is None else f"{i['cold_start_ms']:.0f}",
-                "-" if i["sleeps_in_s"] is None else f"{i['sleeps_in_s']:.0f}s",
+                _sleeps_text(i),
                 _memory_text(i.get("memory_bytes"), itype["memory_mib"]),
                 "-" if i.get("cpu_throttled_s") is None else f"{i['cpu_throttled_s']:.1f}s",
                 (i["last_error"] or "")[:60],
@@ -90,6 +90,14 @@ def status_table(data: dict[str, Any]) -> str:
         ]
         lines += columns(rows)
     return "\n".join(lines)
+
+
+def _sleeps_text(inst: dict[str, Any]) -> str:
+    """When it sleeps; for a stopping instance, when SIGKILL comes (--stop-grace)."""
+    kill_in = inst.get("kill_in_s")
+    if kill_in is not None:
+        return f"SIGKILL in {kill_in:.0f}s"
+    return "-" if inst["sleeps_in_s"] is None else f"{inst['sleeps_in_s']:.0f}s"
 
 
 def _memory_text(used: int | None, limit_mib: int) -> str:

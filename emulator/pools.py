@@ -18,6 +18,7 @@ from .docker_types import Event
 from .images import ImageState
 from .instance_spec import Capacity, capacity_note
 from .instances import HOLDS_SLOT, Instance, State
+from .stopping import Stopping
 
 MAX_REMEMBERED = 1000  # instance records per class before stopped ones are forgotten
 
@@ -90,7 +91,7 @@ class ClassPool:
     def slots_used(self) -> int:
         return sum(1 for i in self.instances.values() if i.state in HOLDS_SLOT)
 
-    def emit(self, kind: str, inst: Instance, **extra: Any) -> None:
+    def emit(self, kind: str, inst: Stopping, **extra: Any) -> None:  # Stopping: an Instance
         self.runtime.on_event(
             kind, {"class": self.config.class_name, "instance": inst.name, **extra}
         )

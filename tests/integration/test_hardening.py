@@ -5,7 +5,6 @@ from outside, `emu ps` and `emu down` beside a live `emu up`, and `--watch` repl
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +56,60 @@ def test_instance_type_above_the_engines_cpus_runs_capped_and_says_so(
     assert shown.returncode == 0 and "4 vCPU is more than" in shown.stdout, shown.stdout
     as_json = json.loads(emu_cli("config", "--json", "-c", str(path)).stdout)
     assert any("NanoCpus capped" in n for n in as_json["engine_notes"])
+
+
+# -- a container that ignores SIGTERM (issue 9, defect 3; issue 12, messages) -----------------
+
+
+def test_a_container_ignoring_sigterm_keeps_serving_and_is_signalled_again(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    emu = emu_up(Project(instances=1, sleep_after="1s").write(tmp_path), stop_grace="60s")
+    assert get(emu, "s").status_code == 200
+    cid = emu.instances()["s"]["container_id"]
+    assert post(emu, "s", "/diag/ignore-sigterm").status_code == 200
+    wait_for(lambda: emu.instances()["s"]["state"] == "stopping", 10, "the idle stop")
+    # As on the platform: the container still runs, so it is still served; no 503.
+    resp = get(emu, "s")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["x-emu-instance"] == "s"
+    inst = emu.instances()["s"]
+    assert inst["container_id"] == cid and inst["state"] == "stopping"
+    assert 50 < inst["kill_in_s"] <= 60
+    # Its next idle period ends 1 s after that request: SIGTERM again, SIGKILL 60 s from then.
+    wait_for(
+        lambda: any(e.get("reason") == "sleepAfter expired again" for e in events_of(emu, "s")),
+        10,
+        "the second SIGTERM",
+    )
+    assert emu.instances()["s"]["kill_in_s"] > 55
+    said = wait_for(
+        lambda: [e for e in events_of(emu, "s") if e["event"] == "sigterm_ignored"],
+        10,
+        "the log to say that it ignores SIGTERM",
+    )
+    assert "ignores SIGTERM" in said[0]["reason"] and "--stop-grace" in said[0]["reason"]
+    table = emu_cli("status", "--url", emu.url)
+    assert table.returncode == 0 and "SIGKILL in" in table.stdout, table.stdout
+    assert not container_gone(docker_client, cid)
+
+
+def test_still_stopping_503_names_the_cause_and_the_remedy(tmp_path: Path, emu_up: EmuUp) -> None:
+    """A stop that no longer serves (a replacement during an idle stop), on a container that
+    ignores SIGTERM: a request waits --start-timeout, then learns why and what to do."""
+    emu = emu_up(
+        Project(instances=1, sleep_after="1s").write(tmp_path), stop_grace="60s", start_timeout="2s"
+    )
+    assert get(emu, "s").status_code == 200
+    assert post(emu, "s", "/diag/ignore-sigterm").status_code == 200
+    wait_for(lambda: emu.instances()["s"]["state"] == "stopping", 10, "the idle stop")
+
+    async def replace() -> None:
+        emu.emulator.pools["PythonExecutorContainer"].replace_running("image rebuilt", 30)
+
+    emu.call(replace())
+    resp = get(emu, "s")
+    assert resp.status_code == 503
+    error = resp.json()["error"]
+    assert "ignored SIGTERM" in error and "handle SIGTERM" in error and "--stop-grace" in error
+    assert any(e["event"] == "still_stopping" for e in events_of(emu, "s"))
