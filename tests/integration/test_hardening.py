@@ -92,6 +92,12 @@ def test_a_container_ignoring_sigterm_keeps_serving_and_is_signalled_again(
     table = emu_cli("status", "--url", emu.url)
     assert table.returncode == 0 and "SIGKILL in" in table.stdout, table.stdout
     assert not container_gone(docker_client, cid)
+    # Killed from outside while stopping: the log says so, not "sleepAfter expired".
+    docker_client.containers.get(cid).kill()
+    stopped = wait_for(
+        lambda: [e for e in events_of(emu, "s") if e["event"] == "stopped"], 10, "the stop"
+    )
+    assert stopped[0]["reason"] == "killed outside emu" and stopped[0]["exit_code"] == 137
 
 
 def test_still_stopping_503_names_the_cause_and_the_remedy(tmp_path: Path, emu_up: EmuUp) -> None:
@@ -113,3 +119,33 @@ def test_still_stopping_503_names_the_cause_and_the_remedy(tmp_path: Path, emu_u
     error = resp.json()["error"]
     assert "ignored SIGTERM" in error and "handle SIGTERM" in error and "--stop-grace" in error
     assert any(e["event"] == "still_stopping" for e in events_of(emu, "s"))
+
+
+# -- an instance killed from outside (issue 12, behaviour 4) ------------------------------------
+
+
+def test_kill_and_removal_outside_emu_are_logged_as_such(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    lines: list[str] = []
+    emu = emu_up(
+        Project(instances=2).write(tmp_path), on_output=lambda source, line: lines.append(line)
+    )
+    for name, outside, reason in (
+        ("k", lambda c: c.kill(), "killed outside emu"),
+        ("r", lambda c: c.remove(force=True), "removed outside emu"),
+    ):
+        assert get(emu, name).status_code == 200
+        cid = emu.instances()[name]["container_id"]
+        outside(docker_client.containers.get(cid))
+        exited = wait_for(
+            lambda n=name: [e for e in events_of(emu, n) if e["event"] == "exited"],
+            10,
+            f"the exit of {name}",
+        )
+        assert exited[0]["reason"] == reason and exited[0]["exit_code"] == 137, exited
+        assert reason in (emu.instances()[name]["last_error"] or "")
+        assert any(f"{name} exited reason={reason}" in line for line in lines), lines[-5:]
+        assert not any(e.get("reason") == "sleepAfter expired" for e in events_of(emu, name))
+        wait_for(lambda c=cid: container_gone(docker_client, c), 10, "the container's removal")
+        assert get(emu, name).status_code == 200  # and the next request starts a fresh one
