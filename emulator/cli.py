@@ -28,7 +28,8 @@ from .durations import format_duration
 from .emulator import Emulator
 from .front import ListenError
 from .instance_spec import Capacity, capacity_note
-from .sweep import remove_images, running_urls, sweep_project, sweep_session
+from .runs import stop_emu_up
+from .sweep import live_runs, remove_images, running_urls, sweep_project, sweep_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
@@ -402,9 +403,30 @@ def _running_url(config_path: Path | None, env: str | None) -> str:
 @config_option
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
 @click.option("--images", is_flag=True, help="Also remove the images emu built for the project.")
-def down(config_path: Path | None, all_projects: bool, images: bool) -> None:
-    """Remove all of the project's containers and networks, also those of a running emu up."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove them also from under a running emu up, instead of asking it to stop.",
+)
+def down(config_path: Path | None, all_projects: bool, images: bool, force: bool) -> None:
+    """Remove all of the project's containers and networks. A running emu up of the project is
+    asked to stop (SIGTERM) first, and emu down waits for it."""
     project = _project(config_path, all_projects)
+
+    async def live() -> dict[int, str]:
+        async with DockerBackend() as docker:
+            await docker.connect()
+            return await live_runs(docker, project)
+
+    for pid in sorted(_run(live())):
+        if force:
+            click.echo(f"emu up (pid {pid}) is running: removing its containers from under it")
+        else:
+            click.echo(f"emu up (pid {pid}) is running: asking it to stop (SIGTERM)")
+            problem = stop_emu_up(pid)
+            if problem is not None:
+                _fail(problem)
+            click.echo(f"emu up (pid {pid}) stopped")
 
     async def sweep() -> list[str]:
         async with DockerBackend() as docker:

@@ -35,6 +35,7 @@ from .docker_types import (
     EngineInfo,
     Event,
     NameInUse,
+    NetworkMissing,
     Usage,
     container_info,
     engine_info,
@@ -290,13 +291,18 @@ class DockerBackend:
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:
                     raise NameInUse(_short(exc)) from exc
+                if (missing := _network_missing(exc)) is not None:
+                    raise missing from exc
                 raise
             try:
                 container.start()
                 container.reload()
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
+                missing = _network_missing(exc)
+                if missing is not None:
+                    raise missing from exc
                 raise
             return container_info(container.attrs, spec.network)
 
@@ -478,6 +484,16 @@ def _in_daemon_thread(loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> a
 def _api_client(timeout: int | None) -> docker.APIClient:
     """A client of its own for a long call, so that it never holds up the shared one."""
     return docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env())  # type: ignore[arg-type]
+
+
+def _network_missing(exc: BaseException) -> NetworkMissing | None:
+    """The engine checks the network at create or at start: "network X not found"."""
+    if not isinstance(exc, docker.errors.APIError):
+        return None
+    text = _short(exc)
+    if exc.status_code == 404 and text.startswith("network ") and "not found" in text:
+        return NetworkMissing(text)
+    return None
 
 
 def _looks_unreachable(exc: BaseException) -> bool:

@@ -20,6 +20,10 @@ class NameInUse(DockerError):
     """A container of that name already exists."""
 
 
+class NetworkMissing(DockerError):
+    """The network a container was to join is gone (pruned, or removed from outside)."""
+
+
 class BuildError(DockerError):
     def __init__(self, message: str, log_tail: list[str]) -> None:
         super().__init__(message)

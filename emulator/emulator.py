@@ -93,6 +93,7 @@ class Emulator:
         self._front: Front | None = None
         self._stack: AsyncExitStack | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
+        self._restoring: asyncio.Future[None] | None = None
         self.port: int = config.port
         self.disk_note: str | None = None
 
@@ -182,6 +183,7 @@ class Emulator:
             on_event=self._on_event,
             state=self._state,
             capacity=Capacity(info.cpus, info.memory_bytes),
+            restore_networks=self._restore_networks,
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:
@@ -200,13 +202,30 @@ class Emulator:
         stack.push_async_callback(self._cancel_reconcile)
         site, self.port = await front_listen(runner, self.config.host, self.config.port)
         stack.push_async_callback(_quietly, site.stop)
+        await self._make_networks(exist_ok=False)
+
+    async def _make_networks(self, *, exist_ok: bool) -> None:
         network_labels = labels.network_labels(self.labels, self.local_url)
         runtime = next(iter(self.pools.values())).runtime
-        await self.docker.create_network(runtime.network, network_labels, internal=False)
+        wanted = [(runtime.network, False)]
         if any(not p.config.enable_internet for p in self.pools.values()):
-            await self.docker.create_network(
-                runtime.internal_network, network_labels, internal=True
-            )
+            wanted.append((runtime.internal_network, True))
+        for name, internal in wanted:
+            try:
+                await self.docker.create_network(name, network_labels, internal=internal)
+            except DockerError as exc:
+                if not exist_ok or "already exists" not in str(exc):
+                    raise
+                continue
+            if exist_ok:
+                self._on_event("network_recreated", {"network": name})
+
+    async def _restore_networks(self) -> None:
+        """Networks removed under a running emu: made again once, for every start that
+        found them missing at the same time."""
+        if self._restoring is None or self._restoring.done():
+            self._restoring = asyncio.ensure_future(self._make_networks(exist_ok=True))
+        await asyncio.shield(self._restoring)
 
     def _start_watching(self, stack: AsyncExitStack) -> None:
         stop = asyncio.Event()

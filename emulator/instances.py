@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from .docker_types import ContainerSpec, DockerError, DockerUnavailable, NameInUse
+from .docker_types import (
+    ContainerInfo,
+    ContainerSpec,
+    DockerError,
+    DockerUnavailable,
+    NameInUse,
+    NetworkMissing,
+)
 from .errors import (
     EXITED_BEFORE_HEALTHY,
     EmuHTTPError,
@@ -152,7 +159,6 @@ class Instance(Stopping):
             task.exception()  # retrieved; every waiter got it already
 
     async def _start(self) -> None:
-        rt = self.pool.runtime
         began = self._loop.time()
         self.starts += 1
         self.exit_code = None
@@ -164,13 +170,7 @@ class Instance(Stopping):
         try:
             spec = self._spec(self.pool.image.require())
             try:
-                try:
-                    info = await rt.docker.run_container(spec)
-                except NameInUse:
-                    # Our own earlier container under this name, which could not be removed
-                    # (the engine was down): it is dead weight now.
-                    await rt.docker.remove_container(spec.name)
-                    info = await rt.docker.run_container(spec)
+                info = await self._create(spec)
             except DockerUnavailable as exc:
                 raise EngineUnavailable(str(exc)) from exc
             except DockerError as exc:
@@ -192,6 +192,20 @@ class Instance(Stopping):
         self.state = State.HEALTHY
         self.pool.emit("healthy", self)
         self.renew()
+
+    async def _create(self, spec: ContainerSpec) -> ContainerInfo:
+        rt = self.pool.runtime
+        try:
+            return await rt.docker.run_container(spec)
+        except NameInUse:
+            # Our own earlier container under this name, which could not be removed (the
+            # engine was down): it is dead weight now.
+            await rt.docker.remove_container(spec.name)
+        except NetworkMissing:
+            # emu's network was removed under it (`docker network prune`, an `emu down
+            # --force` elsewhere): make it again, with its labels, and serve on.
+            await rt.restore_networks()
+        return await rt.docker.run_container(spec)
 
     def _spec(self, image: str) -> ContainerSpec:
         rt = self.pool.runtime

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,10 @@ class SessionState:
     closing: bool = False  # emu is shutting down: no more starts
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Runtime:
     """What every instance of a session shares."""
@@ -47,6 +51,7 @@ class Runtime:
     on_event: Callable[[str, dict[str, Any]], None]  # for logs and the event history
     state: SessionState
     capacity: Capacity = field(default_factory=Capacity)  # the engine's CPUs and memory
+    restore_networks: Callable[[], Awaitable[None]] = _nothing  # makes removed networks again
 
 
 class ClassPool:

@@ -5,6 +5,7 @@ from outside, `emu ps` and `emu down` beside a live `emu up`, and `--watch` repl
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import docker
 import pytest
 import requests
 
+from emulator import labels
 from emulator.pytest_plugin import EmuUp
-from emulator.testing import RunningEmulator, wait_for
-from tests.support import Project, container_gone, emu_cli
+from emulator.testing import EmuProcess, RunningEmulator, wait_for
+from tests.support import Project, container_gone, containers, emu_cli, hit, networks
 
 pytestmark = pytest.mark.docker
 
@@ -131,21 +133,73 @@ def test_kill_and_removal_outside_emu_are_logged_as_such(
     emu = emu_up(
         Project(instances=2).write(tmp_path), on_output=lambda source, line: lines.append(line)
     )
-    for name, outside, reason in (
-        ("k", lambda c: c.kill(), "killed outside emu"),
-        ("r", lambda c: c.remove(force=True), "removed outside emu"),
+    for name, remove, reason in (
+        ("k", False, "killed outside emu"),
+        ("r", True, "removed outside emu"),
     ):
         assert get(emu, name).status_code == 200
         cid = emu.instances()[name]["container_id"]
-        outside(docker_client.containers.get(cid))
-        exited = wait_for(
-            lambda n=name: [e for e in events_of(emu, n) if e["event"] == "exited"],
-            10,
-            f"the exit of {name}",
-        )
-        assert exited[0]["reason"] == reason and exited[0]["exit_code"] == 137, exited
+        container = docker_client.containers.get(cid)
+        if remove:
+            container.remove(force=True)
+        else:
+            container.kill()
+
+        def exited(name: str = name) -> list[dict[str, Any]]:
+            return [e for e in events_of(emu, name) if e["event"] == "exited"]
+
+        found = wait_for(exited, 10, f"the exit of {name}")
+        assert found[0]["reason"] == reason and found[0]["exit_code"] == 137, found
         assert reason in (emu.instances()[name]["last_error"] or "")
         assert any(f"{name} exited reason={reason}" in line for line in lines), lines[-5:]
         assert not any(e.get("reason") == "sleepAfter expired" for e in events_of(emu, name))
-        wait_for(lambda c=cid: container_gone(docker_client, c), 10, "the container's removal")
+        wait_for(partial(container_gone, docker_client, cid), 10, "the container's removal")
         assert get(emu, name).status_code == 200  # and the next request starts a fresh one
+
+
+# -- emu's network removed under a running emu up; emu down beside it (issue 9, defect 2) -------
+
+
+def test_network_removed_under_emu_up_is_made_again_and_emu_down_asks_it_to_stop(
+    tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    path = Project(instances=2).write(tmp_path)
+    proc = EmuProcess(path, "--no-logs").start()
+    try:
+        hit(proc, "a")
+        # What `docker rm -f` of everything, then `docker network prune`, does to it.
+        for c in containers(docker_client, session=proc.session):
+            c.remove(force=True)
+        for n in networks(docker_client, session=proc.session):
+            n.remove()
+        resp = requests.get(proc.url + "/health", headers={"x-emu-instance": "b"}, timeout=60)
+        assert resp.status_code == 200, resp.text
+        (net,) = networks(docker_client, session=proc.session)
+        assert net.attrs["Labels"][labels.URL] == proc.url  # with its labels: emu status finds it
+        assert "network_recreated" in proc.output
+        hit(proc, "a")  # the one whose container was removed, too
+
+        down = emu_cli("down", "-c", str(path))
+        assert down.returncode == 0, down.stderr
+        assert f"emu up (pid {proc.pid}) is running: asking it to stop (SIGTERM)" in down.stdout
+        assert f"emu up (pid {proc.pid}) stopped" in down.stdout
+        assert proc.wait(10) == 0, proc.tail()  # a clean stop, not resources pulled from under it
+        assert "stopped; all containers and networks removed" in proc.output
+        assert containers(docker_client, project=proc.project) == []
+        assert networks(docker_client, project=proc.project) == []
+    finally:
+        proc.kill()
+
+
+def test_emu_down_leaves_an_emulator_inside_another_program_alone_without_force(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    path = Project(instances=1).write(tmp_path)
+    emu = emu_up(path)
+    assert get(emu, "a").status_code == 200
+    down = emu_cli("down", "-c", str(path))
+    assert down.returncode == 1 and "inside another program" in down.stderr, down.stderr
+    assert get(emu, "a").status_code == 200
+    forced = emu_cli("down", "--force", "-c", str(path))
+    assert forced.returncode == 0 and "from under it" in forced.stdout, forced.stdout
+    assert containers(docker_client, session=emu.status()["session"]) == []
