@@ -28,7 +28,7 @@ from .durations import format_duration
 from .emulator import Emulator
 from .front import ListenError
 from .instance_spec import Capacity, capacity_note
-from .runs import stop_emu_up
+from .runs import emu_states, stop_emu_up
 from .sweep import live_runs, remove_images, running_urls, sweep_project, sweep_session
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -302,21 +302,24 @@ def _project(config_path: Path | None, all_projects: bool) -> str | None:
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ps(config_path: Path | None, all_projects: bool, as_json: bool) -> None:
-    """List the project's instances (from Docker labels; works from any terminal)."""
+    """List the project's instances (from Docker labels; works from any terminal). STATE is
+    emu's (healthy, stopping, ...) where the project's emu up runs, else Docker's."""
     found = labels.project_labels(_project(config_path, all_projects))
 
-    async def list_() -> list[ContainerInfo]:
+    async def list_() -> tuple[list[ContainerInfo], list[str]]:
         async with DockerBackend() as docker:
             await docker.connect()
-            return await docker.list_containers(found)
+            urls = await running_urls(docker, found.get(labels.PROJECT))
+            return await docker.list_containers(found), list(urls)
 
-    rows = _run(list_())
+    rows, urls = _run(list_())
+    states = emu_states(urls)  # where an emu up runs, its own state names, as emu status shows
     if as_json:
-        click.echo(ps_json(rows))
+        click.echo(ps_json(rows, states))
     elif not rows:
         click.echo("no instances running")
     else:
-        click.echo(ps_table(rows))
+        click.echo(ps_table(rows, states))
 
 
 @main.command(short_help="Show a running emu up's instances.")

@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import labels
@@ -112,13 +112,20 @@ def columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-def ps_json(rows: Sequence[ContainerInfo]) -> str:
+def _state(c: ContainerInfo, states: Mapping[str, str]) -> tuple[str, str]:
+    """(state, whose): emu's, where a running emu up knows the container, else Docker's."""
+    return (states[c.id], "emu") if c.id in states else (c.status, "docker")
+
+
+def ps_json(rows: Sequence[ContainerInfo], states: Mapping[str, str]) -> str:
     return json.dumps(
         [
             {
                 "id": c.id[:12],
                 "name": c.name,
                 "status": c.status,
+                "state": _state(c, states)[0],
+                "state_from": _state(c, states)[1],
                 **{
                     k.removeprefix(labels.PREFIX): v
                     for k, v in c.labels.items()
@@ -131,13 +138,13 @@ def ps_json(rows: Sequence[ContainerInfo]) -> str:
     )
 
 
-def ps_table(rows: Sequence[ContainerInfo]) -> str:
+def ps_table(rows: Sequence[ContainerInfo], states: Mapping[str, str]) -> str:
     head = ("CLASS", "INSTANCE", "STATE", "CONTAINER", "SESSION", "PID")
     table = [head] + [
         (
             c.labels.get(labels.CLASS, "?"),
             c.labels.get(labels.INSTANCE, "?"),
-            c.status,
+            "{} ({})".format(*_state(c, states)),
             c.id[:12],
             c.labels.get(labels.SESSION, "?"),
             c.labels.get(labels.PID, "?"),

@@ -291,22 +291,22 @@ class DockerBackend:
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:
                     raise NameInUse(_short(exc)) from exc
-                if (missing := _network_missing(exc)) is not None:
-                    raise missing from exc
                 raise
             try:
                 container.start()
                 container.reload()
-            except BaseException as exc:
+            except BaseException:
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
-                missing = _network_missing(exc)
-                if missing is not None:
-                    raise missing from exc
                 raise
             return container_info(container.attrs, spec.network)
 
-        return await self._run(run)
+        try:
+            return await self._run(run)
+        except DockerError as exc:  # the engine checks the network at create or at start
+            if str(exc).startswith("network ") and str(exc).endswith("not found"):
+                raise NetworkMissing(str(exc)) from exc
+            raise
 
     async def inspect(self, container_id: str, network: str | None = None) -> ContainerInfo | None:
         def get() -> ContainerInfo | None:
@@ -484,16 +484,6 @@ def _in_daemon_thread(loop: asyncio.AbstractEventLoop, fn: Callable[[], T]) -> a
 def _api_client(timeout: int | None) -> docker.APIClient:
     """A client of its own for a long call, so that it never holds up the shared one."""
     return docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env())  # type: ignore[arg-type]
-
-
-def _network_missing(exc: BaseException) -> NetworkMissing | None:
-    """The engine checks the network at create or at start: "network X not found"."""
-    if not isinstance(exc, docker.errors.APIError):
-        return None
-    text = _short(exc)
-    if exc.status_code == 404 and text.startswith("network ") and "not found" in text:
-        return NetworkMissing(text)
-    return None
 
 
 def _looks_unreachable(exc: BaseException) -> bool:

@@ -4,9 +4,12 @@ down`), and what state their instances are in (`emu ps`)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
+import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 # `emu down` waiting for a running `emu up` to stop: it drains (10 s) and stops its instances
@@ -56,3 +59,20 @@ def pid_alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return stat.rpartition(")")[2].split()[0] != "Z"
     return True
+
+
+def emu_states(urls: Iterable[str], timeout: float = 5.0) -> dict[str, str]:
+    """container id -> the state emu gives its instance (`healthy`, `stopping`, ...), from the
+    `/_emu/status` of each running `emu up` at `urls`; one that does not answer adds nothing."""
+    states: dict[str, str] = {}
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/_emu/status", timeout=timeout) as r:
+                data = json.load(r)
+        except (OSError, ValueError):
+            continue
+        for cls in data.get("classes", []):
+            for inst in cls.get("instances", []):
+                if inst.get("container_id"):
+                    states[str(inst["container_id"])] = str(inst["state"])
+    return states

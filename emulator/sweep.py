@@ -68,9 +68,9 @@ async def live_runs(docker: DockerBackend, project: str | None) -> dict[int, str
     }
 
 
-async def running_urls(docker: DockerBackend, project: str) -> dict[str, str]:
-    """Where the project's running `emu up`s listen, from their networks' labels: url -> the
-    wrangler environment it serves ("" for the top level)."""
+async def running_urls(docker: DockerBackend, project: str | None) -> dict[str, str]:
+    """Where the project's running `emu up`s listen (every project's when None), from their
+    networks' labels: url -> the wrangler environment it serves ("" for the top level)."""
     networks = await docker.list_networks(labels.project_labels(project))
     return {
         lab[labels.URL]: lab.get(labels.ENV, "")

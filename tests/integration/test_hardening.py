@@ -203,3 +203,27 @@ def test_emu_down_leaves_an_emulator_inside_another_program_alone_without_force(
     forced = emu_cli("down", "--force", "-c", str(path))
     assert forced.returncode == 0 and "from under it" in forced.stdout, forced.stdout
     assert containers(docker_client, session=emu.status()["session"]) == []
+
+
+# -- emu ps: emu's state where an emu up runs, Docker's otherwise (issue 12, behaviour 5) -------
+
+
+def test_emu_ps_shows_emus_state_while_emu_up_runs_and_dockers_after(
+    tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    path = Project(instances=1).write(tmp_path)
+    proc = EmuProcess(path, "--no-logs", "--no-reaper").start()
+    try:
+        hit(proc, "a")
+        ps = emu_cli("ps", "-c", str(path))
+        assert ps.returncode == 0 and "healthy (emu)" in ps.stdout, ps.stdout
+        (row,) = json.loads(emu_cli("ps", "--json", "-c", str(path)).stdout)
+        assert (row["state"], row["state_from"], row["status"]) == ("healthy", "emu", "running")
+        assert proc.instances()["a"]["state"] == row["state"]  # as emu status says
+        proc.kill()  # no emu up any more: Docker's word is all there is
+        ps = emu_cli("ps", "-c", str(path))
+        assert ps.returncode == 0 and "running (docker)" in ps.stdout, ps.stdout
+    finally:
+        proc.kill()
+        emu_cli("down", "-c", str(path))
+    assert containers(docker_client, project=proc.project) == []
