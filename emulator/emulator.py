@@ -304,12 +304,15 @@ class Emulator:
         gracefully; the next request for it starts the new image). A failed rebuild keeps the
         previous image serving."""
         pool = self.pools[cfg.class_name]
+        pool.image.rebuilding()
         try:
             tag = await self._image(cfg)
         except DockerError as exc:
             pool.image.failed(cfg, exc)
             self._on_event("rebuild_failed", {"class": cfg.class_name, "error": str(exc)})
             return
+        finally:
+            pool.image.done_rebuilding()
         if not pool.image.use(tag):
             return
         self._on_event("rebuilt", {"class": cfg.class_name, "image": tag})

@@ -60,6 +60,7 @@ def container_spec(
     name_prefix: str,
     disk_enforced: bool,
     capacity: Capacity = Capacity(),
+    name_suffix: str = "",
 ) -> ContainerSpec:
     itype = cfg.instance_type
     object_id = durable_object_id(cfg.class_name, name)
@@ -73,7 +74,8 @@ def container_spec(
     }
     return ContainerSpec(
         # The slug alone would make "Foo" and "foo", or "x_1" and "x-1", one container.
-        name=f"{name_prefix}-{_slug(cfg.class_name)}-{_slug(name)[:40]}-{object_id[:6]}",
+        name=f"{name_prefix}-{_slug(cfg.class_name)}-{_slug(name)[:40]}-{object_id[:6]}"
+        + name_suffix,
         image=image,
         labels=labels.instance_labels(session_labels, cfg.class_name, cfg.binding, name),
         network=network,

@@ -61,9 +61,11 @@ def ping_target(ping_endpoint: str) -> tuple[str, str]:
 
 
 class Instance(Stopping):
-    def __init__(self, pool: ClassPool, name: str) -> None:
+    def __init__(self, pool: ClassPool, name: str, container_suffix: str = "") -> None:
         self.pool = pool
         self.name = name
+        # A replacement's container runs beside the one it replaces: another container name.
+        self.container_suffix = container_suffix
         self.state = State.STOPPED
         self.container_id: str | None = None
         self.ip: str | None = None
@@ -168,6 +170,7 @@ class Instance(Stopping):
         self._reset_stop()
         self.pool.emit("starting", self)
         try:
+            await self.pool.image.rebuilt()  # a start during a rebuild takes the new image
             spec = self._spec(self.pool.image.require())
             try:
                 info = await self._create(spec)
@@ -218,6 +221,7 @@ class Instance(Stopping):
             name_prefix=rt.name_prefix,
             disk_enforced=rt.disk_enforced,
             capacity=rt.capacity,
+            name_suffix=self.container_suffix,
         )
 
     @property

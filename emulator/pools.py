@@ -64,6 +64,10 @@ class ClassPool:
         self.instances: dict[str, Instance] = {}
         self.by_container: dict[str, Instance] = {}
         self.image = ImageState()
+        # Not (or no longer) under their name: replacements being started beside a running
+        # instance, and the instances they replaced while those stop. They hold slots.
+        self.extra: set[Instance] = set()
+        self._swaps: set[asyncio.Task[None]] = set()
 
     @property
     def network(self) -> str:
@@ -91,10 +95,10 @@ class ClassPool:
             del self.instances[inst.name]
 
     def holding_slots(self) -> list[Instance]:
-        return [i for i in self.instances.values() if i.state in HOLDS_SLOT]
+        return [i for i in (*self.instances.values(), *self.extra) if i.state in HOLDS_SLOT]
 
     def slots_used(self) -> int:
-        return sum(1 for i in self.instances.values() if i.state in HOLDS_SLOT)
+        return len(self.holding_slots())
 
     def emit(self, kind: str, inst: Stopping, **extra: Any) -> None:  # Stopping: an Instance
         self.runtime.on_event(
@@ -128,15 +132,41 @@ class ClassPool:
         ]
 
     def replace_running(self, reason: str, grace: float) -> None:
-        """Stop every instance that has a container; the next request for it starts afresh."""
+        """Replace every instance that has a container. A healthy one, while `max_instances`
+        leaves a slot, keeps serving until its replacement is healthy, then stops; the others
+        stop now, and the next request for them starts afresh."""
         for inst in list(self.instances.values()):
-            if inst.container_id is not None:
+            if inst.state is State.HEALTHY and self.slots_used() < self.config.max_instances:
+                new = Instance(self, inst.name, container_suffix=f"-r{inst.starts + 1}")
+                self.extra.add(new)
+                task = asyncio.create_task(self._swap(inst, new, reason, grace))
+                self._swaps.add(task)
+                task.add_done_callback(self._swaps.discard)
+            elif inst.container_id is not None:
                 inst.stop(reason, grace)
+
+    async def _swap(self, old: Instance, new: Instance, reason: str, grace: float) -> None:
+        """Start `new` beside `old`; once it is healthy, it takes the name and `old` retires."""
+        try:
+            await new.ensure_started()
+        except Exception:  # logged by its start; the plain way then: the next request starts one
+            old.stop(reason, grace)
+            return
+        finally:
+            self.extra.discard(new)
+        closing = self.runtime.state.closing
+        if closing or self.instances.get(old.name) is not old:
+            new.stop("emu is shutting down" if closing else "replaced meanwhile", grace)
+            return
+        new.requests, new.starts = old.requests, old.starts + new.starts
+        self.instances[old.name] = new
+        self.extra.add(old)
+        old.stop(reason, grace).add_done_callback(lambda _: self.extra.discard(old))
 
     def stop_all(self, grace: float) -> list[asyncio.Task[None]]:
         return [
             inst.stop("emu is shutting down", grace)
-            for inst in self.instances.values()
+            for inst in (*self.instances.values(), *self.extra)
             if inst.container_id is not None or inst.starting
         ]
 

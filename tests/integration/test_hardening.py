@@ -5,6 +5,8 @@ from outside, `emu ps` and `emu down` beside a live `emu up`, and `--watch` repl
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,15 @@ import requests
 from emulator import labels
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess, RunningEmulator, wait_for
-from tests.support import Project, container_gone, containers, emu_cli, hit, networks
+from tests.support import (
+    Project,
+    container_gone,
+    containers,
+    dockerfile_project,
+    emu_cli,
+    hit,
+    networks,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -227,3 +237,47 @@ def test_emu_ps_shows_emus_state_while_emu_up_runs_and_dockers_after(
         proc.kill()
         emu_cli("down", "-c", str(path))
     assert containers(docker_client, project=proc.project) == []
+
+
+# -- --watch: requests during a rebuild, and replacing start-first (issue 12, behaviour 3) ------
+
+
+def test_watch_holds_starts_for_the_rebuild_and_replaces_new_container_first(
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+) -> None:
+    path = dockerfile_project(
+        tmp_path,
+        "FROM python:3.11-slim\nCOPY version.txt /srv/version.txt\nWORKDIR /srv\n"
+        "RUN sleep 2\n"  # a rebuild that takes a while, not a wait in the test
+        # python as PID 1 ignores SIGTERM: the replaced container takes its whole grace (10 s).
+        'CMD ["python", "-m", "http.server", "8000"]\n',
+        {"version.txt": f"v1 {uuid.uuid4().hex}"},
+    )
+    lines: list[str] = []
+    emu = emu_up(path, watch=True, on_output=lambda source, line: lines.append(line))
+    assert get(emu, "a", "/version.txt").text.startswith("v1")
+    old = emu.instances()["a"]["container_id"]
+
+    def builds() -> int:
+        return sum(line.startswith("building ") for line in list(lines))
+
+    before = builds()
+    v2 = f"v2 {uuid.uuid4().hex}"  # a new image: a cached one would not be rebuilt
+    (tmp_path / "container" / "version.txt").write_text(v2)
+    wait_for(lambda: builds() > before, 30, "the rebuild to begin")
+    # A start while the rebuild runs waits for it, and gets the new image.
+    assert get(emu, "b", "/version.txt").text == v2
+    rebuilt = next(e for e in emu.events() if e["event"] == "rebuilt")
+
+    # The running one: its replacement starts first, takes the name once healthy, then the old
+    # container stops. The edit is served long before the old one's 10 s grace is over.
+    wait_for(lambda: get(emu, "a", "/version.txt").text == v2, 30, "a to serve v2", every=0.1)
+    served = time.time()
+    assert served - rebuilt["time"] < 8, f"v2 served {served - rebuilt['time']:.1f} s after"
+    assert not container_gone(docker_client, old)  # still stopping (it ignores SIGTERM)
+    of_a = [(e["event"], e.get("reason")) for e in events_of(emu, "a")]
+    healthy = [i for i, (kind, _) in enumerate(of_a) if kind == "healthy"]
+    assert len(healthy) == 2 and ("stopping", "image rebuilt") in of_a[healthy[1] :], of_a
+    assert emu.instances()["a"]["container_id"] not in (None, old)
+    wait_for(lambda: container_gone(docker_client, old), 20, "the old container's removal")
+    assert emu.status()["classes"][0]["running"] == 2  # a (replaced) and b
