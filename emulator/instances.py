@@ -167,7 +167,7 @@ class Instance(Stopping):
         self.oom_killed = False
         self.last_error = None
         self._exited = asyncio.Event()
-        self._reset_stop()
+        self._new_container()
         self.pool.emit("starting", self)
         try:
             await self.pool.image.rebuilt()  # a start during a rebuild takes the new image

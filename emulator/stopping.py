@@ -54,10 +54,15 @@ class Stopping:
         async def _wait_exited(self, timeout: float) -> None: ...
 
     def _reset_stop(self) -> None:
-        """For a new container (and a new Instance)."""
+        """For a new Instance."""
         self._kill_at = math.inf  # loop time of the SIGKILL while stopping
-        self._termed: float | None = None  # loop time of the last SIGTERM
         self._keep_serving = False  # an idle stop: requests still go to the container
+        self._new_container()
+
+    def _new_container(self) -> None:
+        """What is known of one container's end. (A stop asked for during its start keeps its
+        SIGKILL time.)"""
+        self._termed: float | None = None  # loop time of the last SIGTERM
         self._said_ignored = False  # the log said that it ignores the last SIGTERM
         self._killing = False  # emu sent SIGKILL
         self._removing = False  # emu is removing the container
