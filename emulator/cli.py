@@ -28,7 +28,9 @@ from .durations import format_duration
 from .emulator import Emulator
 from .engines import Engine, EngineError, EngineKind
 from .front import ListenError
-from .sweep import remove_images, running_urls, sweep_project, sweep_session
+from .instance_spec import Capacity, capacity_note
+from .runs import emu_states, stop_emu_up
+from .sweep import live_runs, remove_images, running_urls, sweep_project, sweep_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
@@ -85,7 +87,12 @@ def settings_options(fn: F) -> F:
         click.option(
             "--start-timeout", help="How long a start may take to answer.  [default: 20s]"
         ),
-        click.option("--stop-grace", help="SIGTERM to SIGKILL on stop.  [default: 15m]"),
+        click.option(
+            "--stop-grace",
+            help="SIGTERM to SIGKILL on stop. A container that ignores SIGTERM runs and is "
+            "served until then, and gets SIGTERM again after its next idle period.  "
+            "[default: 15m]",
+        ),
         click.option(
             "--header-timeout",
             help="Time a client may take to send a request's headers.  [default: 10s]",
@@ -314,10 +321,32 @@ async def _force(emu: Emulator) -> None:
 def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
     """Print the resolved settings and where each came from."""
     config = _load(config_path, _overrides(kw))
+    notes = _engine_notes(config)
     if as_json:
-        click.echo(json.dumps(config_mod.as_json(config), indent=2))
+        click.echo(json.dumps({**config_mod.as_json(config), "engine_notes": notes}, indent=2))
     else:
         click.echo(config_mod.describe(config))
+        if notes:
+            click.echo("\nthis Docker engine\n" + "\n".join(f"  - {n}" for n in notes))
+
+
+def _engine_notes(config: Config) -> list[str]:
+    """What of each class's instance type this machine's engine cannot give (as `emu up` says
+    it); nothing when there is no engine to ask."""
+
+    async def ask() -> Capacity | None:
+        try:
+            async with DockerBackend() as docker:
+                info = await docker.connect()
+        except DockerError:
+            return None
+        return Capacity(info.cpus, info.memory_bytes)
+
+    capacity = asyncio.run(ask())
+    if capacity is None:
+        return []
+    notes = [(c.class_name, capacity_note(c.instance_type, capacity)) for c in config.classes]
+    return [f"{name}: {note}" for name, note in notes if note is not None]
 
 
 def _project(config_path: Path | None, all_projects: bool) -> str | None:
@@ -337,21 +366,24 @@ def _project(config_path: Path | None, all_projects: bool) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @engine_option
 def ps(config_path: Path | None, all_projects: bool, as_json: bool, engine: str | None) -> None:
-    """List the project's instances (from Docker labels; works from any terminal)."""
+    """List the project's instances (from Docker labels; works from any terminal). STATE is
+    emu's (healthy, stopping, ...) where the project's emu up runs, else Docker's."""
     found = labels.project_labels(_project(config_path, all_projects))
 
-    async def list_() -> list[ContainerInfo]:
+    async def list_() -> tuple[list[ContainerInfo], list[str]]:
         async with _backend(engine) as docker:
             await docker.connect()
-            return await docker.list_containers(found)
+            urls = await running_urls(docker, found.get(labels.PROJECT))
+            return await docker.list_containers(found), list(urls)
 
-    rows = _run(list_())
+    rows, urls = _run(list_())
+    states = emu_states(urls)  # where an emu up runs, its own state names, as emu status shows
     if as_json:
-        click.echo(ps_json(rows))
+        click.echo(ps_json(rows, states))
     elif not rows:
         click.echo("no instances running")
     else:
-        click.echo(ps_table(rows))
+        click.echo(ps_table(rows, states))
 
 
 @main.command(short_help="Show a running emu up's instances.")
@@ -438,10 +470,33 @@ def _running_url(config_path: Path | None, env: str | None) -> str:
 @config_option
 @click.option("--all", "all_projects", is_flag=True, help="Every project's, not just this one's.")
 @click.option("--images", is_flag=True, help="Also remove the images emu built for the project.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove them also from under a running emu up, instead of asking it to stop.",
+)
 @engine_option
-def down(config_path: Path | None, all_projects: bool, images: bool, engine: str | None) -> None:
-    """Remove all of the project's containers and networks, also those of a running emu up."""
+def down(
+    config_path: Path | None, all_projects: bool, images: bool, force: bool, engine: str | None
+) -> None:
+    """Remove all of the project's containers and networks. A running emu up of the project is
+    asked to stop (SIGTERM) first, and emu down waits for it."""
     project = _project(config_path, all_projects)
+
+    async def live() -> dict[int, str]:
+        async with _backend(engine) as docker:
+            await docker.connect()
+            return await live_runs(docker, project)
+
+    for pid in sorted(_run(live())):
+        if force:
+            click.echo(f"emu up (pid {pid}) is running: removing its containers from under it")
+        else:
+            click.echo(f"emu up (pid {pid}) is running: asking it to stop (SIGTERM)")
+            problem = stop_emu_up(pid)
+            if problem is not None:
+                _fail(problem)
+            click.echo(f"emu up (pid {pid}) stopped")
 
     async def sweep() -> list[str]:
         async with _backend(engine) as docker:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import labels
@@ -81,7 +81,7 @@ def status_table(data: dict[str, Any]) -> str:
                 str(i["requests"]),
                 str(i["starts"]),
                 "-" if i["cold_start_ms"] is None else f"{i['cold_start_ms']:.0f}",
-                "-" if i["sleeps_in_s"] is None else f"{i['sleeps_in_s']:.0f}s",
+                _sleeps_text(i),
                 _memory_text(i.get("memory_bytes"), itype["memory_mib"]),
                 "-" if i.get("cpu_throttled_s") is None else f"{i['cpu_throttled_s']:.1f}s",
                 (i["last_error"] or "")[:60],
@@ -90,6 +90,14 @@ def status_table(data: dict[str, Any]) -> str:
         ]
         lines += columns(rows)
     return "\n".join(lines)
+
+
+def _sleeps_text(inst: dict[str, Any]) -> str:
+    """When it sleeps; for a stopping instance, when SIGKILL comes (--stop-grace)."""
+    kill_in = inst.get("kill_in_s")
+    if kill_in is not None:
+        return f"SIGKILL in {kill_in:.0f}s"
+    return "-" if inst["sleeps_in_s"] is None else f"{inst['sleeps_in_s']:.0f}s"
 
 
 def _memory_text(used: int | None, limit_mib: int) -> str:
@@ -104,7 +112,12 @@ def columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-def ps_json(rows: Sequence[ContainerInfo]) -> str:
+def _state(c: ContainerInfo, states: Mapping[str, str]) -> tuple[str, str]:
+    """(state, whose): emu's, where a running emu up knows the container, else Docker's."""
+    return (states[c.id], "emu") if c.id in states else (c.status, "docker")
+
+
+def ps_json(rows: Sequence[ContainerInfo], states: Mapping[str, str]) -> str:
     return json.dumps(
         [
             {
@@ -112,6 +125,8 @@ def ps_json(rows: Sequence[ContainerInfo]) -> str:
                 "name": c.name,
                 "status": c.status,
                 **({"node": c.node} if c.node is not None else {}),
+                "state": _state(c, states)[0],
+                "state_from": _state(c, states)[1],
                 **{
                     k.removeprefix(labels.PREFIX): v
                     for k, v in c.labels.items()
@@ -124,7 +139,7 @@ def ps_json(rows: Sequence[ContainerInfo]) -> str:
     )
 
 
-def ps_table(rows: Sequence[ContainerInfo]) -> str:
+def ps_table(rows: Sequence[ContainerInfo], states: Mapping[str, str]) -> str:
     nodes = any(c.node is not None for c in rows)  # a Swarm's services: where each runs
     head = ("CLASS", "INSTANCE", "STATE", "CONTAINER", "SESSION", "PID") + (
         ("NODE",) if nodes else ()
@@ -133,7 +148,7 @@ def ps_table(rows: Sequence[ContainerInfo]) -> str:
         (
             c.labels.get(labels.CLASS, "?"),
             c.labels.get(labels.INSTANCE, "?"),
-            c.status,
+            "{} ({})".format(*_state(c, states)),
             c.id[:12],
             c.labels.get(labels.SESSION, "?"),
             c.labels.get(labels.PID, "?"),

@@ -144,6 +144,7 @@ class Cockpit:
                 await self._pause(inst, cid, False)
             signum = signal.SIGKILL if signum is None else signum
             inst.pool.emit("signalled", inst, signal=_signal_name(signum))
+            inst.signalled_by_emu(f"{_signal_name(signum)} through the control API")
             await self._docker(self.docker.signal(cid, str(signum)))
         return inst.snapshot()
 

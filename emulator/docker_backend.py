@@ -35,6 +35,7 @@ from .docker_types import (
     EngineInfo,
     Event,
     NameInUse,
+    NetworkMissing,
     Usage,
     container_info,
     engine_info,
@@ -307,7 +308,12 @@ class DockerBackend:
                 raise
             return container_info(container.attrs, spec.network)
 
-        return await self._run(run)
+        try:
+            return await self._run(run)
+        except DockerError as exc:  # the engine checks the network at create or at start
+            if str(exc).startswith("network ") and str(exc).endswith("not found"):
+                raise NetworkMissing(str(exc)) from exc
+            raise
 
     async def inspect(self, container_id: str, network: str | None = None) -> ContainerInfo | None:
         def get() -> ContainerInfo | None:

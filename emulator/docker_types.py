@@ -25,6 +25,10 @@ class Unschedulable(DockerError):
     scheduler's reason."""
 
 
+class NetworkMissing(DockerError):
+    """The network a container was to join is gone (pruned, or removed from outside)."""
+
+
 class BuildError(DockerError):
     def __init__(self, message: str, log_tail: list[str]) -> None:
         super().__init__(message)
@@ -38,6 +42,8 @@ class EngineInfo:
     backing_filesystem: str
     cgroup_version: str
     disk_quota_supported: bool
+    cpus: int = 0  # what the engine can give a container; 0: unknown
+    memory_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,8 @@ def engine_info(data: Mapping[str, Any]) -> EngineInfo:
         backing_filesystem=backing,
         cgroup_version=str(data.get("CgroupVersion", "1")),
         disk_quota_supported=quota,
+        cpus=int(data.get("NCPU") or 0),
+        memory_bytes=int(data.get("MemTotal") or 0),
     )
 
 

@@ -31,6 +31,7 @@ from .engines import Engine, in_container
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
+from .instance_spec import Capacity, capacity_note
 from .pools import ClassPool, Runtime, SessionState
 from .reaper import Reaper
 from .requests_log import RequestLog
@@ -117,6 +118,7 @@ class Emulator:
         self._front: Front | None = None
         self._stack: AsyncExitStack | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
+        self._restoring: asyncio.Future[None] | None = None
         self.port: int = config.port
         self.disk_note: str | None = None
 
@@ -173,6 +175,10 @@ class Emulator:
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0))
         )
         self._make_pools(info, probe)
+        for pool in self.pools.values():  # said once: the containers run all the same
+            note = capacity_note(pool.config.instance_type, pool.runtime.capacity)
+            if note is not None:
+                self._out("emu", f"{pool.config.class_name}: {note}")
         self.docker.watch_events(
             labels.session_filter(self.session_id), self._on_docker_event, self._on_engine
         )
@@ -203,6 +209,8 @@ class Emulator:
             on_event=self._on_event,
             state=self._state,
             publish_address=self.engine.publish_address,
+            capacity=Capacity(info.cpus, info.memory_bytes),
+            restore_networks=self._restore_networks,
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:
@@ -226,17 +234,33 @@ class Emulator:
         limits = Limits(cfg.header_timeout, cfg.keepalive_timeout, cfg.max_connections)
         site, self.port = await front_listen(runner, cfg.host, cfg.port, limits)
         stack.push_async_callback(_quietly, site.stop)
+        await self._make_networks(exist_ok=False)
+
+    async def _make_networks(self, *, exist_ok: bool) -> None:
         network_labels = labels.network_labels(self.labels, self.local_url)
         runtime = next(iter(self.pools.values())).runtime
-        await self.docker.create_network(runtime.network, network_labels, internal=False)
-        made = [runtime.network]
+        wanted = [(runtime.network, False)]
         if any(not p.config.enable_internet for p in self.pools.values()):
-            await self.docker.create_network(
-                runtime.internal_network, network_labels, internal=True
-            )
-            made.append(runtime.internal_network)
-        if in_container.in_container():  # compose.yaml: reach the instances from in there
-            await in_container.join(self.docker, stack, made)
+            wanted.append((runtime.internal_network, True))
+        for name, internal in wanted:
+            try:
+                await self.docker.create_network(name, network_labels, internal=internal)
+            except DockerError as exc:
+                if not exist_ok or "already exists" not in str(exc):
+                    raise
+                continue
+            if in_container.in_container():  # compose.yaml: reach the instances from in there
+                assert self._stack is not None
+                await in_container.join(self.docker, self._stack, [name])
+            if exist_ok:
+                self._on_event("network_recreated", {"network": name})
+
+    async def _restore_networks(self) -> None:
+        """Networks removed under a running emu: made again once, for every start that
+        found them missing at the same time."""
+        if self._restoring is None or self._restoring.done():
+            self._restoring = asyncio.ensure_future(self._make_networks(exist_ok=True))
+        await asyncio.shield(self._restoring)
 
     def _start_watching(self, stack: AsyncExitStack) -> None:
         stop = asyncio.Event()
@@ -317,12 +341,15 @@ class Emulator:
         gracefully; the next request for it starts the new image). A failed rebuild keeps the
         previous image serving."""
         pool = self.pools[cfg.class_name]
+        pool.image.rebuilding()
         try:
             tag = await self._image(cfg)
         except DockerError as exc:
             pool.image.failed(cfg, exc)
             self._on_event("rebuild_failed", {"class": cfg.class_name, "error": str(exc)})
             return
+        finally:
+            pool.image.done_rebuilding()
         if not pool.image.use(tag):
             return
         self._on_event("rebuilt", {"class": cfg.class_name, "image": tag})

@@ -41,6 +41,24 @@ class ImageState:
     def release(self) -> None:
         """Wake whoever waits for the image (emu is shutting down)."""
         self._settled.set()
+        self._rebuild: asyncio.Event | None = None  # set when the rebuild under way ends
+
+    def rebuilding(self) -> None:
+        """A rebuild (`--watch`) begins: starts wait for it (`rebuilt`) until `done_rebuilding`."""
+        if self._rebuild is None:
+            self._rebuild = asyncio.Event()
+
+    def done_rebuilding(self) -> None:
+        if self._rebuild is not None:
+            self._rebuild.set()
+            self._rebuild = None
+
+    async def rebuilt(self) -> None:
+        """Return once no rebuild is under way, so that a start gets the new image, not the
+        one being replaced (a failed rebuild leaves the old one). The build's own timeout
+        bounds the wait."""
+        if self._rebuild is not None:
+            await self._rebuild.wait()
 
     def use(self, ref: str) -> bool:
         """The image is `ref` from now on; returns whether that is a change."""

@@ -5,10 +5,44 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from . import labels
-from .config import ClassConfig
+from .config import ClassConfig, InstanceType
 from .docker_types import ContainerSpec
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What the Docker engine has for one container: its CPUs and memory (0: unknown)."""
+
+    cpus: int = 0
+    memory_bytes: int = 0
+
+
+def nano_cpus(itype: InstanceType, capacity: Capacity) -> int:
+    """The type's vCPU, capped at the engine's CPU count: the engine refuses more ("Range of
+    CPUs is from 0.01 to 2.00") on every start."""
+    wanted = round(itype.vcpu * 1e9)
+    return min(wanted, capacity.cpus * 10**9) if capacity.cpus else wanted
+
+
+def capacity_note(itype: InstanceType, capacity: Capacity) -> str | None:
+    """What of the type this engine cannot give, in one line; None when it fits."""
+    notes = []
+    if capacity.cpus and itype.vcpu > capacity.cpus:
+        notes.append(
+            f"{itype.vcpu:g} vCPU is more than this Docker engine's {capacity.cpus} CPUs: "
+            f"containers get {capacity.cpus} (NanoCpus capped), the memory limit is kept"
+        )
+    total_mib = capacity.memory_bytes // 2**20
+    if capacity.memory_bytes and itype.memory_mib * 2**20 > capacity.memory_bytes:
+        notes.append(
+            f"{itype.memory_mib} MiB memory is more than this Docker engine's {total_mib} MiB: "
+            "the limit is kept, so a container can run the machine out of memory before it "
+            "reaches its own limit"
+        )
+    return f"instance type {itype.name}: " + "; ".join(notes) if notes else None
 
 
 def durable_object_id(class_name: str, name: str) -> str:
@@ -26,6 +60,8 @@ def container_spec(
     name_prefix: str,
     disk_enforced: bool,
     publish_address: str | None = None,
+    capacity: Capacity = Capacity(),
+    name_suffix: str = "",
 ) -> ContainerSpec:
     itype = cfg.instance_type
     object_id = durable_object_id(cfg.class_name, name)
@@ -39,13 +75,14 @@ def container_spec(
     }
     return ContainerSpec(
         # The slug alone would make "Foo" and "foo", or "x_1" and "x-1", one container.
-        name=f"{name_prefix}-{_slug(cfg.class_name)}-{_slug(name)[:40]}-{object_id[:6]}",
+        name=f"{name_prefix}-{_slug(cfg.class_name)}-{_slug(name)[:40]}-{object_id[:6]}"
+        + name_suffix,
         image=image,
         labels=labels.instance_labels(session_labels, cfg.class_name, cfg.binding, name),
         network=network,
         environment=env,
         entrypoint=cfg.entrypoint,
-        nano_cpus=round(itype.vcpu * 1e9),
+        nano_cpus=nano_cpus(itype, capacity),
         memory_bytes=itype.memory_mib * 1024 * 1024,
         disk_bytes=itype.disk_mb * 1000 * 1000 if disk_enforced else None,
         hostname=_slug(name)[:63],

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
-import math
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from .docker_types import (
+    ContainerInfo,
     ContainerSpec,
     DockerError,
     DockerUnavailable,
-    Event,
     NameInUse,
+    NetworkMissing,
     Unschedulable,
 )
 from .errors import (
@@ -34,6 +33,10 @@ from .errors import (
     StartFailed,
 )
 from .instance_spec import container_spec
+from .instance_state import HOLDS_SLOT, State
+from .stopping import IDLE, Stopping
+
+__all__ = ["HOLDS_SLOT", "INSTANCE_NAME", "Instance", "State", "ping_target"]
 
 if TYPE_CHECKING:
     from .pools import ClassPool
@@ -42,7 +45,6 @@ log = logging.getLogger("emu")
 
 PROBE_INTERVAL = 0.02  # the platform polls every 300 ms; we can afford to be faster locally
 PROBE_TIMEOUT = 1.0  # per probe; a direct connection to the container never hangs on a proxy
-EXIT_WAIT = 10.0  # how long to wait for a killed container to report that it died
 # While a start waits for its ports: how often to ask the engine whether the container still runs,
 # in case its "die" event was missed (it can race the container's registration, or the event
 # stream can be down).
@@ -53,18 +55,6 @@ KEPT_LOG_LINES = 1000  # a removed container's last lines, kept for `emu logs` a
 INSTANCE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 
 
-class State(enum.StrEnum):
-    STOPPED = "stopped"
-    STARTING = "starting"  # emu only: container being created, before `running`
-    RUNNING = "running"  # started, ports not answering yet
-    HEALTHY = "healthy"
-    STOPPING = "stopping"
-    STOPPED_WITH_CODE = "stopped_with_code"
-
-
-HOLDS_SLOT = frozenset({State.STARTING, State.RUNNING, State.HEALTHY, State.STOPPING})
-
-
 def ping_target(ping_endpoint: str) -> tuple[str, str]:
     """(Host header, path) of the readiness probe. The library fetches `http://${pingEndpoint}`,
     so the first segment is the host: "ping" probes "/", "container/health" probes "/health"."""
@@ -72,10 +62,12 @@ def ping_target(ping_endpoint: str) -> tuple[str, str]:
     return host, "/" + rest
 
 
-class Instance:
-    def __init__(self, pool: ClassPool, name: str) -> None:
+class Instance(Stopping):
+    def __init__(self, pool: ClassPool, name: str, container_suffix: str = "") -> None:
         self.pool = pool
         self.name = name
+        # A replacement's container runs beside the one it replaces: another container name.
+        self.container_suffix = container_suffix
         self.state = State.STOPPED
         self.container_id: str | None = None
         self.ip: str | None = None
@@ -98,27 +90,31 @@ class Instance:
         self._stop_task: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
-        self._kill_at = math.inf  # loop time of the SIGKILL while stopping
         self._loop = asyncio.get_running_loop()
+        self._reset_stop()
 
     # -- activity ---------------------------------------------------------------------------
 
     def renew(self) -> None:
         self.deadline = self._loop.time() + self.pool.config.sleep_after
         self.last_activity = time.time()
-        if self._timer is None and self.state is State.HEALTHY:
+        if self._timer is None and (self.state is State.HEALTHY or self.serving_while_stopping):
             self._timer = self._loop.call_at(self.deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         # The deadline moves on every request; the timer only checks it, so the hot path never
         # has to cancel and reschedule a timer.
         self._timer = None
-        if self.state is not State.HEALTHY or self.inflight > 0:
+        idle_stop = self.serving_while_stopping
+        if (self.state is not State.HEALTHY and not idle_stop) or self.inflight > 0:
             return  # the request that ends will renew
         if self._loop.time() < self.deadline:
             self._timer = self._loop.call_at(self.deadline, self._on_timer)
             return
-        self.stop("sleepAfter expired")
+        if idle_stop:
+            self.signal_again()  # it outlived the last SIGTERM and served since
+        else:
+            self.stop(IDLE, keep_serving=True)
 
     def begin(self) -> None:
         self.inflight += 1
@@ -140,6 +136,8 @@ class Instance:
         request goes to: the start waits for it when the class has neither defaultPort nor
         requiredPorts, as the platform waits for the port it was asked for."""
         while self.state is not State.HEALTHY:
+            if self.serving_while_stopping:
+                return  # as on the platform: it serves until it exits
             if self._stop_task is not None:
                 # Wait for the stop (its own failure is logged, not ours), but not past a start's
                 # worth of time: a container may take its whole --stop-grace to go.
@@ -147,9 +145,7 @@ class Instance:
                     {self._stop_task}, timeout=self.pool.runtime.start_timeout
                 )
                 if not done:
-                    raise EmuHTTPError(
-                        503, "The instance is still stopping; try again", instance=self.name
-                    )
+                    raise self.still_stopping()
                 continue
             if self._start_task is None:
                 if self.pool.runtime.state.closing:
@@ -182,24 +178,19 @@ class Instance:
             task.exception()  # retrieved; every waiter got it already
 
     async def _start(self, port: int | None) -> None:
-        rt = self.pool.runtime
         began = self._loop.time()
         self.starts += 1
         self.exit_code = None
         self.oom_killed = False
         self.last_error = None
         self._exited = asyncio.Event()
+        self._new_container()
         self.pool.emit("starting", self)
         try:
+            await self.pool.image.rebuilt()  # a start during a rebuild takes the new image
             spec = self._spec(self.pool.image.require())
             try:
-                try:
-                    info = await rt.docker.run_container(spec)
-                except NameInUse:
-                    # Our own earlier container under this name, which could not be removed
-                    # (the engine was down): it is dead weight now.
-                    await rt.docker.remove_container(spec.name)
-                    info = await rt.docker.run_container(spec)
+                info = await self._create(spec)
             except DockerUnavailable as exc:
                 raise EngineUnavailable(str(exc)) from exc
             except Unschedulable as exc:  # the cluster is full: as max_instances, a 503
@@ -227,6 +218,20 @@ class Instance:
         self.pool.emit("healthy", self)
         self.renew()
 
+    async def _create(self, spec: ContainerSpec) -> ContainerInfo:
+        rt = self.pool.runtime
+        try:
+            return await rt.docker.run_container(spec)
+        except NameInUse:
+            # Our own earlier container under this name, which could not be removed (the
+            # engine was down): it is dead weight now.
+            await rt.docker.remove_container(spec.name)
+        except NetworkMissing:
+            # emu's network was removed under it (`docker network prune`, an `emu down
+            # --force` elsewhere): make it again, with its labels, and serve on.
+            await rt.restore_networks()
+        return await rt.docker.run_container(spec)
+
     def _spec(self, image: str) -> ContainerSpec:
         rt = self.pool.runtime
         return container_spec(
@@ -238,6 +243,8 @@ class Instance:
             name_prefix=rt.name_prefix,
             disk_enforced=rt.disk_enforced,
             publish_address=rt.publish_address,
+            capacity=rt.capacity,
+            name_suffix=self.container_suffix,
         )
 
     @property
@@ -368,107 +375,6 @@ class Instance:
             self._timer.cancel()
             self._timer = None
 
-    # -- stop -------------------------------------------------------------------------------
-
-    def stop(self, reason: str, grace: float | None = None) -> asyncio.Task[None]:
-        """SIGTERM, then SIGKILL after `grace` (default --stop-grace). A second call with a
-        shorter grace (emu shutting down during an idle stop) brings the SIGKILL forward."""
-        grace = self.pool.runtime.stop_grace if grace is None else grace
-        self._kill_at = min(self._kill_at, self._loop.time() + grace)
-        if self._stop_task is None:
-            if self.state is State.HEALTHY:
-                self.state = State.STOPPING  # no request may be proxied into it from now on
-            self._stop_task = asyncio.create_task(self._stop(reason), name=f"stop {self.name}")
-            self._stop_task.add_done_callback(self._stop_done)
-        return self._stop_task
-
-    def _stop_done(self, task: asyncio.Task[None]) -> None:
-        self._stop_task = None
-        self._kill_at = math.inf
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.warning("stopping %s failed: %s", self.name, exc)
-
-    async def _stop(self, reason: str) -> None:
-        if self._start_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._start_task)
-        cid = self.container_id
-        if cid is None:
-            if self.state is State.STOPPING:
-                self.state = State.STOPPED
-            return
-        docker = self.pool.runtime.docker
-        self.state = State.STOPPING
-        self.pool.emit("stopping", self, reason=reason)
-        termed = self._loop.time()
-        try:
-            if self.paused:  # a frozen container would not see the SIGTERM
-                with contextlib.suppress(DockerError):
-                    await docker.pause(cid, False)
-                self.paused = False
-            if not self._exited.is_set():
-                await docker.signal(cid, "SIGTERM")
-                while not self._exited.is_set() and self._loop.time() < self._kill_at:
-                    await self._wait_exited(min(self._kill_at - self._loop.time(), 1.0))
-            if not self._exited.is_set():
-                waited = self._loop.time() - termed
-                self.pool.emit("killing", self, reason=f"no exit {waited:.0f} s after SIGTERM")
-                await docker.signal(cid, "SIGKILL")
-                await self._wait_exited(EXIT_WAIT)
-            await self._remove(cid)
-        finally:
-            self._forget_container()
-            self.state = State.STOPPED
-            self.pool.emit("stopped", self, reason=reason, exit_code=self.exit_code)
-
-    # -- events from the engine ---------------------------------------------------------------
-
-    def on_docker_event(self, event: Event) -> None:
-        if event.action == "oom":
-            self.oom_killed = True
-        elif event.action == "die":
-            self._record_exit(event.exit_code, False)
-
-    def _record_exit(self, code: int | None, oom_killed: bool) -> None:
-        """The container is gone. During a start or a stop, that task handles it; a healthy
-        instance is reaped here and the next request starts a fresh one."""
-        self.exit_code = code
-        self.oom_killed = self.oom_killed or oom_killed
-        self._exited.set()
-        if self.state is State.HEALTHY:
-            self.state = State.STOPPED_WITH_CODE if code is not None else State.STOPPED
-            self.last_error = self._exit_text()
-            self._stop_task = asyncio.create_task(self._reap(), name=f"reap {self.name}")
-            self._stop_task.add_done_callback(self._stop_done)
-
-    def _exit_text(self) -> str:
-        code = "an unknown code" if self.exit_code is None else f"code {self.exit_code}"
-        return f"exited with {code}" + (" (killed: out of memory)" if self.oom_killed else "")
-
-    async def _reap(self) -> None:
-        # The container stays registered until removed, so that a late "oom" event still
-        # finds this instance.
-        cid = self.container_id
-        docker = self.pool.runtime.docker
-        try:
-            if cid is not None and not self.oom_killed:
-                # "oom" normally comes before "die"; the engine's own record settles it.
-                with contextlib.suppress(DockerError):
-                    info = await docker.inspect(cid)
-                    self.oom_killed = info is not None and info.oom_killed
-            self.last_error = self._exit_text()
-            self.pool.emit("exited", self, exit_code=self.exit_code, oom_killed=self.oom_killed)
-            if cid is not None:
-                await self._remove(cid)
-        finally:
-            self._forget_container()
-
-    async def wait_reaped(self, timeout: float) -> None:
-        """After an exit: wait (bounded) until the exit is fully known and the container gone."""
-        task = self._stop_task
-        if task is not None:
-            await asyncio.wait({task}, timeout=timeout)
-
     async def verify(self) -> None:
         """Ask the engine whether a healthy instance's container still runs; handle it like a
         "die" when not (for events that were missed, e.g. while the engine was away).
@@ -500,9 +406,11 @@ class Instance:
             "last_activity": self.last_activity,
             "sleeps_in_s": (
                 max(0.0, round(self.deadline - self._loop.time(), 3))
-                if self.state is State.HEALTHY and self.inflight == 0
+                if (self.state is State.HEALTHY or self.serving_while_stopping)
+                and self.inflight == 0
                 else None
             ),
+            "kill_in_s": None if (kill_in := self.kill_in()) is None else round(kill_in, 1),
             "cold_start_ms": None if self.cold_start_ms is None else round(self.cold_start_ms, 1),
             "exit_code": self.exit_code,
             "oom_killed": self.oom_killed,

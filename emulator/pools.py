@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -16,7 +16,9 @@ from .config import ClassConfig
 from .docker_backend import DockerBackend
 from .docker_types import Event
 from .images import ImageState
+from .instance_spec import Capacity, capacity_note
 from .instances import HOLDS_SLOT, Instance, State
+from .stopping import Stopping
 
 MAX_REMEMBERED = 1000  # instance records per class before stopped ones are forgotten
 
@@ -27,6 +29,10 @@ class SessionState:
 
     engine_up: bool = True
     closing: bool = False  # emu is shutting down: no more starts
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Runtime:
     # Not None when the engine's bridge cannot be reached from here (a remote engine, a
     # Swarm): instances publish their ports on this address (see emulator/engines/).
     publish_address: str | None = None
+    capacity: Capacity = field(default_factory=Capacity)  # the engine's CPUs and memory
+    restore_networks: Callable[[], Awaitable[None]] = _nothing  # makes removed networks again
 
 
 class ClassPool:
@@ -59,6 +67,10 @@ class ClassPool:
         self.instances: dict[str, Instance] = {}
         self.by_container: dict[str, Instance] = {}
         self.image = ImageState()
+        # Not (or no longer) under their name: replacements being started beside a running
+        # instance, and the instances they replaced while those stop. They hold slots.
+        self.extra: set[Instance] = set()
+        self._swaps: set[asyncio.Task[None]] = set()
 
     @property
     def network(self) -> str:
@@ -86,12 +98,12 @@ class ClassPool:
             del self.instances[inst.name]
 
     def holding_slots(self) -> list[Instance]:
-        return [i for i in self.instances.values() if i.state in HOLDS_SLOT]
+        return [i for i in (*self.instances.values(), *self.extra) if i.state in HOLDS_SLOT]
 
     def slots_used(self) -> int:
-        return sum(1 for i in self.instances.values() if i.state in HOLDS_SLOT)
+        return len(self.holding_slots())
 
-    def emit(self, kind: str, inst: Instance, **extra: Any) -> None:
+    def emit(self, kind: str, inst: Stopping, **extra: Any) -> None:  # Stopping: an Instance
         self.runtime.on_event(
             kind, {"class": self.config.class_name, "instance": inst.name, **extra}
         )
@@ -123,15 +135,41 @@ class ClassPool:
         ]
 
     def replace_running(self, reason: str, grace: float) -> None:
-        """Stop every instance that has a container; the next request for it starts afresh."""
+        """Replace every instance that has a container. A healthy one, while `max_instances`
+        leaves a slot, keeps serving until its replacement is healthy, then stops; the others
+        stop now, and the next request for them starts afresh."""
         for inst in list(self.instances.values()):
-            if inst.container_id is not None:
+            if inst.state is State.HEALTHY and self.slots_used() < self.config.max_instances:
+                new = Instance(self, inst.name, container_suffix=f"-r{inst.starts + 1}")
+                self.extra.add(new)
+                task = asyncio.create_task(self._swap(inst, new, reason, grace))
+                self._swaps.add(task)
+                task.add_done_callback(self._swaps.discard)
+            elif inst.container_id is not None:
                 inst.stop(reason, grace)
+
+    async def _swap(self, old: Instance, new: Instance, reason: str, grace: float) -> None:
+        """Start `new` beside `old`; once it is healthy, it takes the name and `old` retires."""
+        try:
+            await new.ensure_started()
+        except Exception:  # logged by its start; the plain way then: the next request starts one
+            old.stop(reason, grace)
+            return
+        finally:
+            self.extra.discard(new)
+        closing = self.runtime.state.closing
+        if closing or self.instances.get(old.name) is not old:
+            new.stop("emu is shutting down" if closing else "replaced meanwhile", grace)
+            return
+        new.requests, new.starts = old.requests, old.starts + new.starts
+        self.instances[old.name] = new
+        self.extra.add(old)
+        old.stop(reason, grace).add_done_callback(lambda _: self.extra.discard(old))
 
     def stop_all(self, grace: float) -> list[asyncio.Task[None]]:
         return [
             inst.stop("emu is shutting down", grace)
-            for inst in self.instances.values()
+            for inst in (*self.instances.values(), *self.extra)
             if inst.container_id is not None or inst.starting
         ]
 
@@ -152,6 +190,8 @@ class ClassPool:
                 "memory_mib": cfg.instance_type.memory_mib,
                 "disk_mb": cfg.instance_type.disk_mb,
             },
+            # What of the instance type this engine cannot give (CPU capped), or None.
+            "engine_note": capacity_note(cfg.instance_type, self.runtime.capacity),
             "default_port": cfg.default_port,
             "required_ports": list(cfg.required_ports),
             "sleep_after_s": cfg.sleep_after,

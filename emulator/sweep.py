@@ -55,9 +55,22 @@ async def remove_images(docker: DockerBackend, project: str | None) -> list[str]
     return await docker.remove_images(labels.project_labels(project))
 
 
-async def running_urls(docker: DockerBackend, project: str) -> dict[str, str]:
-    """Where the project's running `emu up`s listen, from their networks' labels: url -> the
-    wrangler environment it serves ("" for the top level)."""
+async def live_runs(docker: DockerBackend, project: str | None) -> dict[int, str]:
+    """The processes on this machine whose run of the project (every project's when None) is
+    alive: pid -> its session."""
+    found = labels.project_labels(project)
+    every = [c.labels for c in await docker.list_containers(found)]
+    every += [lab for _id, _name, lab in await docker.list_networks(found)]
+    return {
+        int(lab[labels.PID]): lab.get(labels.SESSION, "")
+        for lab in every
+        if labels.alive(lab) and lab.get(labels.PID, "").isdigit()
+    }
+
+
+async def running_urls(docker: DockerBackend, project: str | None) -> dict[str, str]:
+    """Where the project's running `emu up`s listen (every project's when None), from their
+    networks' labels: url -> the wrangler environment it serves ("" for the top level)."""
     networks = await docker.list_networks(labels.project_labels(project))
     return {
         lab[labels.URL]: lab.get(labels.ENV, "")

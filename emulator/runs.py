@@ -1,0 +1,78 @@
+"""Running `emu up`s of a project, as another terminal sees them: asking one to stop (`emu
+down`), and what state their instances are in (`emu ps`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+# `emu down` waiting for a running `emu up` to stop: it drains (10 s) and stops its instances
+# (10 s at most each, in parallel), so this leaves room.
+STOP_WAIT = 60.0
+
+
+def stop_emu_up(pid: int, timeout: float = STOP_WAIT) -> str | None:
+    """Ask a running `emu up` to stop, as Ctrl-C does, and wait until it has. Returns why not:
+    it is no `emu up` (an Emulator inside another program), or it did not stop in time."""
+    if not is_emu_up(pid):
+        return (
+            f"process {pid} runs an emulator of this project inside another program; stop it, "
+            "or pass --force to remove its containers from under it"
+        )
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return f"emu up (pid {pid}) did not stop within {timeout:g} s; pass --force"
+        time.sleep(0.1)  # polling the process's exit, with the deadline above
+    return None
+
+
+def is_emu_up(pid: int) -> bool:
+    """Is `pid` an `emu up` (`emu up ...`, `python -m emulator up ...`)? Where /proc cannot
+    say, assume so."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True
+    words = [w.decode(errors="replace") for w in argv if w]
+    named = any(Path(w).name == "emu" or w == "emulator" for w in words[:3])
+    return named and "up" in words
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) has let go of everything.
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rpartition(")")[2].split()[0] != "Z"
+    return True
+
+
+def emu_states(urls: Iterable[str], timeout: float = 5.0) -> dict[str, str]:
+    """container id -> the state emu gives its instance (`healthy`, `stopping`, ...), from the
+    `/_emu/status` of each running `emu up` at `urls`; one that does not answer adds nothing."""
+    states: dict[str, str] = {}
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/_emu/status", timeout=timeout) as r:
+                data = json.load(r)
+        except (OSError, ValueError):
+            continue
+        for cls in data.get("classes", []):
+            for inst in cls.get("instances", []):
+                if inst.get("container_id"):
+                    states[str(inst["container_id"])] = str(inst["state"])
+    return states
