@@ -20,13 +20,20 @@ import click
 
 from . import cli_control, labels
 from . import config as config_mod
+from .cli_options import (
+    config_option,
+    engine_option,
+    env_option,
+    flag_overrides,
+    settings_options,
+)
 from .cli_output import Printer, ps_json, ps_table, status_table
 from .config import Config, ConfigError, Overrides, default_port, find_config, load_config
 from .docker_backend import DockerBackend
 from .docker_types import ContainerInfo, DockerError, DockerUnavailable
 from .durations import format_duration
 from .emulator import Emulator
-from .engines import Engine, EngineError, EngineKind
+from .engines import Engine, EngineError
 from .front import ListenError
 from .instance_spec import Capacity, capacity_note
 from .runs import emu_states, stop_emu_up
@@ -34,36 +41,6 @@ from .sweep import live_runs, remove_images, running_urls, sweep_project, sweep_
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
-
-
-def config_option(fn: F) -> F:
-    return click.option(
-        "--config",
-        "-c",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="wrangler.json, wrangler.jsonc or wrangler.toml (default: the one in this folder).",
-    )(fn)
-
-
-def env_option(help: str) -> Callable[[F], F]:
-    """--env/-e NAME, which reads CLOUDFLARE_ENV when not given, as wrangler does."""
-    return click.option(
-        "--env",
-        "-e",
-        metavar="NAME",
-        envvar="CLOUDFLARE_ENV",
-        help=f"{help}  [default: $CLOUDFLARE_ENV]",
-    )
-
-
-def engine_option(fn: F) -> F:
-    return click.option(
-        "--engine",
-        type=click.Choice([k.value for k in EngineKind]),
-        help="Where instances run: local, remote (publish ports on the engine's host) or swarm "
-        "(a service each).  [default: remote when DOCKER_HOST is tcp:// or ssh://, else local]",
-    )(fn)
 
 
 def _engine(forced: str | None) -> Engine:
@@ -76,70 +53,6 @@ def _engine(forced: str | None) -> Engine:
 def _backend(forced: str | None) -> DockerBackend:
     """For ps and down: a Swarm's services are listed and removed with the containers."""
     return _engine(forced).backend(start_timeout=20.0, stop_grace=10.0)
-
-
-def settings_options(fn: F) -> F:
-    """The flags that override the config for every class; shared by `up` and `config`."""
-    options = [
-        env_option("Read the wrangler environment env.NAME, as wrangler dev --env does."),
-        click.option("--instances", type=int, help="N of getRandom(binding, N) for every class."),
-        click.option("--sleep-after", help="Idle time before an instance stops: 30, 30s, 2m, 1h."),
-        click.option(
-            "--start-timeout", help="How long a start may take to answer.  [default: 20s]"
-        ),
-        click.option(
-            "--stop-grace",
-            help="SIGTERM to SIGKILL on stop. A container that ignores SIGTERM runs and is "
-            "served until then, and gets SIGTERM again after its next idle period.  "
-            "[default: 15m]",
-        ),
-        click.option(
-            "--header-timeout",
-            help="Time a client may take to send a request's headers.  [default: 10s]",
-        ),
-        click.option(
-            "--keepalive-timeout",
-            help="Idle time before a client connection is closed.  [default: 60s]",
-        ),
-        click.option(
-            "--max-connections",
-            type=int,
-            help="Open client connections; more are answered 503.  [default: 1000]",
-        ),
-        click.option(
-            "--seed", type=int, help="Seed the instance choice, for reproducible routing."
-        ),
-        click.option("--host", help="Address to listen on.  [default: 127.0.0.1]"),
-        click.option(
-            "--port",
-            type=int,
-            help="Port to listen on; 0 picks a free one.  [default: dev.port, else 8787]",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _overrides(kw: dict[str, Any]) -> Overrides:
-    from_variable = (
-        click.get_current_context().get_parameter_source("env")
-        == click.core.ParameterSource.ENVIRONMENT
-    )
-    return Overrides(
-        env=kw.get("env"),
-        env_from="$CLOUDFLARE_ENV" if from_variable else "flag --env",
-        instances=kw.get("instances"),
-        sleep_after=kw.get("sleep_after"),
-        start_timeout=kw.get("start_timeout"),
-        stop_grace=kw.get("stop_grace"),
-        header_timeout=kw.get("header_timeout"),
-        keepalive_timeout=kw.get("keepalive_timeout"),
-        max_connections=kw.get("max_connections"),
-        seed=kw.get("seed"),
-        host=kw.get("host"),
-        port=kw.get("port"),
-    )
 
 
 def _load(path: Path | None, overrides: Overrides = Overrides()) -> Config:
@@ -209,7 +122,7 @@ def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None
     keys = ("watch", "access_log", "reaper", "prewarm", "request_feed")
     options: dict[str, Any] = {k: kw.pop(k) for k in keys}
     options["engine"] = _engine(kw.pop("engine"))
-    overrides = _overrides(kw)
+    overrides = flag_overrides(kw)
     config = _load(config_path, overrides)
     _run(_up(config, overrides, json_logs, logs=logs, **options))
 
@@ -320,7 +233,7 @@ async def _force(emu: Emulator) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
     """Print the resolved settings and where each came from."""
-    config = _load(config_path, _overrides(kw))
+    config = _load(config_path, flag_overrides(kw))
     notes = _engine_notes(config)
     if as_json:
         click.echo(json.dumps({**config_mod.as_json(config), "engine_notes": notes}, indent=2))

@@ -24,8 +24,9 @@ def test_hello_builds_offline_serves_and_stops_on_sigterm(emu_up: EmuUp) -> None
     bodies = [requests.get(emu.url + "/hi", timeout=60).json() for _ in range(6)]
     assert all(b["greeting"].startswith("hello from ") and b["path"] == "/hi" for b in bodies)
 
-    def stopped() -> list[dict[str, object]]:
-        return [e for e in emu.events() if e["event"] == "stopped"]
+    def all_stopped() -> bool:
+        return all(i["state"] == "stopped" for i in emu.instances().values())
 
-    wait_for(lambda: len(stopped()) == len(emu.instances()), 30, "every idle instance to stop")
-    assert {e.get("exit_code") for e in stopped()} == {0}
+    wait_for(all_stopped, 30, "every idle instance to stop")
+    stopped = [e for e in emu.events() if e["event"] == "stopped"]
+    assert stopped and {e.get("exit_code") for e in stopped} == {0}
