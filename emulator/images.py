@@ -29,6 +29,7 @@ class ImageState:
         self.error: str | None = None
         self.log: list[str] = []  # the failed build's last lines
         self._settled = asyncio.Event()  # the first build or pull has ended, either way
+        self._rebuild: asyncio.Event | None = None  # set when the rebuild under way ends
 
     @property
     def settled(self) -> bool:
@@ -41,7 +42,6 @@ class ImageState:
     def release(self) -> None:
         """Wake whoever waits for the image (emu is shutting down)."""
         self._settled.set()
-        self._rebuild: asyncio.Event | None = None  # set when the rebuild under way ends
 
     def rebuilding(self) -> None:
         """A rebuild (`--watch`) begins: starts wait for it (`rebuilt`) until `done_rebuilding`."""
