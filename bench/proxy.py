@@ -7,8 +7,10 @@
    through `python -m emulator up` (a child process, so the client is not inside the front).
 3. emu, 4 instances: the same with --instances 4, so getRandom spreads over four containers.
    (1-3 run emu with --no-logs: they measure proxying alone.)
-3b. emu, 1 instance, logs relayed: nginx writes its access log to stdout, as the official image
-   does, and emu up relays every line (--logs, its default).
+3b. emu, 1 instance, access log on stdout: nginx writes its access log to stdout, as the
+   official image does, and emu up runs with --no-logs; the engine stores every line.
+3c. the same, logs relayed: emu up relays every line (--logs, its default). 3c against 3b is
+   what relaying costs, with the same container writing the same lines.
 4. cold starts: first request to a stopped instance until its 200, for nginx and the executor.
 
 Both sides get the same CPU and memory limits (instance type standard-3: 2 vCPU, 8 GiB), so
@@ -43,7 +45,10 @@ from bench.harness import (
     WrkResult,
     answers_200,
     busy_cpu,
+    cpu_seconds,
+    cpu_used,
     docker_client,
+    engine_pids,
     http_request,
     machine,
     main_body,
@@ -69,9 +74,10 @@ CASES = {
     "direct": "direct (bridge IP)",
     "emu_1": "emu, 1 instance",
     "emu_4": "emu, 4 instances",
+    "emu_1_stdout": "emu, 1, log to stdout",
     "emu_1_logs": "emu, 1, logs relayed",
 }
-EMU_CASES = ("emu_1", "emu_4", "emu_1_logs")
+EMU_CASES = ("emu_1", "emu_4", "emu_1_stdout", "emu_1_logs")
 BUSY_WARNING = 0.15  # share of all CPUs busy before the run that makes the figures suspect
 
 
@@ -178,8 +184,13 @@ def measure(
     if args["warmup"] > 0:
         run_wrk(wrk, url, duration=args["warmup"], **common)
     before = proc_sample(pid) if pid is not None else None
+    engine = engine_pids()
+    engine_before = cpu_seconds(engine)
     result = run_wrk(wrk, url, duration=args["duration"], **common)
     out: dict[str, Any] = {"wrk": result.as_json()}
+    if engine:
+        used = cpu_used(engine_before, cpu_seconds(engine))
+        out["engine_cpu_cores"] = round(used / result.seconds, 2)
     if pid is not None and before is not None:
         after = proc_sample(pid)
         out["front"] = {
@@ -274,6 +285,11 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
 
     with temp_dir("emu-bench-nginx-logs-") as root:
         config = write_nginx_project(root, max_instances=1, access_log=True)
+        say("emu, 1 instance, nginx access log on stdout, emu up --no-logs")
+        with EmuProcess(config, "--no-logs") as emu:
+            warm(emu, "/", ["instance-0"])
+            results["emu_1_stdout"] = measure(wrk, emu.url + "/", args, pid=emu.pid)
+        problems += emu.problems
         say("emu, 1 instance, nginx access log on stdout, relayed by emu up --logs")
         with EmuProcess(config, "--logs") as emu:
             warm(emu, "/", ["instance-0"])
@@ -282,6 +298,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             # Lines relayed during the measured runs and the one-connection run after them.
             results["emu_1_logs"]["lines_relayed"] = emu.line_count - lines
         problems += emu.problems
+        results["logs_vs_no_logs_rps"] = round(
+            results["emu_1_logs"]["wrk"]["rps"] / results["emu_1_stdout"]["wrk"]["rps"], 3
+        )
 
     with temp_dir("emu-bench-executor-") as root:
         config = Project(max_instances=max(10, reps), instances=1).write(root)
@@ -325,7 +344,7 @@ def table(results: dict[str, Any]) -> str:
         f"{s['duration']:g} s per run, {results['machine']['cpus']} CPUs",
         "",
         f"{'':22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x rps':>7} {'x p50':>7} "
-        f"{'x p99':>7} {'front RSS':>10}  front CPU",
+        f"{'x p99':>7} {'front RSS':>10}  front CPU         engine CPU",
     ]
     for key, label in CASES.items():
         row = results[key]
@@ -342,7 +361,12 @@ def table(results: dict[str, Any]) -> str:
                 if front
                 else ""
             )
+            + (f"  {row['engine_cpu_cores']:>4.2f} cores" if "engine_cpu_cores" in row else "")
         )
+    lines.append(
+        f"relaying the log (--logs against --no-logs, same container): "
+        f"{results['logs_vs_no_logs_rps']:.2f} x req/s"
+    )
     lines += [
         "",
         "one connection, one request at a time (no queueing): what a hop through the front adds",

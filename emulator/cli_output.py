@@ -15,9 +15,10 @@ from .docker_types import ContainerInfo
 
 
 class Printer:
-    """Prints emu's lines. Called on the loop only: lines written in one loop turn are flushed
-    together at its end, so a container logging a line per request costs no syscall per line,
-    and output still appears at once when stdout is a pipe."""
+    """Prints emu's lines. Called on the loop only: lines written in one loop turn are written
+    together, in one write, at its end. So a container logging a line per request costs no
+    syscall per line, also when stdout is a terminal (line-buffered) or unbuffered (`-u`), and
+    output still appears at once."""
 
     WIDTH = 16
 
@@ -25,7 +26,7 @@ class Printer:
         self._json = json_logs
         self._second = -1
         self._stamp = ""
-        self._flush_scheduled = False
+        self._pending: list[str] = []
 
     def __call__(self, source: str, line: str) -> None:
         now = time.time()
@@ -36,14 +37,15 @@ class Printer:
                 self._second = int(now)
                 self._stamp = time.strftime("%H:%M:%S", time.localtime(now))
             text = f"{self._stamp} {source[: self.WIDTH]:<{self.WIDTH}} | {line}"
-        sys.stdout.write(text + "\n")
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(text + "\n")
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        text = "".join(self._pending)
+        self._pending.clear()
         with contextlib.suppress(OSError, ValueError):
+            sys.stdout.write(text)
             sys.stdout.flush()
 
 
