@@ -55,8 +55,10 @@ def _http_url(host: str, port: int) -> str:
 class Emulator:
     """Runs the front and the instances of one config until `stop()`.
 
-    `on_output(source, line)` receives build output, emu's own event lines and, with
-    `follow_logs`, container output; by default they go to the `emu` logger.
+    `on_output(source, line)` receives build output, emu's own lines and, with `follow_logs`,
+    container output; by default they go to the `emu` logger. `on_event(fields, line)`, when
+    given, receives each lifecycle event instead: its fields, as `/_emu/events` lists them, and
+    the line `on_output` would have got.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class Emulator:
         config: Config,
         *,
         on_output: Callable[[str, str], None] | None = None,
+        on_event: Callable[[dict[str, Any], str], None] | None = None,
         follow_logs: bool = False,
         watch: bool = False,
         access_log: bool = False,
@@ -78,6 +81,7 @@ class Emulator:
         self.docker = docker or DockerBackend()
         self._own_docker = docker is None
         self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
+        self._event_out = on_event
         self._follow_logs = follow_logs
         self._watch = watch
         self._reload = reload  # reads the config again, with the same flags
@@ -384,9 +388,11 @@ class Emulator:
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
         entry = {"time": time.time(), "event": kind, **data}
         self.events.append(entry)
-        who = self._who(data["class"], data["instance"]) if "instance" in data else "emu"
-        rest = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("class", "instance"))
-        self._out("emu", f"{who} {kind}{' ' + rest if rest else ''}")
+        line = event_line(kind, data, several_classes=len(self.pools) > 1)
+        if self._event_out is not None:
+            self._event_out(entry, line)
+        else:
+            self._out("emu", line)
 
     def status(self) -> dict[str, Any]:
         front = self._front
@@ -402,6 +408,17 @@ class Emulator:
             "inflight": front.inflight if front is not None else 0,
             "classes": [p.snapshot() for p in self.pools.values()],
         }
+
+
+def event_line(kind: str, data: dict[str, Any], several_classes: bool) -> str:
+    """An event as `emu up` prints it under the source "emu": "instance-0 stopped reason=...",
+    "PythonExecutor rebuilt image=...", "engine_down"; so never "emu" twice."""
+    if "instance" in data:
+        who = f"{data['class']}/{data['instance']} " if several_classes else f"{data['instance']} "
+    else:
+        who = f"{data['class']} " if "class" in data else ""
+    rest = "".join(f" {k}={v}" for k, v in data.items() if k not in ("class", "instance"))
+    return f"{who}{kind}{rest}"
 
 
 def _needs_restart(old: Config, new: Config) -> list[str]:

@@ -20,7 +20,7 @@ from .config import Overrides
 from .testing import RunningEmulator
 
 EmuUp = Callable[..., RunningEmulator]
-EMULATOR_OPTIONS = ("follow_logs", "watch", "access_log", "on_output", "reaper")
+EMULATOR_OPTIONS = ("follow_logs", "watch", "access_log", "on_output", "on_event", "reaper")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -32,11 +32,11 @@ def test_frames_keep_a_partial_frame_and_replace_bad_utf8() -> None:
 
 
 def test_printer_writes_a_loop_turns_lines_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    class Out(io.StringIO):
-        writes: list[str] = []
+    writes: list[str] = []
 
+    class Out(io.StringIO):
         def write(self, text: str) -> int:
-            self.writes.append(text)
+            writes.append(text)
             return super().write(text)
 
     out = Out()
@@ -46,13 +46,13 @@ def test_printer_writes_a_loop_turns_lines_at_once(monkeypatch: pytest.MonkeyPat
         printer = Printer(json_logs=False)
         for i in range(100):
             printer("instance-0", f"line {i}")
-        assert out.writes == []  # nothing yet: written at the end of the loop turn
+        assert writes == []  # nothing yet: written at the end of the loop turn
         await asyncio.sleep(0)
         printer("emu", "later")
         await asyncio.sleep(0)
 
     asyncio.run(main())
-    assert len(out.writes) == 2
-    assert out.writes[0].count("\n") == 100
-    assert out.writes[0].splitlines()[99].endswith("instance-0       | line 99")
-    assert out.writes[1].endswith(" emu              | later\n")
+    assert len(writes) == 2
+    assert writes[0].count("\n") == 100
+    assert writes[0].splitlines()[99].endswith("instance-0       | line 99")
+    assert writes[1].endswith(" emu              | later\n")
