@@ -36,9 +36,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     """A factory: `emu_up(config_path, **flags)` starts emu on a free port and returns it.
 
-    The keyword arguments are those of `emulator.config.Overrides` (`instances`, `sleep_after`,
-    `start_timeout`, `stop_grace`, `seed`, `host`, `port`), plus the `Emulator` options
-    `follow_logs`, `watch`, `access_log` and `on_output`.
+    A relative `config_path` is taken from the requesting test file's folder, not from the
+    working directory, so a test finds its project wherever pytest runs. The keyword arguments
+    are those of `emulator.config.Overrides` (`instances`, `sleep_after`, `start_timeout`,
+    `stop_grace`, `seed`, `host`, `port`; `port` is 0, a free one, unless given), plus the
+    `Emulator` options `follow_logs`, `watch`, `access_log`, `on_output` and `on_event`.
     """
     started: list[RunningEmulator] = []
     limit = str(request.config.getini("emu_check_blocking")).strip()
@@ -47,8 +49,10 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     def start(path: str | Path, **kwargs: Any) -> RunningEmulator:
         options = {k: kwargs.pop(k) for k in EMULATOR_OPTIONS if k in kwargs}
         kwargs.setdefault("port", 0)
+        # From the test file's folder; an absolute path stays as it is.
+        config_path = (request.path.parent / path).resolve()
         emu = RunningEmulator.from_path(
-            path, Overrides(**kwargs), check_blocking=check_blocking, **options
+            config_path, Overrides(**kwargs), check_blocking=check_blocking, **options
         )
         started.append(emu)
         return emu

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
 import requests
 
+from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess
 from tests.support import Project
 
@@ -31,3 +34,18 @@ def test_json_logs_give_lifecycle_events_as_fields(tmp_path: Path) -> None:
     assert events["stopped"]["exit_code"] == 0
     assert all("line" not in r for r in events.values())
     assert any(r.get("line", "").startswith("listening on http://") for r in records)
+
+
+def test_emu_up_takes_a_relative_path_from_the_test_files_folder(
+    tmp_path: Path, emu_up: EmuUp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = Project(instances=1).write(tmp_path / "project")
+    relative = os.path.relpath(config, Path(__file__).parent)
+    # A working directory deep enough that the same relative path leads nowhere from it.
+    elsewhere = tmp_path.joinpath(*["elsewhere"] * relative.count(".."))
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert not Path(relative).exists()
+    emu = emu_up(relative)
+    assert emu.emulator.config.path == config.resolve()
+    assert requests.get(emu.url + "/health", timeout=60).status_code == 200
