@@ -88,7 +88,9 @@ ACCESS_LOG_TO_STDOUT = (
 )
 
 
-def write_nginx_project(root: Path, max_instances: int, access_log: bool = False) -> Path:
+def write_nginx_project(
+    root: Path, max_instances: int, access_log: bool = False, instance_type: str = INSTANCE_TYPE
+) -> Path:
     """One Container class serving nginx:1.22 on port 80, getRandom(env.WEB, 1); with
     `access_log`, nginx writes a line to stdout for every request, as the official image does."""
     (root / "src").mkdir(parents=True, exist_ok=True)
@@ -101,7 +103,7 @@ def write_nginx_project(root: Path, max_instances: int, access_log: bool = False
       "class_name": "Web",
       "image": "{NGINX}",
       "max_instances": {max_instances},
-      "instance_type": "{INSTANCE_TYPE}",
+      "instance_type": "{instance_type}",
     }},
   ],
   "durable_objects": {{ "bindings": [{{ "name": "WEB", "class_name": "Web" }}] }},
