@@ -48,6 +48,18 @@ class ContainerSpec:
     disk_bytes: int | None = None  # only passed when the engine can enforce it
     hostname: str | None = None
 
+    def host_limits(self) -> dict[str, Any]:
+        """The limits, as the SDK's `create_host_config` takes them."""
+        limits: dict[str, Any] = {}
+        if self.nano_cpus is not None:
+            limits["nano_cpus"] = self.nano_cpus
+        if self.memory_bytes is not None:
+            limits["mem_limit"] = self.memory_bytes
+            limits["memswap_limit"] = self.memory_bytes  # swap == memory: no swap
+        if self.disk_bytes is not None:
+            limits["storage_opt"] = {"size": str(self.disk_bytes)}
+        return limits
+
 
 @dataclass(frozen=True)
 class ContainerInfo:
