@@ -34,6 +34,7 @@ from emulator.testing import EmuProcessError, WaitTimeout
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 MIB = 1024 * 1024
+ENGINE_COMMANDS = {"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2"}
 DOCKER_TIMEOUT = 30  # seconds, for every Docker SDK call the benchmarks make
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -245,6 +246,35 @@ def proc_sample(pid: int, t: float | None = None) -> ProcSample:
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(stat[11]) + int(stat[12])) / ticks  # utime, stime: fields 14 and 15
     return ProcSample(time.monotonic() if t is None else t, fields["VmRSS"], fields["VmHWM"], cpu)
+
+
+def engine_pids() -> list[int]:
+    """dockerd's and containerd's processes, when this machine runs the engine: relaying logs
+    costs the engine CPU too, on the cores the front shares."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() in ENGINE_COMMANDS:
+                    found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pids: Collection[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process that is still there."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read().rpartition(")")[2].split()
+            found[pid] = (int(stat[11]) + int(stat[12])) / ticks
+    return found
+
+
+def cpu_used(before: Mapping[int, float], after: Mapping[int, float]) -> float:
+    """CPU seconds used between two `cpu_seconds` readings, by the processes in both."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 class Sampler:

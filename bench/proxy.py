@@ -7,8 +7,11 @@
    through `python -m emulator up` (a child process, so the client is not inside the front).
 3. emu, 4 instances: the same with --instances 4, so getRandom spreads over four containers.
    (1-3 run emu with --no-logs: they measure proxying alone.)
-3b. emu, 1 instance, logs relayed: nginx writes its access log to stdout, as the official image
-   does, and emu up relays every line (--logs, its default).
+3b. emu, 1 instance, access log on stdout: nginx writes its access log to stdout, as the
+   official image does, and emu up runs with --no-logs; the engine stores every line.
+3c. the same, logs relayed: emu up relays every line (--logs, its default). 3c against 3b is
+   what relaying costs, with the same container writing the same lines. Both emu up run at
+   once, and --logs-rounds more runs of each are made in turns; the ratio is their median.
 4. cold starts: first request to a stopped instance until its 200, for nginx and the executor.
 
 Both sides get the same CPU and memory limits (instance type standard-3: 2 vCPU, 8 GiB), so
@@ -43,7 +46,10 @@ from bench.harness import (
     WrkResult,
     answers_200,
     busy_cpu,
+    cpu_seconds,
+    cpu_used,
     docker_client,
+    engine_pids,
     http_request,
     machine,
     main_body,
@@ -69,9 +75,10 @@ CASES = {
     "direct": "direct (bridge IP)",
     "emu_1": "emu, 1 instance",
     "emu_4": "emu, 4 instances",
+    "emu_1_stdout": "emu, 1, log to stdout",
     "emu_1_logs": "emu, 1, logs relayed",
 }
-EMU_CASES = ("emu_1", "emu_4", "emu_1_logs")
+EMU_CASES = ("emu_1", "emu_4", "emu_1_stdout", "emu_1_logs")
 BUSY_WARNING = 0.15  # share of all CPUs busy before the run that makes the figures suspect
 
 
@@ -82,7 +89,9 @@ ACCESS_LOG_TO_STDOUT = (
 )
 
 
-def write_nginx_project(root: Path, max_instances: int, access_log: bool = False) -> Path:
+def write_nginx_project(
+    root: Path, max_instances: int, access_log: bool = False, instance_type: str = INSTANCE_TYPE
+) -> Path:
     """One Container class serving nginx:1.22 on port 80, getRandom(env.WEB, 1); with
     `access_log`, nginx writes a line to stdout for every request, as the official image does."""
     (root / "src").mkdir(parents=True, exist_ok=True)
@@ -95,7 +104,7 @@ def write_nginx_project(root: Path, max_instances: int, access_log: bool = False
       "class_name": "Web",
       "image": "{NGINX}",
       "max_instances": {max_instances},
-      "instance_type": "{INSTANCE_TYPE}",
+      "instance_type": "{instance_type}",
     }},
   ],
   "durable_objects": {{ "bindings": [{{ "name": "WEB", "class_name": "Web" }}] }},
@@ -178,8 +187,13 @@ def measure(
     if args["warmup"] > 0:
         run_wrk(wrk, url, duration=args["warmup"], **common)
     before = proc_sample(pid) if pid is not None else None
+    engine = engine_pids()
+    engine_before = cpu_seconds(engine)
     result = run_wrk(wrk, url, duration=args["duration"], **common)
     out: dict[str, Any] = {"wrk": result.as_json()}
+    if engine:
+        used = cpu_used(engine_before, cpu_seconds(engine))
+        out["engine_cpu_cores"] = round(used / result.seconds, 2)
     if pid is not None and before is not None:
         after = proc_sample(pid)
         out["front"] = {
@@ -199,6 +213,26 @@ def measure(
     check_clean(single, url)
     out["one_connection"] = single.as_json()
     return out
+
+
+def logs_rounds(wrk: str, quiet: str, loud: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """--no-logs and --logs measured in turns, so that other load on the machine, which comes
+    and goes, weighs on both alike."""
+    rounds = []
+    for _ in range(args["logs_rounds"]):
+        rps = {}
+        for key, url in (("no_logs", quiet), ("logs", loud)):
+            result = run_wrk(
+                wrk,
+                url,
+                duration=args["duration"] / 2,
+                connections=args["connections"],
+                threads=args["threads"],
+            )
+            check_clean(result, url)
+            rps[key] = round(result.rps)
+        rounds.append({**rps, "ratio": round(rps["logs"] / rps["no_logs"], 3)})
+    return rounds
 
 
 def check_clean(result: WrkResult, url: str) -> None:
@@ -272,16 +306,26 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             results["emu_4"]["requests_per_instance"] = spread
         problems += emu.problems
 
-    with temp_dir("emu-bench-nginx-logs-") as root:
+    with temp_dir("emu-bench-nginx-quiet-") as quiet_root, temp_dir("emu-bench-logs-") as root:
+        # Two projects, the same container writing a line per request: one emu up relays the
+        # lines, one does not. Both run throughout, and are measured in turns.
+        quiet_config = write_nginx_project(quiet_root, max_instances=1, access_log=True)
         config = write_nginx_project(root, max_instances=1, access_log=True)
-        say("emu, 1 instance, nginx access log on stdout, relayed by emu up --logs")
-        with EmuProcess(config, "--logs") as emu:
+        say("emu, 1 instance, nginx access log on stdout: --no-logs, then --logs, in turns")
+        with EmuProcess(quiet_config, "--no-logs") as quiet, EmuProcess(config, "--logs") as emu:
+            warm(quiet, "/", ["instance-0"])
             warm(emu, "/", ["instance-0"])
+            results["emu_1_stdout"] = measure(wrk, quiet.url + "/", args, pid=quiet.pid)
             lines = emu.line_count
             results["emu_1_logs"] = measure(wrk, emu.url + "/", args, pid=emu.pid)
             # Lines relayed during the measured runs and the one-connection run after them.
             results["emu_1_logs"]["lines_relayed"] = emu.line_count - lines
-        problems += emu.problems
+            results["logs_rounds"] = logs_rounds(wrk, quiet.url + "/", emu.url + "/", args)
+        problems += quiet.problems + emu.problems
+        first = results["emu_1_logs"]["wrk"]["rps"] / results["emu_1_stdout"]["wrk"]["rps"]
+        results["logs_vs_no_logs_rps"] = round(
+            statistics.median([first, *(r["ratio"] for r in results["logs_rounds"])]), 3
+        )
 
     with temp_dir("emu-bench-executor-") as root:
         config = Project(max_instances=max(10, reps), instances=1).write(root)
@@ -325,7 +369,7 @@ def table(results: dict[str, Any]) -> str:
         f"{s['duration']:g} s per run, {results['machine']['cpus']} CPUs",
         "",
         f"{'':22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x rps':>7} {'x p50':>7} "
-        f"{'x p99':>7} {'front RSS':>10}  front CPU",
+        f"{'x p99':>7} {'front RSS':>10}  front CPU         engine CPU",
     ]
     for key, label in CASES.items():
         row = results[key]
@@ -342,7 +386,13 @@ def table(results: dict[str, Any]) -> str:
                 if front
                 else ""
             )
+            + (f"  {row['engine_cpu_cores']:>4.2f} cores" if "engine_cpu_cores" in row else "")
         )
+    rounds = ", ".join(f"{r['ratio']:.2f}" for r in results["logs_rounds"])
+    lines.append(
+        f"relaying the log (--logs against --no-logs, same container): "
+        f"{results['logs_vs_no_logs_rps']:.2f} x req/s (median; runs in turns: {rounds})"
+    )
     lines += [
         "",
         "one connection, one request at a time (no queueing): what a hop through the front adds",
@@ -389,6 +439,12 @@ def table(results: dict[str, Any]) -> str:
 @click.option("--threads", default=2, show_default=True, help="wrk threads.")
 @click.option("--warmup", default=2.0, show_default=True, help="Seconds of load before each run.")
 @click.option("--cold-reps", default=5, show_default=True, help="Cold starts per image.")
+@click.option(
+    "--logs-rounds",
+    default=3,
+    show_default=True,
+    help="Extra runs of --no-logs and --logs in turns, half as long.",
+)
 @out_option("results.json")
 def main(**args: Any) -> None:
     """Measure emu's proxy overhead against nginx hit directly, and cold starts."""

@@ -27,7 +27,14 @@ from .cli_options import (
     flag_overrides,
     settings_options,
 )
-from .cli_output import Printer, ps_json, ps_table, status_table
+from .cli_output import (
+    Printer,
+    StatusScreen,
+    ps_json,
+    ps_table,
+    source_width,
+    status_table,
+)
 from .config import Config, ConfigError, Overrides, default_port, find_config, load_config
 from .docker_backend import DockerBackend
 from .docker_types import ContainerInfo, DockerError, DockerUnavailable
@@ -94,7 +101,11 @@ def main() -> None:
 @config_option
 @settings_options
 @click.option("--logs/--no-logs", default=True, show_default=True, help="Show container output.")
-@click.option("--json-logs", is_flag=True, help="Print every log line as a JSON object.")
+@click.option(
+    "--json-logs",
+    is_flag=True,
+    help="Print every line as a JSON object; emu's events as fields (event, class, instance, ...).",
+)
 @click.option("--watch", is_flag=True, help="Rebuild an image when its build context changes.")
 @click.option("--access-log", is_flag=True, help="A line per request: instance, status, time.")
 @click.option(
@@ -140,10 +151,11 @@ async def _up(
     request_feed: bool,
     engine: Engine,
 ) -> None:
-    out = Printer(json_logs)
+    out = Printer(json_logs, source_width(config.classes))
     emu = Emulator(
         config,
         on_output=out,
+        on_event=out.event,
         follow_logs=logs,
         watch=watch,
         access_log=access_log,
@@ -325,19 +337,22 @@ def status(
             _fail(f"{data}; start one, or pass --url")
         click.echo(json.dumps(data, indent=2) if as_json else status_table(data))
         return
-    with contextlib.suppress(KeyboardInterrupt):
+    screen = StatusScreen(tty=sys.stdout.isatty())
+    try:
         while True:
             data = fetch()
             if as_json:
                 if not isinstance(data, str):
                     click.echo(json.dumps(data))
             else:
-                click.clear()
-                click.echo(f"{time.strftime('%H:%M:%S')}  every second; Ctrl-C to stop\n")
-                click.echo(
-                    f"{data}; waiting for it" if isinstance(data, str) else status_table(data)
-                )
+                table = f"{data}; waiting for it" if isinstance(data, str) else status_table(data)
+                head = f"{time.strftime('%H:%M:%S')}  every second; Ctrl-C to stop\n\n"
+                click.echo(screen.frame(head + table), nl=False)
             time.sleep(1)  # the refresh period, not a wait for an outcome
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo(screen.close(), nl=False)
 
 
 def _fetch_status(url: str) -> dict[str, Any] | str:

@@ -11,46 +11,109 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import labels
+from .config import ClassConfig
 from .docker_types import ContainerInfo
+
+# The source column of `emu up`'s lines: as wide as its longest source ("build <class>", or
+# "<class>/instance-<k>" with several classes), within these bounds; longer ones end in "…".
+MIN_WIDTH = 16
+MAX_WIDTH = 40
+
+
+def source_width(classes: Sequence[ClassConfig]) -> int:
+    several = len(classes) > 1
+    longest = max(
+        (
+            max(len(f"build {c.class_name}"), len(f"{c.class_name}/instance-{c.instances - 1}"))
+            if several
+            else len(f"build {c.class_name}")
+            for c in classes
+        ),
+        default=0,
+    )
+    return min(MAX_WIDTH, max(MIN_WIDTH, longest))
 
 
 class Printer:
-    """Prints emu's lines. Called on the loop only: lines written in one loop turn are flushed
-    together at its end, so a container logging a line per request costs no syscall per line,
-    and output still appears at once when stdout is a pipe."""
+    """Prints emu's lines. Called on the loop only: lines written in one loop turn are written
+    together, in one write, at its end. So a container logging a line per request costs no
+    syscall per line, also when stdout is a terminal (line-buffered) or unbuffered (`-u`), and
+    output still appears at once."""
 
-    WIDTH = 16
-
-    def __init__(self, json_logs: bool) -> None:
+    def __init__(self, json_logs: bool, width: int = MIN_WIDTH) -> None:
         self._json = json_logs
+        self._width = width
         self._second = -1
         self._stamp = ""
-        self._flush_scheduled = False
+        self._pending: list[str] = []
 
     def __call__(self, source: str, line: str) -> None:
         now = time.time()
         if self._json:
-            text = json.dumps({"time": now, "source": source, "line": line})
+            self._write(json.dumps({"time": now, "source": source, "line": line}))
+            return
+        if int(now) != self._second:
+            self._second = int(now)
+            self._stamp = time.strftime("%H:%M:%S", time.localtime(now))
+        if len(source) > self._width:
+            source = source[: self._width - 1] + "…"
+        self._write(f"{self._stamp} {source:<{self._width}} | {line}")
+
+    def event(self, fields: dict[str, Any], line: str) -> None:
+        """A lifecycle event: with --json-logs its fields (event, class, instance, reason,
+        exit_code, ...), else its line."""
+        if self._json:
+            self._write(json.dumps({"source": "emu", **fields}, default=str))
         else:
-            if int(now) != self._second:
-                self._second = int(now)
-                self._stamp = time.strftime("%H:%M:%S", time.localtime(now))
-            text = f"{self._stamp} {source[: self.WIDTH]:<{self.WIDTH}} | {line}"
-        sys.stdout.write(text + "\n")
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+            self("emu", line)
+
+    def _write(self, text: str) -> None:
+        if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(text + "\n")
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        text = "".join(self._pending)
+        self._pending.clear()
         with contextlib.suppress(OSError, ValueError):
+            sys.stdout.write(text)
             sys.stdout.flush()
+
+
+class StatusScreen:
+    """The frames of `emu status --watch`. On a terminal each frame redraws the last one in
+    place: cursor home, each line cleared to its end, then the rest of the screen, so nothing
+    scrolls or flickers. Elsewhere (a pipe, a file) frames follow each other."""
+
+    HOME = "\x1b[H"
+    CLEAR_SCREEN = "\x1b[2J"
+    CLEAR_LINE_END = "\x1b[K"
+    CLEAR_BELOW = "\x1b[J"
+    HIDE_CURSOR = "\x1b[?25l"
+    SHOW_CURSOR = "\x1b[?25h"
+
+    def __init__(self, tty: bool) -> None:
+        self._tty = tty
+        self._drawn = False
+
+    def frame(self, text: str) -> str:
+        if not self._tty:
+            return text + "\n"
+        start = self.HOME if self._drawn else self.HIDE_CURSOR + self.HOME + self.CLEAR_SCREEN
+        self._drawn = True
+        body = "".join(line + self.CLEAR_LINE_END + "\n" for line in text.split("\n"))
+        return start + body + self.CLEAR_BELOW
+
+    def close(self) -> str:
+        """What to write when the watch ends: the cursor back."""
+        return self.SHOW_CURSOR if self._tty and self._drawn else ""
 
 
 def status_table(data: dict[str, Any]) -> str:
     lines = [
         f"{data['url']}  config {data['config']}  engine {'up' if data['engine_up'] else 'DOWN'}",
-        f"disk limits: {data['disk_limits']}",
+        # Either "enforced" or emu up's own sentence: "disk limits are not enforced: ...".
+        "disk limits are enforced" if data["disk_limits"] == "enforced" else data["disk_limits"],
     ]
     head = (
         "INSTANCE",

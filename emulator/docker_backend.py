@@ -64,8 +64,10 @@ def _short(exc: BaseException) -> str:
 
 
 class DockerBackend:
-    def __init__(self, *, max_workers: int = 8, call_timeout: float = 30.0) -> None:
+    # Threads are made as calls need them. With 8, a burst of 50 cold starts queued in emu.
+    def __init__(self, *, max_workers: int = 64, call_timeout: float = 30.0) -> None:
         self._call_timeout = call_timeout
+        self._max_workers = max_workers
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="emu-docker")
         self._client: docker.DockerClient | None = None
         self._events_stop = threading.Event()
@@ -77,7 +79,10 @@ class DockerBackend:
     @property
     def client(self) -> docker.DockerClient:
         if self._client is None:
-            self._client = docker.from_env(timeout=int(self._call_timeout))
+            # A connection per thread, kept: the SDK's default pool of 10 would drop the rest.
+            self._client = docker.from_env(
+                timeout=int(self._call_timeout), max_pool_size=self._max_workers
+            )
         return self._client
 
     async def _run(
@@ -274,39 +279,41 @@ class DockerBackend:
         """Create (labelled) and start; on a failed start the container is removed."""
 
         def run() -> ContainerInfo:
-            kwargs: dict[str, Any] = {
-                "name": spec.name,
-                "labels": dict(spec.labels),
-                "environment": dict(spec.environment),
-                "network": spec.network,
-                "detach": True,
-                "privileged": False,
-                "hostname": spec.hostname,
-            }
-            if spec.entrypoint is not None:
-                kwargs["entrypoint"] = list(spec.entrypoint)
-            if spec.nano_cpus is not None:
-                kwargs["nano_cpus"] = spec.nano_cpus
-            if spec.memory_bytes is not None:
-                kwargs["mem_limit"] = spec.memory_bytes
-                kwargs["memswap_limit"] = spec.memory_bytes  # swap == memory: no swap
-            if spec.disk_bytes is not None:
-                kwargs["storage_opt"] = {"size": str(spec.disk_bytes)}
-            kwargs["ports"] = port_bindings(spec)
+            # Three calls, not the SDK model's five (it inspects after create and after start):
+            # in a burst of cold starts every call waits its turn in the engine.
+            api = self.client.api
+            bindings = port_bindings(spec)  # a remote engine's or a Swarm's published ports
             try:
-                container = self.client.containers.create(spec.image, **kwargs)
+                created = api.create_container(
+                    spec.image,
+                    name=spec.name,
+                    labels=dict(spec.labels),
+                    environment=dict(spec.environment),
+                    hostname=spec.hostname,
+                    entrypoint=None if spec.entrypoint is None else list(spec.entrypoint),
+                    detach=True,
+                    ports=list(bindings) if bindings else None,
+                    host_config=api.create_host_config(
+                        network_mode=spec.network,
+                        privileged=False,
+                        port_bindings=bindings,
+                        **spec.host_limits(),
+                    ),
+                    networking_config={"EndpointsConfig": {spec.network: {}}},
+                )
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:
                     raise NameInUse(_short(exc)) from exc
                 raise
+            cid = str(created["Id"])
             try:
-                container.start()
-                container.reload()
+                api.start(cid)
+                attrs = api.inspect_container(cid)
             except BaseException:
                 with contextlib.suppress(Exception):
-                    container.remove(force=True)
+                    api.remove_container(cid, force=True)
                 raise
-            return container_info(container.attrs, spec.network)
+            return container_info(attrs, spec.network)
 
         try:
             return await self._run(run)

@@ -63,6 +63,18 @@ class ContainerSpec:
     publish_address: str | None = None
     publish_ports: tuple[int, ...] = ()
 
+    def host_limits(self) -> dict[str, Any]:
+        """The limits, as the SDK's `create_host_config` takes them."""
+        limits: dict[str, Any] = {}
+        if self.nano_cpus is not None:
+            limits["nano_cpus"] = self.nano_cpus
+        if self.memory_bytes is not None:
+            limits["mem_limit"] = self.memory_bytes
+            limits["memswap_limit"] = self.memory_bytes  # swap == memory: no swap
+        if self.disk_bytes is not None:
+            limits["storage_opt"] = {"size": str(self.disk_bytes)}
+        return limits
+
 
 @dataclass(frozen=True)
 class ContainerInfo:
@@ -166,9 +178,9 @@ def container_info(attrs: Mapping[str, Any], network: str | None) -> ContainerIn
     )
 
 
-def port_bindings(spec: ContainerSpec) -> dict[str, tuple[str | None]] | None:
-    """The SDK's `ports`: ephemeral host ports on `publish_address` only; None: no ports."""
-    ports = {f"{p}/tcp": (spec.publish_address,) for p in spec.publish_ports}
+def port_bindings(spec: ContainerSpec) -> dict[int | str, Any] | None:
+    """The SDK's `port_bindings`: ephemeral host ports on `publish_address` only; None: none."""
+    ports: dict[int | str, Any] = {f"{p}/tcp": (spec.publish_address,) for p in spec.publish_ports}
     return ports or None
 
 

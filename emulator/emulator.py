@@ -69,10 +69,12 @@ def _http_url(host: str, port: int) -> str:
 class Emulator:
     """Runs the front and the instances of one config until `stop()`.
 
-    `on_output(source, line)` receives build output, emu's own event lines and, with
-    `follow_logs`, container output; by default they go to the `emu` logger. `prewarm` starts
-    instance-0 .. instance-(N-1) of every class before serving; `request_feed=False` records
-    no requests (the dashboard's feed and `/_emu/requests` stay empty).
+    `on_output(source, line)` receives build output, emu's own lines and, with `follow_logs`,
+    container output; by default they go to the `emu` logger. `on_event(fields, line)`, when
+    given, receives each lifecycle event instead: its fields, as `/_emu/events` lists them, and
+    the line `on_output` would have got. `prewarm` starts instance-0 .. instance-(N-1) of every
+    class before serving; `request_feed=False` records no requests (the dashboard's feed and
+    `/_emu/requests` stay empty).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Emulator:
         config: Config,
         *,
         on_output: Callable[[str, str], None] | None = None,
+        on_event: Callable[[dict[str, Any], str], None] | None = None,
         follow_logs: bool = False,
         watch: bool = False,
         access_log: bool = False,
@@ -101,6 +104,7 @@ class Emulator:
         )
         self._own_docker = docker is None
         self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
+        self._event_out = on_event
         self._follow_logs = follow_logs
         self._watch = watch
         self._reload = reload  # reads the config again, with the same flags
@@ -450,12 +454,11 @@ class Emulator:
         entry = {"time": time.time(), "event": kind, **data}
         self.events.append(entry)
         self.cockpit.on_event(entry)
-        who = self._who(data["class"], data["instance"]) if "instance" in data else "emu"
-        # Log lines of a failed start stay in the event history: the line says what failed.
-        rest = " ".join(
-            f"{k}={v}" for k, v in data.items() if k not in ("class", "instance", "logs")
-        )
-        self._out("emu", f"{who} {kind}{' ' + rest if rest else ''}")
+        line = event_line(kind, data, several_classes=len(self.pools) > 1)
+        if self._event_out is not None:
+            self._event_out(entry, line)
+        else:
+            self._out("emu", line)
 
     def status(self) -> dict[str, Any]:
         front = self._front
@@ -474,6 +477,17 @@ class Emulator:
             "inflight": front.inflight if front is not None else 0,
             "classes": [p.snapshot() for p in self.pools.values()],
         }
+
+
+def event_line(kind: str, data: dict[str, Any], several_classes: bool) -> str:
+    """An event as `emu up` prints it under the source "emu": "instance-0 stopped reason=...",
+    "PythonExecutor rebuilt image=...", "engine_down"; so never "emu" twice."""
+    if "instance" in data:
+        who = f"{data['class']}/{data['instance']} " if several_classes else f"{data['instance']} "
+    else:
+        who = f"{data['class']} " if "class" in data else ""
+    rest = "".join(f" {k}={v}" for k, v in data.items() if k not in ("class", "instance"))
+    return f"{who}{kind}{rest}"
 
 
 def _needs_restart(old: Config, new: Config) -> list[str]:

@@ -25,6 +25,7 @@ EMULATOR_OPTIONS = (
     "watch",
     "access_log",
     "on_output",
+    "on_event",
     "reaper",
     "prewarm",
     "request_feed",
@@ -44,9 +45,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     """A factory: `emu_up(config_path, **flags)` starts emu on a free port and returns it.
 
-    The keyword arguments are those of `emulator.config.Overrides` (`instances`, `sleep_after`,
-    `start_timeout`, `stop_grace`, `seed`, `host`, `port`), plus the `Emulator` options
-    `follow_logs`, `watch`, `access_log`, `on_output`, `prewarm` and `request_feed`.
+    A relative `config_path` is taken from the requesting test file's folder, not from the
+    working directory, so a test finds its project wherever pytest runs. The keyword arguments
+    are those of `emulator.config.Overrides` (`instances`, `sleep_after`, `start_timeout`,
+    `stop_grace`, `seed`, `host`, `port`; `port` is 0, a free one, unless given), plus the
+    `Emulator` options `follow_logs`, `watch`, `access_log`, `on_output`, `on_event`,
+    `prewarm` and `request_feed`.
 
     What it returns also controls the instances, for faults on demand: `kill`, `signal`,
     `pause`, `unpause`, `start_instance`, `stop_instance`, `logs`, `wait_for` and `requests`.
@@ -58,8 +62,10 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     def start(path: str | Path, **kwargs: Any) -> RunningEmulator:
         options = {k: kwargs.pop(k) for k in EMULATOR_OPTIONS if k in kwargs}
         kwargs.setdefault("port", 0)
+        # From the test file's folder; an absolute path stays as it is.
+        config_path = (request.path.parent / path).resolve()
         emu = RunningEmulator.from_path(
-            path, Overrides(**kwargs), check_blocking=check_blocking, **options
+            config_path, Overrides(**kwargs), check_blocking=check_blocking, **options
         )
         started.append(emu)
         return emu

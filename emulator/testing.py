@@ -339,6 +339,8 @@ class EmuProcess:
             if any(marker in line for marker in PROBLEM_MARKERS):
                 self.problems.append(line)
             if not self._listening.is_set() and "listening on http://" in line:
+                if line.startswith("{"):  # --json-logs
+                    line = str(json.loads(line).get("line", ""))
                 self.url = line.rsplit("listening on ", 1)[1].strip()
                 self._listening.set()
 
