@@ -28,6 +28,9 @@ from .durations import format_duration
 from .emulator import Emulator
 from .front import ListenError
 from .sweep import remove_images, running_urls, sweep_project, sweep_session
+from .worker.mode import ModeChoice, WorkerMode, choose_mode, describe_mode
+from .worker.runtime import WorkerError
+from .worker.toolchain import ToolchainError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
@@ -77,6 +80,15 @@ def settings_options(fn: F) -> F:
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def worker_option(fn: F) -> F:
+    return click.option(
+        "--worker/--no-worker",
+        default=None,
+        help="Run the Worker itself in workerd (default when Node.js 20+ is on PATH), or let "
+        "emu route requests as getRandom does.",
+    )(fn)
 
 
 def _overrides(kw: dict[str, Any]) -> Overrides:
@@ -145,12 +157,16 @@ def main() -> None:
     show_default=True,
     help="A watchdog that removes this run's containers if emu is killed.",
 )
+@worker_option
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
     options = {k: kw.pop(k) for k in ("watch", "access_log", "reaper")}
+    mode = choose_mode(kw.pop("worker"))
     overrides = _overrides(kw)
     config = _load(config_path, overrides)
-    _run(_up(config, overrides, json_logs, logs=logs, **options))
+    if not mode.worker and mode.reason != "--no-worker":
+        click.echo(f"emu: running without the Worker (--no-worker): {mode.reason}", err=True)
+    _run(_up(config, overrides, json_logs, logs=logs, mode=mode, **options))
 
 
 async def _up(
@@ -162,8 +178,15 @@ async def _up(
     watch: bool,
     access_log: bool,
     reaper: bool,
+    mode: ModeChoice,
 ) -> None:
     out = Printer(json_logs)
+    worker = None
+    if mode.node is not None:
+        try:
+            worker = WorkerMode(config, mode.node, out=out, watch=watch)
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_BAD_CONFIG)
     emu = Emulator(
         config,
         on_output=out,
@@ -172,6 +195,7 @@ async def _up(
         access_log=access_log,
         reaper=reaper,
         reload=lambda: load_config(config.path, overrides),
+        worker=worker,
     )
     signals = _Signals(emu, out)
     start = asyncio.ensure_future(emu.start())
@@ -185,9 +209,12 @@ async def _up(
     stopped.cancel()
     try:
         start.result()
-    except ListenError as exc:
+    except (ListenError, ToolchainError) as exc:
         _fail(str(exc))
-    _describe(emu, out)
+    except WorkerError as exc:
+        sys.stdout.flush()  # the runtime's own lines first
+        _fail(str(exc), exc.exit_code)
+    _describe(emu, out, mode)
     await signals.stop.wait()
     await emu.stop()
     out("emu", "stopped; all containers and networks removed")
@@ -221,7 +248,7 @@ class _Signals:
             self._force.append(asyncio.ensure_future(_force(self._emu)))
 
 
-def _describe(emu: Emulator, out: Printer) -> None:
+def _describe(emu: Emulator, out: Printer, mode: ModeChoice) -> None:
     """What emu up serves, once it serves."""
     for pool in emu.pools.values():
         cfg = pool.config
@@ -234,6 +261,7 @@ def _describe(emu: Emulator, out: Printer) -> None:
         )
     if emu.config.env is not None:
         out("emu", f"wrangler environment {emu.config.env} (Worker {emu.config.worker_name})")
+    out("emu", f"mode {describe_mode(mode)}")
     out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
 
 
@@ -248,12 +276,17 @@ async def _force(emu: Emulator) -> None:
 @config_option
 @settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@worker_option
 def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
     """Print the resolved settings and where each came from."""
+    mode = choose_mode(kw.pop("worker"))
     config = _load(config_path, _overrides(kw))
     if as_json:
-        click.echo(json.dumps(config_mod.as_json(config), indent=2))
+        data = config_mod.as_json(config)
+        data["mode"] = {"worker": mode.worker, "reason": mode.reason}
+        click.echo(json.dumps(data, indent=2))
     else:
+        click.echo(f"mode: {describe_mode(mode)}")
         click.echo(config_mod.describe(config))
 
 

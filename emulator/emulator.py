@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -32,6 +32,9 @@ from .pools import ClassPool, Runtime, SessionState
 from .reaper import Reaper
 from .sweep import sweep_project, sweep_session
 from .watch import watch
+
+if TYPE_CHECKING:
+    from .worker.mode import WorkerMode
 
 log = logging.getLogger("emu")
 
@@ -57,6 +60,9 @@ class Emulator:
 
     `on_output(source, line)` receives build output, emu's own event lines and, with
     `follow_logs`, container output; by default they go to the `emu` logger.
+
+    With `worker` (worker mode), the Worker runs in workerd on the public address and this
+    front listens on a loopback port of its own, for the Worker's runtime API and `/_emu/*`.
     """
 
     def __init__(
@@ -70,8 +76,10 @@ class Emulator:
         reload: Callable[[], Config] | None = None,
         docker: DockerBackend | None = None,
         reaper: bool = True,
+        worker: WorkerMode | None = None,
     ) -> None:
         self.config = config
+        self._worker = worker
         self.session_id = uuid.uuid4().hex[:12]
         self.project = labels.project_id(config.path)
         self.labels = labels.session_labels(self.project, self.session_id, config.path, config.env)
@@ -84,6 +92,7 @@ class Emulator:
         self._access_log = access_log
         self._reaper = reaper  # a watchdog that sweeps the session if this process dies
         self._swept = False
+        self._watchdog: Reaper | None = None
         self._log_followers: dict[str, Callable[[], None]] = {}
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
@@ -92,7 +101,8 @@ class Emulator:
         self._front: Front | None = None
         self._stack: AsyncExitStack | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
-        self.port: int = config.port
+        self.port: int = config.port  # the public one: the Worker's in worker mode
+        self.front_port: int = config.port
         self.disk_note: str | None = None
 
     @property
@@ -104,6 +114,13 @@ class Emulator:
         """`url`, as a client on this machine reaches it when emu listens on every address."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.config.host)
         return _http_url(host or self.config.host, self.port)
+
+    @property
+    def front_url(self) -> str:
+        """Where this front listens: `url`, except in worker mode."""
+        if self._worker is None:
+            return self.url
+        return _http_url("127.0.0.1", self.front_port)
 
     @property
     def engine_up(self) -> bool:
@@ -130,7 +147,7 @@ class Emulator:
         stack.enter_context(labels.live(self.session_id))
         if self._reaper:
             # Pushed first, so it runs last: it knows whether the final sweep removed everything.
-            watchdog = Reaper.spawn(self.session_id)
+            self._watchdog = watchdog = Reaper.spawn(self.session_id)
             stack.callback(lambda: watchdog.close(clean=self._swept))
         if self._own_docker:
             await stack.enter_async_context(self.docker)
@@ -138,6 +155,8 @@ class Emulator:
         stack.push_async_callback(self._sweep_session)
         info = await self.docker.connect()
         await sweep_project(self.docker, self.project, keep_session=self.session_id)
+        if self._worker is not None:
+            await self._worker.prepare()  # npm packages; the public port still free
         if not info.disk_quota_supported:
             self.disk_note = (
                 f"disk limits are not enforced: storage driver {info.storage_driver} on "
@@ -176,6 +195,7 @@ class Emulator:
             disk_enforced=info.disk_quota_supported,
             on_event=self._on_event,
             state=self._state,
+            worker_mode=self._worker is not None,
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:
@@ -185,19 +205,32 @@ class Emulator:
         """Listen, then make the networks (so that they can say where: `emu status` finds the
         URL on them; the session sweep removes them)."""
         self._front = front = Front(self.pools, self._out)
-        runner = make_runner(make_app(front, self, self._registry, access_log=self._access_log))
+        worker = self._worker
+        extra = worker.routes(self.pools) if worker is not None else []
+        app = make_app(front, self, self._registry, access_log=self._access_log, routes=extra)
+        runner = make_runner(app)
         await runner.setup()
         stack.push_async_callback(_quietly, runner.cleanup)
         stack.callback(self._stop_log_followers)
         stack.push_async_callback(self._stop_instances)
         stack.push_async_callback(front.drain, DRAIN_TIMEOUT)
         stack.push_async_callback(self._cancel_reconcile)
-        site, self.port = await front_listen(runner, self.config.host, self.config.port)
+        if worker is None:
+            site, self.port = await front_listen(runner, self.config.host, self.config.port)
+            self.front_port = self.port
+        else:
+            site, self.front_port = await front_listen(runner, "127.0.0.1", 0)
         stack.push_async_callback(_quietly, site.stop)
+        if worker is not None:
+            # The Worker answers from here on; a start it asks for waits for the networks and
+            # images (the library retries, then answers its 503).
+            stack.push_async_callback(worker.stop)
+            self.port = await worker.start(self.front_url, self.session_id, self._watchdog)
         network_labels = labels.network_labels(self.labels, self.local_url)
         runtime = next(iter(self.pools.values())).runtime
         await self.docker.create_network(runtime.network, network_labels, internal=False)
-        if any(not p.config.enable_internet for p in self.pools.values()):
+        # In worker mode, start({enableInternet: false}) may ask for it on any class.
+        if worker is not None or any(not p.config.enable_internet for p in self.pools.values()):
             await self.docker.create_network(
                 runtime.internal_network, network_labels, internal=True
             )

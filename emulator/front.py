@@ -158,8 +158,14 @@ METRICS = web.AppKey("metrics", CollectorRegistry)
 
 
 def make_app(
-    front: Front, source: Source, registry: CollectorRegistry, *, access_log: bool
+    front: Front,
+    source: Source,
+    registry: CollectorRegistry,
+    *,
+    access_log: bool,
+    routes: Iterable[web.AbstractRouteDef] = (),
 ) -> web.Application:
+    """`routes`: more of `/_emu/` (worker mode's runtime API), matched before the proxy's."""
     app = web.Application(handler_args=HANDLER_ARGS)
     app[FRONT] = front
     app[SOURCE] = source
@@ -169,6 +175,7 @@ def make_app(
     app.router.add_get("/_emu/status", _status)
     app.router.add_get("/_emu/events", _events)
     app.router.add_get("/_emu/metrics", _metrics)
+    app.router.add_routes(routes)
     app.router.add_route("*", "/{tail:.*}", front.handle_logged if access_log else front.handle)
     return app
 

@@ -26,7 +26,7 @@ from .errors import (
     NoCapacity,
     StartFailed,
 )
-from .instance_spec import container_spec
+from .instance_spec import StartOptions, container_spec
 
 if TYPE_CHECKING:
     from .pools import ClassPool
@@ -80,6 +80,8 @@ class Instance:
         self.cold_start_ms: float | None = None
         self.starts = 0
         self.requests = 0
+        self.options = StartOptions()  # set by the Worker's start() in worker mode
+        self._first_signal = "SIGTERM"
         self._start_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
@@ -92,7 +94,8 @@ class Instance:
     def renew(self) -> None:
         self.deadline = self._loop.time() + self.pool.config.sleep_after
         self.last_activity = time.time()
-        if self._timer is None and self.state is State.HEALTHY:
+        # In worker mode sleepAfter is the library's alarm, not emu's timer.
+        if self._timer is None and self.state is State.HEALTHY and not self.pool.worker_mode:
             self._timer = self._loop.call_at(self.deadline, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -201,14 +204,19 @@ class Instance:
 
     def _spec(self, image: str) -> ContainerSpec:
         rt = self.pool.runtime
+        internet = self.options.enable_internet
+        network = self.pool.network
+        if internet is not None:  # the Worker's start() decides (worker mode)
+            network = rt.network if internet else rt.internal_network
         return container_spec(
             self.pool.config,
             self.name,
             image=image,
-            network=self.pool.network,
+            network=network,
             session_labels=rt.labels,
             name_prefix=rt.name_prefix,
             disk_enforced=rt.disk_enforced,
+            options=self.options,
         )
 
     @property
@@ -218,6 +226,8 @@ class Instance:
 
     def ports(self) -> tuple[int, ...]:
         cfg = self.pool.config
+        if self.pool.worker_mode:
+            return ()  # the library probes the ports itself; a start ends once the container runs
         if cfg.required_ports:
             return cfg.required_ports
         return (cfg.default_port,) if cfg.default_port is not None else ()
@@ -328,12 +338,15 @@ class Instance:
 
     # -- stop -------------------------------------------------------------------------------
 
-    def stop(self, reason: str, grace: float | None = None) -> asyncio.Task[None]:
-        """SIGTERM, then SIGKILL after `grace` (default --stop-grace). A second call with a
+    def stop(
+        self, reason: str, grace: float | None = None, signal: str = "SIGTERM"
+    ) -> asyncio.Task[None]:
+        """`signal`, then SIGKILL after `grace` (default --stop-grace). A second call with a
         shorter grace (emu shutting down during an idle stop) brings the SIGKILL forward."""
         grace = self.pool.runtime.stop_grace if grace is None else grace
         self._kill_at = min(self._kill_at, self._loop.time() + grace)
         if self._stop_task is None:
+            self._first_signal = signal
             if self.state is State.HEALTHY:
                 self.state = State.STOPPING  # no request may be proxied into it from now on
             self._stop_task = asyncio.create_task(self._stop(reason), name=f"stop {self.name}")
@@ -361,9 +374,11 @@ class Instance:
         termed = self._loop.time()
         try:
             if not self._exited.is_set():
-                await docker.signal(cid, "SIGTERM")
+                await docker.signal(cid, self._first_signal)
                 while not self._exited.is_set() and self._loop.time() < self._kill_at:
                     await self._wait_exited(min(self._kill_at - self._loop.time(), 1.0))
+            if not self._exited.is_set() and self._first_signal == "SIGKILL":
+                await self._wait_exited(EXIT_WAIT)  # killed already (the Worker's destroy())
             if not self._exited.is_set():
                 waited = self._loop.time() - termed
                 self.pool.emit("killing", self, reason=f"no exit {waited:.0f} s after SIGTERM")
@@ -452,7 +467,7 @@ class Instance:
             "last_activity": self.last_activity,
             "sleeps_in_s": (
                 max(0.0, round(self.deadline - self._loop.time(), 3))
-                if self.state is State.HEALTHY and self.inflight == 0
+                if self.state is State.HEALTHY and self.inflight == 0 and not self.pool.worker_mode
                 else None
             ),
             "cold_start_ms": None if self.cold_start_ms is None else round(self.cold_start_ms, 1),

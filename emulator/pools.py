@@ -44,6 +44,8 @@ class Runtime:
     disk_enforced: bool
     on_event: Callable[[str, dict[str, Any]], None]  # for logs and the event history
     state: SessionState
+    # The Worker runs (worker mode): its library does readiness and sleepAfter, not emu.
+    worker_mode: bool = False
 
 
 class ClassPool:
@@ -56,6 +58,10 @@ class ClassPool:
         self.instances: dict[str, Instance] = {}
         self.by_container: dict[str, Instance] = {}
         self.image = ImageState()
+
+    @property
+    def worker_mode(self) -> bool:
+        return self.runtime.worker_mode
 
     @property
     def network(self) -> str:

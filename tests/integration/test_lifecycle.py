@@ -188,7 +188,18 @@ def test_listens_during_the_build_and_serves_after(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "up", "-c", str(path), "--port", str(port)],
+        # --no-worker: emu's own front answers during the build (this source is not a Worker).
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "up",
+            "-c",
+            str(path),
+            "--port",
+            str(port),
+            "--no-worker",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
