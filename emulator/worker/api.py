@@ -1,6 +1,6 @@
 """The container runtime API on emu's front: what the shim behind `ctx.container` calls.
 
-`POST /_emu/runtime/{start,monitor,signal,destroy}` with a JSON body naming the class and the
+`POST /_emu/runtime/{start,monitor,signal,destroy,report}` with a JSON body naming the class and the
 Durable Object's name. The routes talk to a `ContainerHost`; `PoolHost` is the one over emu's
 instance pools, so that naming, labels, limits, max_instances, logs, status, events and cleanup
 are those of `emu up --no-worker`.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import signal as signal_module
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -74,6 +75,8 @@ class ContainerHost(Protocol):
     async def signal(self, class_name: str, name: str, container: str, signo: int) -> None: ...
 
     async def destroy(self, class_name: str, name: str, container: str, reason: str) -> None: ...
+
+    def report(self, class_name: str, name: str, requests: int, inflight: int) -> None: ...
 
 
 class PoolHost:
@@ -152,6 +155,17 @@ class PoolHost:
         self._signalled.add(container)
         await asyncio.shield(inst.stop(reason, grace=0.0, signal="SIGKILL"))
 
+    def report(self, class_name: str, name: str, requests: int, inflight: int) -> None:
+        """The shim's counts since its last report, for `/_emu/status` and metrics."""
+        pool = self._pools.get(class_name)
+        inst = pool.instances.get(name) if pool is not None else None
+        if inst is None:
+            return  # forgotten meanwhile: only history is lost
+        inst.requests += max(requests, 0)
+        inst.inflight = max(inflight, 0)
+        if requests:
+            inst.last_activity = time.time()
+
 
 def _str_map(value: object, what: str) -> dict[str, str] | None:
     if value is None:
@@ -180,16 +194,18 @@ def _start_request(body: Mapping[str, Any]) -> StartRequest:
 Handler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def routes(host: ContainerHost, token: str) -> list[web.RouteDef]:
-    """The runtime API's routes; every call must carry `token` (only the generated Worker has
-    it), so that nothing else on this machine can start or stop containers through it."""
+class _Calls:
+    """One handler per runtime call, each taking the JSON body."""
 
-    async def start(body: Mapping[str, Any]) -> dict[str, Any]:
-        started = await host.start(_start_request(body))
+    def __init__(self, host: ContainerHost) -> None:
+        self.host = host
+
+    async def start(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        started = await self.host.start(_start_request(body))
         return {"container": started.container, "ip": started.ip}
 
-    async def monitor(body: Mapping[str, Any]) -> dict[str, Any]:
-        state = await host.wait_exit(
+    async def monitor(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        state = await self.host.wait_exit(
             str(body["class"]), str(body["name"]), str(body["container"]), MONITOR_WAIT
         )
         return {
@@ -198,17 +214,31 @@ def routes(host: ContainerHost, token: str) -> list[web.RouteDef]:
             "signalled": state.signalled,
         }
 
-    async def signal(body: Mapping[str, Any]) -> dict[str, Any]:
+    async def signal(self, body: Mapping[str, Any]) -> dict[str, Any]:
         signo = body["signo"]
         if not isinstance(signo, int) or not 0 < signo < 65:
             raise EmuHTTPError(400, "signo must be a signal number")
-        await host.signal(str(body["class"]), str(body["name"]), str(body["container"]), signo)
+        cls, name, container = str(body["class"]), str(body["name"]), str(body["container"])
+        await self.host.signal(cls, name, container, signo)
         return {}
 
-    async def destroy(body: Mapping[str, Any]) -> dict[str, Any]:
+    async def destroy(self, body: Mapping[str, Any]) -> dict[str, Any]:
         reason = body.get("reason") or "destroyed by the Worker"
-        await host.destroy(str(body["class"]), str(body["name"]), str(body["container"]), reason)
+        cls, name, container = str(body["class"]), str(body["name"]), str(body["container"])
+        await self.host.destroy(cls, name, container, reason)
         return {}
+
+    async def report(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        requests, inflight = body["requests"], body["inflight"]
+        if not isinstance(requests, int) or not isinstance(inflight, int):
+            raise EmuHTTPError(400, "requests and inflight must be integers")
+        self.host.report(str(body["class"]), str(body["name"]), requests, inflight)
+        return {}
+
+
+def routes(host: ContainerHost, token: str) -> list[web.RouteDef]:
+    """The runtime API's routes; every call must carry `token` (only the generated Worker has
+    it), so that nothing else on this machine can start or stop containers through it."""
 
     def route(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:
@@ -231,12 +261,6 @@ def routes(host: ContainerHost, token: str) -> list[web.RouteDef]:
 
         return serve
 
-    return [
-        web.post(f"/_emu/runtime/{op}", route(handler))
-        for op, handler in (
-            ("start", start),
-            ("monitor", monitor),
-            ("signal", signal),
-            ("destroy", destroy),
-        )
-    ]
+    calls = _Calls(host)
+    ops = ("start", "monitor", "signal", "destroy", "report")
+    return [web.post(f"/_emu/runtime/{op}", route(getattr(calls, op))) for op in ops]

@@ -43,6 +43,9 @@ class FakeHost:
     async def destroy(self, class_name: str, name: str, container: str, reason: str) -> None:
         self.calls.append(("destroy", (class_name, name, container, reason)))
 
+    def report(self, class_name: str, name: str, requests: int, inflight: int) -> None:
+        self.calls.append(("report", (class_name, name, requests, inflight)))
+
 
 @pytest.fixture
 async def api(aiohttp_client: Any) -> tuple[TestClient[Any, Any], FakeHost]:
@@ -114,3 +117,13 @@ async def test_monitor_signal_destroy(api: tuple[TestClient[Any, Any], FakeHost]
         ("destroy", ("Box", "a", "c1", "destroyed by the Worker")),
     ]
     assert (await _post(client, "start", {"name": "no class"}))[0] == 400
+
+
+async def test_report_takes_counts_and_refuses_non_integers(
+    api: tuple[TestClient[Any, Any], FakeHost],
+) -> None:
+    client, host = api
+    who = {"class": "Box", "name": "a"}
+    assert (await _post(client, "report", {**who, "requests": 40, "inflight": 2}))[0] == 200
+    assert (await _post(client, "report", {**who, "requests": "40", "inflight": 2}))[0] == 400
+    assert host.calls == [("report", ("Box", "a", 40, 2))]
