@@ -3,6 +3,7 @@ and emu supplies ctx.container (emulator/worker/)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import docker
 import pytest
 import requests
@@ -178,6 +180,60 @@ def test_basic_example_routes_as_its_worker_says(running: list[WorkerEmu]) -> No
     full = emu.get("/container/b", timeout=60)
     assert full.status_code == 503 and full.text.startswith(NO_INSTANCE), full.text
     assert "Container successfully started" in emu.output  # onStart's console.log
+
+    # The shim reports what went through getTcpPort().fetch, in batches.
+    wait_for(
+        lambda: emu.instances()["/container/a"]["requests"] >= 3,
+        10,
+        "the requests of /container/a in /_emu/status",
+    )
+    assert emu.instances()["/container/a"]["inflight"] == 0
+
+
+def test_websocket_through_the_container_class(running: list[WorkerEmu]) -> None:
+    emu = start(running, BASIC)
+
+    async def talk() -> list[str]:
+        timeout = aiohttp.ClientWSTimeout(ws_receive=30, ws_close=10)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(emu.url + "/container/ws", timeout=timeout) as ws,
+        ):
+            replies = []
+            for text in ("one", "two"):
+                await ws.send_str(text)
+                replies.append(await ws.receive_str())
+            return replies
+
+    # The container's echo says who it is: the Durable Object's container, through the library.
+    assert asyncio.run(talk()) == ["container-ws: one", "container-ws: two"]
+    assert "/container/ws" in emu.instances()
+
+
+def test_watch_rebundles_on_a_source_change(running: list[WorkerEmu], tmp_path: Path) -> None:
+    project = tmp_path / "watched"
+    shutil.copytree(BASIC.parent, project, ignore=shutil.ignore_patterns("node_modules"))
+    source = project / "src" / "index.ts"
+    emu = start(running, project / "wrangler.jsonc", "--watch")
+    assert emu.get("/").text.startswith("Call /container")
+    first = emu.get("/container/w").json()
+
+    source.write_text(source.read_text().replace("'Call /container", "'Edited: call /container"))
+
+    def edited() -> bool:
+        try:
+            return emu.get("/", timeout=5).text.startswith("Edited: ")
+        except requests.ConnectionError:  # workerd restarting with the new bundle
+            return False
+
+    wait_for(edited, 30, "the edited Worker to answer")
+    emu.wait_line("Worker bundled again and reloaded")
+    # The Durable Object is made again and finds the container its name already has.
+    again = emu.get("/container/w").json()
+    assert (
+        again["env"]["CLOUDFLARE_DURABLE_OBJECT_ID"] == first["env"]["CLOUDFLARE_DURABLE_OBJECT_ID"]
+    )
+    assert emu.instances()["/container/w"]["starts"] == 1
 
 
 def test_ctx_container_directly_and_monitor_rejects_on_kill(
