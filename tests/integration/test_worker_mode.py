@@ -365,7 +365,7 @@ def test_stopping_emu_leaves_no_container_and_no_runtime(
         session = emu.status()["session"]
         assert len(containers(docker_client, session=session)) == 1
         spawned = emu.descendants()
-        assert len(spawned) >= 3  # node, workerd, the guard
+        assert len(spawned) >= 3  # node, workerd, the reaper
         if how == "ctrl-c":
             emu.proc.send_signal(signal.SIGINT)
             assert emu.wait_exit() == 0, emu.output
