@@ -49,6 +49,19 @@ RECONCILE_BACKOFF = Backoff(first=0.2, cap=2.0, total=15.0)
 # Settings a running emu cannot take over: they need `emu up` again.
 RESTART_FIELDS = ("host", "port", "start_timeout", "stop_grace", "seed")
 CLASS_RESTART_FIELDS = ("binding", "dockerfile", "build_context", "enable_internet")
+# In worker mode the library passes these itself (or runs them: sleepAfter, readiness): a change
+# read from the source replaces no running container.
+LIBRARY_FIELDS = frozenset(
+    [
+        "default_port",
+        "required_ports",
+        "sleep_after",
+        "env_vars",
+        "entrypoint",
+        "ping_endpoint",
+        "instances",
+    ]
+)
 
 
 def _http_url(host: str, port: int) -> str:
@@ -346,7 +359,7 @@ class Emulator:
         for cfg in new.classes:
             pool = self.pools[cfg.class_name]
             changed = pool.reconfigure(cfg)
-            if not changed:
+            if not changed or (self._worker is not None and LIBRARY_FIELDS.issuperset(changed)):
                 continue
             self._on_event("reconfigured", {"class": cfg.class_name, "changed": ", ".join(changed)})
             pool.replace_running("settings changed", grace)
