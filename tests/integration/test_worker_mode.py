@@ -246,6 +246,8 @@ def test_ctx_container_directly_and_monitor_rejects_on_kill(
     assert body["hostname"] == "executor" and body["path"] == "/hello"
     assert body["env"]["X_FROM_START"] == "yes"  # start({env}) is the container's environment
     assert emu.get("/state").json() == {"running": True}
+    raw = emu.get("/tcp").text  # through getTcpPort(8080).connect()
+    assert raw.startswith("HTTP/1.") and '"path": "/over-tcp"' in raw, raw
 
     cid = emu.instances()["executor"]["container_id"]
     docker_client.api.kill(cid)  # SIGKILL from outside: an unexpected exit

@@ -20,8 +20,17 @@ export class Executor extends DurableObject {
   }
 
   async fetch(request: Request): Promise<Response> {
-    if (new URL(request.url).pathname === "/state") {
+    const path = new URL(request.url).pathname;
+    if (path === "/state") {
       return Response.json({ running: this.container.running });
+    }
+    if (path === "/tcp") {
+      // getTcpPort().connect: a raw socket to the container's port; the answer is passed on.
+      const socket = this.container.getTcpPort(8080).connect();
+      const writer = socket.writable.getWriter();
+      const ask = "GET /over-tcp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      await writer.write(new TextEncoder().encode(ask));
+      return new Response(socket.readable);
     }
     const url = request.url.replace("https:", "http:");
     return this.container.getTcpPort(8080).fetch(url, request);
