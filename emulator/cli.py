@@ -18,8 +18,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from . import cli_control, labels
 from . import config as config_mod
-from . import labels
 from .cli_output import Printer, ps_json, ps_table, status_table
 from .config import Config, ConfigError, Overrides, default_port, find_config, load_config
 from .docker_backend import DockerBackend
@@ -157,10 +157,23 @@ def main() -> None:
     show_default=True,
     help="A watchdog that removes this run's containers if emu is killed.",
 )
+@click.option(
+    "--prewarm",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Start instance-0 .. instance-(N-1) of each class before serving.",
+)
+@click.option(
+    "--request-feed/--no-request-feed",
+    default=True,
+    show_default=True,
+    help="Record each request for the dashboard and /_emu/requests.",
+)
 @worker_option
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
-    options = {k: kw.pop(k) for k in ("watch", "access_log", "reaper")}
+    options = {k: kw.pop(k) for k in ("watch", "access_log", "reaper", "prewarm", "request_feed")}
     mode = choose_mode(kw.pop("worker"))
     overrides = _overrides(kw)
     config = _load(config_path, overrides)
@@ -178,6 +191,8 @@ async def _up(
     watch: bool,
     access_log: bool,
     reaper: bool,
+    prewarm: int,
+    request_feed: bool,
     mode: ModeChoice,
 ) -> None:
     out = Printer(json_logs)
@@ -194,6 +209,8 @@ async def _up(
         watch=watch,
         access_log=access_log,
         reaper=reaper,
+        prewarm=prewarm,
+        request_feed=request_feed,
         reload=lambda: load_config(config.path, overrides),
         worker=worker,
     )
@@ -263,6 +280,7 @@ def _describe(emu: Emulator, out: Printer, mode: ModeChoice) -> None:
         out("emu", f"wrangler environment {emu.config.env} (Worker {emu.config.worker_name})")
     out("emu", f"mode {describe_mode(mode)}")
     out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
+    out("emu", f"dashboard: {emu.local_url}/_emu/ (or: emu open)")
 
 
 async def _force(emu: Emulator) -> None:
@@ -423,3 +441,12 @@ def down(config_path: Path | None, all_projects: bool, images: bool) -> None:
     for name in removed:
         click.echo(f"removed {name}")
     click.echo(f"{len(removed)} removed")
+
+
+def _where_options(fn: F) -> F:
+    env = env_option("The one serving env.NAME, when several of this config run.")
+    return config_option(env(fn))
+
+
+# At the end: the control commands take this module's helpers.
+cli_control.register(main, _where_options, _running_url)

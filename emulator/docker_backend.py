@@ -336,17 +336,22 @@ class DockerBackend:
         await self._run(remove)
 
     async def logs_tail(self, container_id: str, lines: int = 20) -> list[str]:
-        def tail() -> list[str]:
-            try:
-                raw = self.client.api.logs(container_id, tail=lines, stdout=True, stderr=True)
-            except docker.errors.NotFound:
-                return []
-            return raw.decode("utf-8", "replace").splitlines()[-lines:]
+        with contextlib.suppress(DockerError):
+            return [text for _, text in await self.logs(container_id, tail=lines)]
+        return []
 
-        try:
-            return await self._run(tail, timeout=10)
-        except DockerError:
+    async def logs(self, container_id: str, tail: int | None = None) -> list[tuple[float, str]]:
+        def read() -> list[tuple[float, str]]:  # (unix time, line), the last `tail`; [] if gone
+            with contextlib.suppress(docker.errors.NotFound):
+                raw = self.client.api.logs(container_id, timestamps=True, tail=tail or "all")
+                return [docker_logs.stamped(x) for x in raw.decode("utf-8", "replace").splitlines()]
             return []
+
+        return await self._run(read, timeout=15)
+
+    async def pause(self, container_id: str, paused: bool) -> None:
+        op = "pause" if paused else "unpause"  # freezes every process: requests to it hang
+        await self._run(lambda: getattr(self.client.api, op)(container_id))
 
     async def usage(self, container_id: str) -> Usage | None:
         """One sample of the container's memory and CPU throttling; None when it is gone."""
@@ -378,18 +383,19 @@ class DockerBackend:
 
         return await self._run(ls)
 
-    def stream_logs(self, container_id: str, on_line: Callable[[str], None]) -> Callable[[], None]:
-        """Follow a container's output, calling `on_line` on the loop for each line; returns a
-        function that stops it."""
+    def stream_logs(
+        self, container_id: str, on_line: Callable[[str], None], *, tail: int | None = None
+    ) -> Callable[[], None]:
+        """`on_line` on the loop for each output line (from the last `tail`); returns a stop."""
 
         def open_stream() -> docker_logs.ByteStream:
             # A client of its own: no read timeout, a container may be quiet for hours.
             stream: docker_logs.ByteStream = _api_client(timeout=None).logs(
-                container_id, stream=True, follow=True
+                container_id, stream=True, follow=True, tail="all" if tail is None else tail
             )
             return stream
 
-        return docker_logs.follow(container_id, on_line, open_stream)
+        return docker_logs.follow(container_id, on_line, open_stream, tail=tail)
 
     # -- events ---------------------------------------------------------------------------
 

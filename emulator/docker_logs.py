@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Protocol
 
 import aiohttp
@@ -18,8 +19,25 @@ class ByteStream(Iterable[bytes], Protocol):
     def close(self) -> None: ...
 
 
+def stamped(line: str) -> tuple[float, str]:
+    """(unix time, text) of a line the engine gave with `timestamps`:
+    "2024-05-01T10:00:00.123456789Z text". A line without a readable time gets 0."""
+    stamp, _, text = line.partition(" ")
+    try:
+        # Nanoseconds are more than fromisoformat takes: keep the microseconds.
+        head, _, frac = stamp.rstrip("Z").partition(".")
+        when = datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
+    except ValueError:
+        return 0.0, line
+    return when, text
+
+
 def follow(
-    container_id: str, on_line: Callable[[str], None], open_stream: Callable[[], ByteStream]
+    container_id: str,
+    on_line: Callable[[str], None],
+    open_stream: Callable[[], ByteStream],
+    *,
+    tail: int | None = None,
 ) -> Callable[[], None]:
     """Call `on_line` on the loop for each line of the container's output; returns a function
     that stops it.
@@ -27,12 +45,12 @@ def follow(
     On a local engine (a unix socket) the stream is read on the loop itself, in large chunks:
     the SDK reads it a frame at a time in a thread, which under a line per request costs the
     proxy half its throughput in GIL hand-offs. Elsewhere, `open_stream()` (the SDK's) in a
-    thread."""
+    thread. `tail`: start from the last lines only (default: from the container's start)."""
     socket_path = _unix_socket()
     if socket_path is None:
         return _follow_in_thread(container_id, on_line, open_stream)
     task = asyncio.create_task(
-        _follow_unix(socket_path, container_id, on_line), name=f"logs {container_id[:12]}"
+        _follow_unix(socket_path, container_id, on_line, tail), name=f"logs {container_id[:12]}"
     )
 
     def cancel() -> None:
@@ -49,7 +67,9 @@ def _unix_socket() -> str | None:
     return None
 
 
-async def _follow_unix(socket_path: str, container_id: str, on_line: Callable[[str], None]) -> None:
+async def _follow_unix(
+    socket_path: str, container_id: str, on_line: Callable[[str], None], tail: int | None = None
+) -> None:
     """Read a container's multiplexed log stream (8-byte frame headers: stream, 0, 0, 0, size)
     and hand on whole lines. Ends when the container's stream ends or the engine goes away."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
@@ -60,7 +80,12 @@ async def _follow_unix(socket_path: str, container_id: str, on_line: Callable[[s
             ) as session,
             session.get(
                 f"http://docker/containers/{container_id}/logs",
-                params={"follow": "1", "stdout": "1", "stderr": "1"},
+                params={
+                    "follow": "1",
+                    "stdout": "1",
+                    "stderr": "1",
+                    "tail": "all" if tail is None else str(tail),
+                },
             ) as resp,
         ):
             if resp.status != 200:

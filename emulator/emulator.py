@@ -19,10 +19,12 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp import web
 
 from . import labels, metrics
 from .backoff import Backoff, retry
 from .config import ClassConfig, Config, ConfigError
+from .control import Cockpit, prewarm
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
 from .front import Front, make_app, make_runner
@@ -30,6 +32,7 @@ from .front import listen as front_listen
 from .images import prepare_image
 from .pools import ClassPool, Runtime, SessionState
 from .reaper import Reaper
+from .requests_log import RequestLog
 from .sweep import sweep_project, sweep_session
 from .watch import watch
 
@@ -72,7 +75,9 @@ class Emulator:
     """Runs the front and the instances of one config until `stop()`.
 
     `on_output(source, line)` receives build output, emu's own event lines and, with
-    `follow_logs`, container output; by default they go to the `emu` logger.
+    `follow_logs`, container output; by default they go to the `emu` logger. `prewarm` starts
+    instance-0 .. instance-(N-1) of every class before serving; `request_feed=False` records
+    no requests (the dashboard's feed and `/_emu/requests` stay empty).
 
     With `worker` (worker mode), the Worker runs in workerd on the public address and this
     front listens on a loopback port of its own, for the Worker's runtime API and `/_emu/*`.
@@ -89,6 +94,8 @@ class Emulator:
         reload: Callable[[], Config] | None = None,
         docker: DockerBackend | None = None,
         reaper: bool = True,
+        prewarm: int = 0,
+        request_feed: bool = True,
         worker: WorkerMode | None = None,
     ) -> None:
         self.config = config
@@ -109,6 +116,9 @@ class Emulator:
         self._log_followers: dict[str, Callable[[], None]] = {}
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
+        self._prewarm = prewarm
+        self.feed = RequestLog() if request_feed else None
+        self.cockpit = Cockpit(self.pools, self.docker, self.events, self.status, self.feed)
         self._registry = metrics.registry(self.pools.values)
         self._state = SessionState()
         self._front: Front | None = None
@@ -188,6 +198,8 @@ class Emulator:
         # Listening before the builds: a taken port fails at once, not after a long build, and
         # /_emu/status answers meanwhile (requests get 503 until the images are there).
         await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
+        if self._prewarm:  # before serving, so that the first requests find them warm
+            await prewarm(self.pools.values(), self._prewarm, self._out)
         assert self._front is not None
         self._front.refusing = None
         self._out("emu", f"listening on {self.url}")
@@ -217,10 +229,15 @@ class Emulator:
     async def _serve(self, stack: AsyncExitStack) -> None:
         """Listen, then make the networks (so that they can say where: `emu status` finds the
         URL on them; the session sweep removes them)."""
-        self._front = front = Front(self.pools, self._out)
+        self._front = front = Front(self.pools, self._out, self.feed)
         worker = self._worker
-        extra = worker.routes(self.pools) if worker is not None else []
-        app = make_app(front, self, self._registry, access_log=self._access_log, routes=extra)
+        runtime_api = worker.routes(self.pools) if worker is not None else []
+
+        def install(app: web.Application) -> None:
+            self.cockpit.install(app)
+            app.router.add_routes(runtime_api)  # worker mode's runtime API
+
+        app = make_app(front, self, self._registry, access_log=self._access_log, install=install)
         runner = make_runner(app)
         await runner.setup()
         stack.push_async_callback(_quietly, runner.cleanup)
@@ -430,6 +447,7 @@ class Emulator:
     def _on_event(self, kind: str, data: dict[str, Any]) -> None:
         entry = {"time": time.time(), "event": kind, **data}
         self.events.append(entry)
+        self.cockpit.on_event(entry)
         who = self._who(data["class"], data["instance"]) if "instance" in data else "emu"
         rest = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("class", "instance"))
         self._out("emu", f"{who} {kind}{' ' + rest if rest else ''}")

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from .errors import EmuHTTPError
 from .instances import INSTANCE_NAME, Instance
 from .pools import ClassPool
 from .proxy import INSTANCE_HEADER, forward
+from .requests_log import CLIENT_GONE, RequestLog
 
 BINDING_HEADER = "x-emu-binding"
 HTTP_LOG = logging.getLogger("emu.http")
@@ -57,8 +58,14 @@ class Front:
     """Routing and the per-request path, with what they count: requests in flight, and why
     requests are refused (503) while emu is not serving."""
 
-    def __init__(self, pools: Mapping[str, ClassPool], out: Callable[[str, str], None]) -> None:
+    def __init__(
+        self,
+        pools: Mapping[str, ClassPool],
+        out: Callable[[str, str], None],
+        feed: RequestLog | None = None,
+    ) -> None:
         self.pools = pools
+        self.feed = feed  # what the front answered, for the dashboard; None: not recorded
         self._single = next(iter(pools.values())) if len(pools) == 1 else None
         self._bindings = {p.config.binding.lower(): p for p in pools.values()}
         self._out = out
@@ -107,13 +114,15 @@ class Front:
         self.inflight += 1
         self._drained.clear()
         inst: Instance | None = None
+        began = time.perf_counter()
+        status, cold, random = CLIENT_GONE, False, False
         try:
             if self.refusing is not None:  # building; or shutting down (a kept-alive client)
                 raise EmuHTTPError(503, self.refusing)
             route = self.route(request)
             name = request.headers.get(INSTANCE_HEADER)
             if name is None:
-                name = route.pool.pick()
+                name, random = route.pool.pick(), True
             elif not INSTANCE_NAME.match(name):
                 raise EmuHTTPError(
                     400,
@@ -123,10 +132,14 @@ class Front:
             inst = route.pool.get(name)
             inst.begin()
             if inst.state != "healthy":
+                cold = True
                 await inst.ensure_started()
             assert self.session is not None  # set up with the app
-            return await forward(request, inst, self.session, route.path)
+            resp = await forward(request, inst, self.session, route.path)
+            status = resp.status
+            return resp
         except EmuHTTPError as exc:
+            status = exc.status
             body = exc.body()
             if inst is not None:
                 body.setdefault("instance", inst.name)
@@ -136,6 +149,20 @@ class Front:
         finally:
             if inst is not None:
                 inst.end()
+            if self.feed is not None:  # the hot path's only cost of the feed: one append
+                self.feed.add(
+                    (
+                        time.time(),
+                        request.method,
+                        request.raw_path,
+                        inst.pool.config.class_name if inst is not None else None,
+                        inst.name if inst is not None else None,
+                        status,
+                        (time.perf_counter() - began) * 1000,
+                        cold,
+                        random,
+                    )
+                )
             self.inflight -= 1
             if not self.inflight:
                 self._drained.set()
@@ -152,9 +179,11 @@ class Front:
         return resp
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FRONT = web.AppKey("front", Front)
 SOURCE = web.AppKey("source", Source)
 METRICS = web.AppKey("metrics", CollectorRegistry)
+EVENT_STREAM: web.AppKey[Handler] = web.AppKey("event_stream")  # the cockpit's, when installed
 
 
 def make_app(
@@ -163,9 +192,10 @@ def make_app(
     registry: CollectorRegistry,
     *,
     access_log: bool,
-    routes: Iterable[web.AbstractRouteDef] = (),
+    install: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
-    """`routes`: more of `/_emu/` (worker mode's runtime API), matched before the proxy's."""
+    """The front's app; `install` adds more `/_emu/` routes (the cockpit's) before the
+    catch-all that proxies."""
     app = web.Application(handler_args=HANDLER_ARGS)
     app[FRONT] = front
     app[SOURCE] = source
@@ -175,7 +205,8 @@ def make_app(
     app.router.add_get("/_emu/status", _status)
     app.router.add_get("/_emu/events", _events)
     app.router.add_get("/_emu/metrics", _metrics)
-    app.router.add_routes(routes)
+    if install is not None:
+        install(app)
     app.router.add_route("*", "/{tail:.*}", front.handle_logged if access_log else front.handle)
     return app
 
@@ -264,5 +295,8 @@ async def _metrics(request: web.Request) -> web.Response:
     )
 
 
-async def _events(request: web.Request) -> web.Response:
+async def _events(request: web.Request) -> web.StreamResponse:
+    stream = request.app.get(EVENT_STREAM)
+    if stream is not None and request.query.get("stream", "0") not in ("0", "false", ""):
+        return await stream(request)  # Server-Sent Events, for the dashboard
     return web.json_response(list(request.app[SOURCE].events))

@@ -41,6 +41,7 @@ EXIT_WAIT = 10.0  # how long to wait for a killed container to report that it di
 # stream can be down).
 START_CHECK_INTERVAL = 0.5
 STOP_CHECK_INTERVAL = 1.0  # the same while a stop waits for the exit
+KEPT_LOG_LINES = 1000  # a removed container's last lines, kept for `emu logs` and the dashboard
 
 INSTANCE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 
@@ -82,6 +83,9 @@ class Instance:
         self.requests = 0
         self.options = StartOptions()  # set by the Worker's start() in worker mode
         self._first_signal = "SIGTERM"
+        self.paused = False  # frozen by the control API (`docker pause`), an emu extra
+        # The output of its last container, read just before that was removed: (time, line).
+        self.kept_logs: list[tuple[float, str]] = []
         self._start_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._exited = asyncio.Event()
@@ -322,12 +326,22 @@ class Instance:
         cid = self.container_id
         with contextlib.suppress(DockerError, asyncio.CancelledError):
             if cid is not None:
-                await self.pool.runtime.docker.remove_container(cid)
+                await self._remove(cid)
         self._forget_container()
         self.exit_code = code
         self.state = State.STOPPED_WITH_CODE if code else State.STOPPED
 
+    async def _remove(self, cid: str) -> None:
+        """Remove the container, keeping its last lines first (not when emu is shutting down:
+        nobody is left to ask for them)."""
+        docker = self.pool.runtime.docker
+        if not self.pool.runtime.state.closing:
+            with contextlib.suppress(DockerError):
+                self.kept_logs = await docker.logs(cid, tail=KEPT_LOG_LINES)
+        await docker.remove_container(cid)
+
     def _forget_container(self) -> None:
+        self.paused = False
         if self.container_id is not None:
             self.pool.by_container.pop(self.container_id, None)
         self.container_id = None
@@ -373,6 +387,10 @@ class Instance:
         self.pool.emit("stopping", self, reason=reason)
         termed = self._loop.time()
         try:
+            if self.paused:  # a frozen container would not see the SIGTERM
+                with contextlib.suppress(DockerError):
+                    await docker.pause(cid, False)
+                self.paused = False
             if not self._exited.is_set():
                 await docker.signal(cid, self._first_signal)
                 while not self._exited.is_set() and self._loop.time() < self._kill_at:
@@ -384,7 +402,7 @@ class Instance:
                 self.pool.emit("killing", self, reason=f"no exit {waited:.0f} s after SIGTERM")
                 await docker.signal(cid, "SIGKILL")
                 await self._wait_exited(EXIT_WAIT)
-            await docker.remove_container(cid)
+            await self._remove(cid)
         finally:
             self._forget_container()
             self.state = State.STOPPED
@@ -428,7 +446,7 @@ class Instance:
             self.last_error = self._exit_text()
             self.pool.emit("exited", self, exit_code=self.exit_code, oom_killed=self.oom_killed)
             if cid is not None:
-                await docker.remove_container(cid)
+                await self._remove(cid)
         finally:
             self._forget_container()
 
@@ -474,4 +492,5 @@ class Instance:
             "exit_code": self.exit_code,
             "oom_killed": self.oom_killed,
             "last_error": self.last_error,
+            "paused": self.paused,
         }

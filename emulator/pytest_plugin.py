@@ -20,7 +20,15 @@ from .config import Overrides
 from .testing import RunningEmulator
 
 EmuUp = Callable[..., RunningEmulator]
-EMULATOR_OPTIONS = ("follow_logs", "watch", "access_log", "on_output", "reaper")
+EMULATOR_OPTIONS = (
+    "follow_logs",
+    "watch",
+    "access_log",
+    "on_output",
+    "reaper",
+    "prewarm",
+    "request_feed",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,7 +46,10 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
 
     The keyword arguments are those of `emulator.config.Overrides` (`instances`, `sleep_after`,
     `start_timeout`, `stop_grace`, `seed`, `host`, `port`), plus the `Emulator` options
-    `follow_logs`, `watch`, `access_log` and `on_output`.
+    `follow_logs`, `watch`, `access_log`, `on_output`, `prewarm` and `request_feed`.
+
+    What it returns also controls the instances, for faults on demand: `kill`, `signal`,
+    `pause`, `unpause`, `start_instance`, `stop_instance`, `logs`, `wait_for` and `requests`.
     """
     started: list[RunningEmulator] = []
     limit = str(request.config.getini("emu_check_blocking")).strip()

@@ -43,7 +43,8 @@ class RunningEmulator:
         check_blocking: float | None = None,
         **options: Any,
     ) -> None:
-        """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`, `access_log`.
+        """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`, `access_log`,
+        `prewarm`, `request_feed`.
 
         With `check_blocking` (seconds), the loop runs in asyncio's debug mode and every
         callback that held it longer is recorded in `slow_callbacks`: a blocking call on the
@@ -113,6 +114,73 @@ class RunningEmulator:
         classes = self.status()["classes"]
         cls = next(c for c in classes if class_name in (None, c["class_name"]))
         return {i["name"]: i for i in cls["instances"]}
+
+    # -- the cockpit: faults on demand, output, the request feed --------------------------------
+
+    def _act(self, name: str, action: str, class_name: str | None, sig: str | None = None) -> Any:
+        return self.call(self.emulator.cockpit.act(class_name, name, action, sig), timeout=120)
+
+    def kill(self, name: str, class_name: str | None = None) -> dict[str, Any]:
+        """SIGKILL the instance's container, as a crash would: it becomes `stopped_with_code`
+        with an `exited` event, and the next request starts a fresh one. Returns its snapshot.
+        The class is the only one, unless named. EmuHTTPError (409) when nothing runs."""
+        result: dict[str, Any] = self._act(name, "kill", class_name)
+        return result
+
+    def signal(self, name: str, sig: int | str, class_name: str | None = None) -> None:
+        """Send a signal (a number or a name like "SIGUSR1") to the instance's container."""
+        self._act(name, "signal", class_name, str(sig))
+
+    def pause(self, name: str, class_name: str | None = None) -> None:
+        """Freeze the instance's container (`docker pause`): requests to it hang until
+        `unpause`, which is how to test a client's timeouts. An emu extra: the platform has no
+        such state."""
+        self._act(name, "pause", class_name)
+
+    def unpause(self, name: str, class_name: str | None = None) -> None:
+        self._act(name, "unpause", class_name)
+
+    def start_instance(self, name: str, class_name: str | None = None) -> dict[str, Any]:
+        """Start it (prewarm) and return once it is healthy."""
+        result: dict[str, Any] = self._act(name, "start", class_name)
+        return result
+
+    def stop_instance(self, name: str, class_name: str | None = None) -> None:
+        """SIGTERM, then SIGKILL after --stop-grace; returns at once (see `wait_for`)."""
+        self._act(name, "stop", class_name)
+
+    def logs(self, name: str, class_name: str | None = None, tail: int | None = None) -> list[str]:
+        """The instance's output lines: its container's, or those of the last one it had."""
+
+        async def read() -> list[str]:
+            cockpit = self.emulator.cockpit
+            lines = await cockpit.logs(cockpit.find(class_name, name), tail=tail)
+            return [line for _, line in lines]
+
+        return self.call(read())
+
+    def wait_for(
+        self, name: str, state: str, timeout: float = 30.0, class_name: str | None = None
+    ) -> dict[str, Any]:
+        """Wait until the instance is in `state` ("healthy", "stopped_with_code", ...); returns
+        its snapshot. WaitTimeout (an AssertionError) when it is not within `timeout` s."""
+
+        def now() -> dict[str, Any] | None:
+            inst = self.instances(class_name).get(name)
+            return inst if inst is not None and inst["state"] == state else None
+
+        return wait_for(now, timeout, f"{name} to be {state}")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The last 1000 requests the front answered, oldest first: time, method, path, class,
+        instance, status, duration_ms, cold (it waited for a start), random (getRandom picked the
+        instance). Empty with `request_feed=False`."""
+
+        async def read() -> list[dict[str, Any]]:
+            feed = self.emulator.feed
+            return feed.records() if feed is not None else []
+
+        return self.call(read())
 
     def stop(self) -> None:
         if self._stopped:
