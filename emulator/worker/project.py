@@ -69,7 +69,9 @@ def worker_project(config: Config) -> WorkerProject:
     )
 
 
-def entry_module(project: WorkerProject, front_url: str, token: str) -> str:
+def entry_module(
+    project: WorkerProject, front_url: str, token: str, *, public_only: bool = False
+) -> str:
     """The module workerd runs: the Worker's exports, with each Container class wrapped so that
     its `ctx.container` is emu's, and the default export answering `/_emu/*` from emu's front."""
     main = json.dumps(str(project.main))
@@ -81,7 +83,7 @@ def entry_module(project: WorkerProject, front_url: str, token: str) -> str:
         f"export * from {main};",
         f"const FRONT = {json.dumps(front_url)};",
         f"const TOKEN = {json.dumps(token)};",
-        "export default wrapWorker(user.default, FRONT);",
+        f"export default wrapWorker(user.default, FRONT, {json.dumps(public_only)});",
     ]
     for name in project.container_classes:
         lines.append(

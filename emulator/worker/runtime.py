@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -95,7 +96,9 @@ class WorkerRuntime:
         """Bundle and serve; return the public URL. Raises BundleError, WorkerError."""
         self._dir = Path(tempfile.mkdtemp(prefix=f"emu-worker-{self.session[:6]}-"))
         entry = self._dir / "entry.mjs"
-        entry.write_text(entry_module(self.project, front_url, token))
+        entry.write_text(
+            entry_module(self.project, front_url, token, public_only=not _loopback(self.host))
+        )
         settings = {
             "entry": str(entry),
             "outfile": str(self._dir / BUNDLE_NAME),
@@ -246,6 +249,15 @@ class WorkerRuntime:
         assert proc is not None and proc.stderr is not None
         async for raw in proc.stderr:
             self._line(raw.decode(errors="replace").rstrip("\n"))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: assume it is reachable from elsewhere
 
 
 def _problem(data: dict[str, Any]) -> BundleProblem:

@@ -154,6 +154,7 @@ def test_basic_example_routes_as_its_worker_says(running: list[WorkerEmu]) -> No
 
     root = emu.get("/")
     assert root.status_code == 200 and root.text.startswith("Call /container"), root.text
+    assert emu.get("/_emu/").status_code == 200  # the dashboard, through the Worker
     assert emu.instances() == {}  # answered by the Worker: nothing started
 
     seen = [emu.get("/container/a").json() for _ in range(3)]
@@ -188,6 +189,20 @@ def test_basic_example_routes_as_its_worker_says(running: list[WorkerEmu]) -> No
         "the requests of /container/a in /_emu/status",
     )
     assert emu.instances()["/container/a"]["inflight"] == 0
+
+
+def test_beyond_loopback_the_worker_passes_on_only_the_public_emu_paths(
+    running: list[WorkerEmu],
+) -> None:
+    # The front sees each forwarded request come from loopback: the Worker must refuse the
+    # loopback-only paths itself.
+    emu = start(running, BASIC, "--host", "0.0.0.0")
+    assert emu.get("/_emu/status").status_code == 200
+    for path in ("/_emu/", "/_emu/requests", "/_emu/instances/MyContainer/x/logs"):
+        refused = emu.get(path)
+        assert refused.status_code == 403 and "loopback only" in refused.text, path
+    killed = requests.post(emu.url + "/_emu/instances/MyContainer/x/kill", timeout=10)
+    assert killed.status_code == 403
 
 
 def test_websocket_through_the_container_class(running: list[WorkerEmu]) -> None:

@@ -22,6 +22,8 @@ const UNEXPECTED_EXIT = "Container exited with unexpected exit code:";
 const FAST_WINDOW_MS = 2000;
 const FAST_RETRY_MS = 5;
 const REPORT_MS = 1000;
+// What emu's front answers to any client; the rest of /_emu/ is for loopback clients only.
+const PUBLIC_EMU = /^\/_emu\/(status|events|metrics)(\?|$)/;
 
 class Runtime {
   constructor(url, token) {
@@ -291,11 +293,18 @@ function errorResponse(error) {
 
 /** The Worker's default export, with `/_emu/*` sent to emu's front and exceptions turned into
  * a 500 that carries the stack (which also goes to emu's output). */
-export function wrapWorker(worker, frontUrl) {
+export function wrapWorker(worker, frontUrl, publicOnly) {
   const toEmu = (request) => {
     // Every request passes here: a string test, not a URL parse.
     const path = pathAndQuery(request.url);
-    if (!path.startsWith("/_emu/") || path.startsWith("/_emu/runtime/")) return null;
+    if (!path.startsWith("/_emu") || /^\/_emu[^/?]/.test(path)) return null;
+    if (path.startsWith("/_emu/runtime/")) return null;
+    // Listening beyond loopback: the front sees every forwarded request come from loopback, so
+    // its loopback-only routes (the dashboard, the control API) are refused here instead.
+    if (publicOnly && !PUBLIC_EMU.test(path)) {
+      const error = "emu's control endpoints answer on loopback only";
+      return Promise.resolve(Response.json({ error, status: 403 }, { status: 403 }));
+    }
     return fetch(`${frontUrl}${path}`, request);
   };
   if (typeof worker === "function") {
