@@ -26,6 +26,7 @@ from .cli_options import (
     env_option,
     flag_overrides,
     settings_options,
+    worker_option,
 )
 from .cli_output import (
     Printer,
@@ -45,6 +46,9 @@ from .front import ListenError
 from .instance_spec import Capacity, capacity_note
 from .runs import emu_states, stop_emu_up
 from .sweep import live_runs, remove_images, running_urls, sweep_project, sweep_session
+from .worker.mode import ModeChoice, WorkerMode, choose_mode, describe_mode
+from .worker.runtime import WorkerError
+from .worker.toolchain import ToolchainError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
@@ -128,14 +132,18 @@ def main() -> None:
     help="Record each request for the dashboard and /_emu/requests.",
 )
 @engine_option
+@worker_option
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
     keys = ("watch", "access_log", "reaper", "prewarm", "request_feed")
     options: dict[str, Any] = {k: kw.pop(k) for k in keys}
     options["engine"] = _engine(kw.pop("engine"))
+    mode = choose_mode(kw.pop("worker"))
     overrides = flag_overrides(kw)
     config = _load(config_path, overrides)
-    _run(_up(config, overrides, json_logs, logs=logs, **options))
+    if not mode.worker and mode.reason != "--no-worker":
+        click.echo(f"emu: running without the Worker (--no-worker): {mode.reason}", err=True)
+    _run(_up(config, overrides, json_logs, logs=logs, mode=mode, **options))
 
 
 async def _up(
@@ -150,8 +158,15 @@ async def _up(
     prewarm: int,
     request_feed: bool,
     engine: Engine,
+    mode: ModeChoice,
 ) -> None:
     out = Printer(json_logs, source_width(config.classes))
+    worker = None
+    if mode.node is not None:
+        try:
+            worker = WorkerMode(config, mode.node, out=out, watch=watch)
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_BAD_CONFIG)
     emu = Emulator(
         config,
         on_output=out,
@@ -164,6 +179,7 @@ async def _up(
         request_feed=request_feed,
         engine=engine,
         reload=lambda: load_config(config.path, overrides),
+        worker=worker,
     )
     signals = _Signals(emu, out)
     start = asyncio.ensure_future(emu.start())
@@ -177,9 +193,12 @@ async def _up(
     stopped.cancel()
     try:
         start.result()
-    except ListenError as exc:
+    except (ListenError, ToolchainError) as exc:
         _fail(str(exc))
-    _describe(emu, out)
+    except WorkerError as exc:
+        sys.stdout.flush()  # the runtime's own lines first
+        _fail(str(exc), exc.exit_code)
+    _describe(emu, out, mode)
     await signals.stop.wait()
     await emu.stop()
     out("emu", "stopped; all containers and networks removed")
@@ -213,7 +232,7 @@ class _Signals:
             self._force.append(asyncio.ensure_future(_force(self._emu)))
 
 
-def _describe(emu: Emulator, out: Printer) -> None:
+def _describe(emu: Emulator, out: Printer, mode: ModeChoice) -> None:
     """What emu up serves, once it serves."""
     for pool in emu.pools.values():
         cfg = pool.config
@@ -228,6 +247,7 @@ def _describe(emu: Emulator, out: Printer) -> None:
         )
     if emu.config.env is not None:
         out("emu", f"wrangler environment {emu.config.env} (Worker {emu.config.worker_name})")
+    out("emu", f"mode {describe_mode(mode)}")
     out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
     out("emu", f"dashboard: {emu.local_url}/_emu/ (or: emu open)")
 
@@ -243,13 +263,18 @@ async def _force(emu: Emulator) -> None:
 @config_option
 @settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@worker_option
 def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
     """Print the resolved settings and where each came from."""
+    mode = choose_mode(kw.pop("worker"))
     config = _load(config_path, flag_overrides(kw))
     notes = _engine_notes(config)
     if as_json:
-        click.echo(json.dumps({**config_mod.as_json(config), "engine_notes": notes}, indent=2))
+        data = config_mod.as_json(config)
+        data["mode"] = {"worker": mode.worker, "reason": mode.reason}
+        click.echo(json.dumps({**data, "engine_notes": notes}, indent=2))
     else:
+        click.echo(f"mode: {describe_mode(mode)}")
         click.echo(config_mod.describe(config))
         if notes:
             click.echo("\nthis Docker engine\n" + "\n".join(f"  - {n}" for n in notes))

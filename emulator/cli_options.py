@@ -107,3 +107,12 @@ def flag_overrides(kw: dict[str, Any]) -> Overrides:
         host=kw.get("host"),
         port=kw.get("port"),
     )
+
+
+def worker_option(fn: F) -> F:
+    return click.option(
+        "--worker/--no-worker",
+        default=None,
+        help="Run the Worker itself in workerd (default when Node.js 20+ is on PATH), or let "
+        "emu route requests as getRandom does.",
+    )(fn)

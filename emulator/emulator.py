@@ -16,27 +16,34 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from aiohttp import web
 
 from . import labels, metrics
 from .backoff import Backoff, retry
+from .cli_output import event_line
 from .config import ClassConfig, Config, ConfigError
 from .connections import Limits
 from .control import Cockpit, prewarm
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
-from .engines import Engine, in_container
+from .engines import Engine
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
 from .instance_spec import Capacity, capacity_note
+from .networks import Networks
 from .pools import ClassPool, Runtime, SessionState
 from .reaper import Reaper
+from .reload import LIBRARY_FIELDS, restart_needed
 from .requests_log import RequestLog
 from .sweep import sweep_project, sweep_session
 from .watch import watch
+
+if TYPE_CHECKING:
+    from .worker.mode import WorkerMode
 
 log = logging.getLogger("emu")
 
@@ -47,19 +54,6 @@ SHUTDOWN_GRACE = 10.0
 # After the engine came back: matching emu's state with it is retried (its first answers can
 # fail while it is still starting up), for at most this long in all.
 RECONCILE_BACKOFF = Backoff(first=0.2, cap=2.0, total=15.0)
-
-# Settings a running emu cannot take over: they need `emu up` again.
-RESTART_FIELDS = (
-    "host",
-    "port",
-    "start_timeout",
-    "stop_grace",
-    "seed",
-    "header_timeout",
-    "keepalive_timeout",
-    "max_connections",
-)
-CLASS_RESTART_FIELDS = ("binding", "dockerfile", "build_context", "enable_internet")
 
 
 def _http_url(host: str, port: int) -> str:
@@ -75,6 +69,9 @@ class Emulator:
     the line `on_output` would have got. `prewarm` starts instance-0 .. instance-(N-1) of every
     class before serving; `request_feed=False` records no requests (the dashboard's feed and
     `/_emu/requests` stay empty).
+
+    With `worker` (worker mode), the Worker runs in workerd on the public address and this
+    front listens on a loopback port of its own, for the Worker's runtime API and `/_emu/*`.
     """
 
     def __init__(
@@ -92,8 +89,10 @@ class Emulator:
         prewarm: int = 0,
         request_feed: bool = True,
         engine: Engine | None = None,
+        worker: WorkerMode | None = None,
     ) -> None:
         self.config = config
+        self._worker = worker
         self.session_id = uuid.uuid4().hex[:12]
         self.project = labels.project_id(config.path)
         self.labels = labels.session_labels(self.project, self.session_id, config.path, config.env)
@@ -103,6 +102,7 @@ class Emulator:
             start_timeout=config.start_timeout, stop_grace=config.stop_grace
         )
         self._own_docker = docker is None
+        self.networks = Networks(self.docker, self._on_event)
         self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
         self._event_out = on_event
         self._follow_logs = follow_logs
@@ -111,6 +111,7 @@ class Emulator:
         self._access_log = access_log
         self._reaper = reaper  # a watchdog that sweeps the session if this process dies
         self._swept = False
+        self._watchdog: Reaper | None = None
         self._log_followers: dict[str, Callable[[], None]] = {}
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
@@ -122,8 +123,8 @@ class Emulator:
         self._front: Front | None = None
         self._stack: AsyncExitStack | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
-        self._restoring: asyncio.Future[None] | None = None
-        self.port: int = config.port
+        self.port: int = config.port  # the public one: the Worker's in worker mode
+        self.front_port: int = config.port
         self.disk_note: str | None = None
 
     @property
@@ -135,6 +136,13 @@ class Emulator:
         """`url`, as a client on this machine reaches it when emu listens on every address."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.config.host)
         return _http_url(host or self.config.host, self.port)
+
+    @property
+    def front_url(self) -> str:
+        """Where this front listens: `url`, except in worker mode."""
+        if self._worker is None:
+            return self.url
+        return _http_url("127.0.0.1", self.front_port)
 
     @property
     def engine_up(self) -> bool:
@@ -161,7 +169,7 @@ class Emulator:
         stack.enter_context(labels.live(self.session_id))
         if self._reaper:
             # Pushed first, so it runs last: it knows whether the final sweep removed everything.
-            watchdog = Reaper.spawn(self.session_id, str(self.engine.kind))
+            self._watchdog = watchdog = Reaper.spawn(self.session_id, str(self.engine.kind))
             stack.callback(lambda: watchdog.close(clean=self._swept))
         if self._own_docker:
             await stack.enter_async_context(self.docker)
@@ -169,6 +177,8 @@ class Emulator:
         stack.push_async_callback(self._sweep_session)
         info = await self.docker.connect()
         await sweep_project(self.docker, self.project, keep_session=self.session_id)
+        if self._worker is not None:
+            await self._worker.prepare()  # npm packages; the public port still free
         if not info.disk_quota_supported:
             self.disk_note = (
                 f"disk limits are not enforced: storage driver {info.storage_driver} on "
@@ -214,7 +224,8 @@ class Emulator:
             state=self._state,
             publish_address=self.engine.publish_address,
             capacity=Capacity(info.cpus, info.memory_bytes),
-            restore_networks=self._restore_networks,
+            restore_networks=self.networks.restore,
+            worker_mode=self._worker is not None,
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:
@@ -224,9 +235,14 @@ class Emulator:
         """Listen, then make the networks (so that they can say where: `emu status` finds the
         URL on them; the session sweep removes them)."""
         self._front = front = Front(self.pools, self._out, self.feed)
-        app = make_app(
-            front, self, self._registry, access_log=self._access_log, install=self.cockpit.install
-        )
+        worker = self._worker
+        runtime_api = worker.routes(self.pools) if worker is not None else []
+
+        def install(app: web.Application) -> None:
+            self.cockpit.install(app)
+            app.router.add_routes(runtime_api)  # worker mode's runtime API
+
+        app = make_app(front, self, self._registry, access_log=self._access_log, install=install)
         runner = make_runner(app)
         await runner.setup()
         stack.push_async_callback(_quietly, runner.cleanup)
@@ -236,35 +252,23 @@ class Emulator:
         stack.push_async_callback(self._cancel_reconcile)
         cfg = self.config
         limits = Limits(cfg.header_timeout, cfg.keepalive_timeout, cfg.max_connections)
-        site, self.port = await front_listen(runner, cfg.host, cfg.port, limits)
+        if worker is None:
+            site, self.port = await front_listen(runner, cfg.host, cfg.port, limits)
+            self.front_port = self.port
+        else:
+            site, self.front_port = await front_listen(runner, "127.0.0.1", 0, limits)
         stack.push_async_callback(_quietly, site.stop)
-        await self._make_networks(exist_ok=False)
-
-    async def _make_networks(self, *, exist_ok: bool) -> None:
-        network_labels = labels.network_labels(self.labels, self.local_url)
+        if worker is not None:
+            # The Worker answers from here on; a start it asks for waits for the networks and
+            # images (the library retries, then answers its 503).
+            stack.push_async_callback(worker.stop)
+            self.port = await worker.start(self.front_url, self.session_id, self._watchdog)
         runtime = next(iter(self.pools.values())).runtime
         wanted = [(runtime.network, False)]
-        if any(not p.config.enable_internet for p in self.pools.values()):
+        # In worker mode, start({enableInternet: false}) may ask for it on any class.
+        if worker is not None or any(not p.config.enable_internet for p in self.pools.values()):
             wanted.append((runtime.internal_network, True))
-        for name, internal in wanted:
-            try:
-                await self.docker.create_network(name, network_labels, internal=internal)
-            except DockerError as exc:
-                if not exist_ok or "already exists" not in str(exc):
-                    raise
-                continue
-            if in_container.in_container():  # compose.yaml: reach the instances from in there
-                assert self._stack is not None
-                await in_container.join(self.docker, self._stack, [name])
-            if exist_ok:
-                self._on_event("network_recreated", {"network": name})
-
-    async def _restore_networks(self) -> None:
-        """Networks removed under a running emu: made again once, for every start that
-        found them missing at the same time."""
-        if self._restoring is None or self._restoring.done():
-            self._restoring = asyncio.ensure_future(self._make_networks(exist_ok=True))
-        await asyncio.shield(self._restoring)
+        await self.networks.make(wanted, labels.network_labels(self.labels, self.local_url), stack)
 
     def _start_watching(self, stack: AsyncExitStack) -> None:
         stop = asyncio.Event()
@@ -373,7 +377,7 @@ class Emulator:
         except ConfigError as exc:
             self._on_event("reload_failed", {"error": str(exc)})
             return
-        needs_restart = _needs_restart(self.config, new)
+        needs_restart = restart_needed(self.config, new)
         if needs_restart:
             self._out("watch", f"changed {', '.join(needs_restart)}: restart emu up to apply")
             return
@@ -382,7 +386,7 @@ class Emulator:
         for cfg in new.classes:
             pool = self.pools[cfg.class_name]
             changed = pool.reconfigure(cfg)
-            if not changed:
+            if not changed or (self._worker is not None and LIBRARY_FIELDS.issuperset(changed)):
                 continue
             self._on_event("reconfigured", {"class": cfg.class_name, "changed": ", ".join(changed)})
             pool.replace_running("settings changed", grace)
@@ -477,31 +481,6 @@ class Emulator:
             "inflight": front.inflight if front is not None else 0,
             "classes": [p.snapshot() for p in self.pools.values()],
         }
-
-
-def event_line(kind: str, data: dict[str, Any], several_classes: bool) -> str:
-    """An event as `emu up` prints it under the source "emu": "instance-0 stopped reason=...",
-    "PythonExecutor rebuilt image=...", "engine_down"; so never "emu" twice."""
-    if "instance" in data:
-        who = f"{data['class']}/{data['instance']} " if several_classes else f"{data['instance']} "
-    else:
-        who = f"{data['class']} " if "class" in data else ""
-    rest = "".join(f" {k}={v}" for k, v in data.items() if k not in ("class", "instance"))
-    return f"{who}{kind}{rest}"
-
-
-def _needs_restart(old: Config, new: Config) -> list[str]:
-    """What changed between two configs that a running emu cannot take over."""
-    found = [k for k in RESTART_FIELDS if getattr(new, k) != getattr(old, k)]
-    old_classes = {c.class_name: c for c in old.classes}
-    new_classes = {c.class_name: c for c in new.classes}
-    if old_classes.keys() != new_classes.keys():
-        return [*found, "the set of classes"]
-    for name, cfg in new_classes.items():
-        before = old_classes[name]
-        if any(getattr(cfg, k) != getattr(before, k) for k in CLASS_RESTART_FIELDS):
-            found.append(f"{name}'s binding or build context")
-    return found
 
 
 async def _quietly(close: Callable[[], Awaitable[None]]) -> None:

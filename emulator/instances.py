@@ -32,7 +32,7 @@ from .errors import (
     NoCapacity,
     StartFailed,
 )
-from .instance_spec import container_spec
+from .instance_spec import StartOptions, container_spec
 from .instance_state import HOLDS_SLOT, State
 from .stopping import IDLE, Stopping
 
@@ -82,6 +82,7 @@ class Instance(Stopping):
         self.cold_start_ms: float | None = None
         self.starts = 0
         self.requests = 0
+        self.options = StartOptions()  # set by the Worker's start() in worker mode
         self.paused = False  # frozen by the control API (`docker pause`), an emu extra
         # The output of its last container, read just before that was removed: (time, line).
         self.kept_logs: list[tuple[float, str]] = []
@@ -98,7 +99,12 @@ class Instance(Stopping):
     def renew(self) -> None:
         self.deadline = self._loop.time() + self.pool.config.sleep_after
         self.last_activity = time.time()
-        if self._timer is None and (self.state is State.HEALTHY or self.serving_while_stopping):
+        # In worker mode sleepAfter is the library's alarm, not emu's timer.
+        if (
+            self._timer is None
+            and (self.state is State.HEALTHY or self.serving_while_stopping)
+            and not self.pool.worker_mode
+        ):
             self._timer = self._loop.call_at(self.deadline, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -234,17 +240,22 @@ class Instance(Stopping):
 
     def _spec(self, image: str) -> ContainerSpec:
         rt = self.pool.runtime
+        internet = self.options.enable_internet
+        network = self.pool.network
+        if internet is not None:  # the Worker's start() decides (worker mode)
+            network = rt.network if internet else rt.internal_network
         return container_spec(
             self.pool.config,
             self.name,
             image=image,
-            network=self.pool.network,
+            network=network,
             session_labels=rt.labels,
             name_prefix=rt.name_prefix,
             disk_enforced=rt.disk_enforced,
             publish_address=rt.publish_address,
             capacity=rt.capacity,
             name_suffix=self.container_suffix,
+            options=self.options,
         )
 
     @property
@@ -254,6 +265,8 @@ class Instance(Stopping):
 
     def ports(self) -> tuple[int, ...]:
         cfg = self.pool.config
+        if self.pool.worker_mode:
+            return ()  # the library probes the ports itself; a start ends once the container runs
         if cfg.required_ports:
             return cfg.required_ports
         return (cfg.default_port,) if cfg.default_port is not None else ()
@@ -408,6 +421,7 @@ class Instance(Stopping):
                 max(0.0, round(self.deadline - self._loop.time(), 3))
                 if (self.state is State.HEALTHY or self.serving_while_stopping)
                 and self.inflight == 0
+                and not self.pool.worker_mode
                 else None
             ),
             "kill_in_s": None if (kill_in := self.kill_in()) is None else round(kill_in, 1),

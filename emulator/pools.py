@@ -55,6 +55,8 @@ class Runtime:
     publish_address: str | None = None
     capacity: Capacity = field(default_factory=Capacity)  # the engine's CPUs and memory
     restore_networks: Callable[[], Awaitable[None]] = _nothing  # makes removed networks again
+    # The Worker runs (worker mode): its library does readiness and sleepAfter, not emu.
+    worker_mode: bool = False
 
 
 class ClassPool:
@@ -71,6 +73,10 @@ class ClassPool:
         # instance, and the instances they replaced while those stop. They hold slots.
         self.extra: set[Instance] = set()
         self._swaps: set[asyncio.Task[None]] = set()
+
+    @property
+    def worker_mode(self) -> bool:
+        return self.runtime.worker_mode
 
     @property
     def network(self) -> str:

@@ -5,7 +5,8 @@ Ctrl-C or a kill of emu's process group does not reach it) and blocks on a pipe 
 end emu holds. However emu ends, `kill -9` included, the kernel closes that end and the watchdog
 reads EOF at once: no polling of pids. If emu said `clean` first (it removed everything itself),
 the watchdog just exits; otherwise it removes every container and network labelled with the
-session, and kills the processes emu registered with `pid N` (the Worker runtime).
+session, and kills the processes emu registered with `pid N`, and the process groups it registered
+with `group N` (the Workers runtime: node and its workerd).
 
 This is testcontainers' Ryuk as a process rather than a container: nothing else is given the
 Docker socket, and it needs no image.
@@ -46,6 +47,10 @@ class Reaper:
         """Kill `pid` too if emu dies without saying `clean`."""
         self._send(f"pid {pid}\n")
 
+    def watch_group(self, pgid: int) -> None:
+        """Kill process group `pgid` too if emu dies without saying `clean`."""
+        self._send(f"group {pgid}\n")
+
     def close(self, *, clean: bool) -> None:
         """emu is ending: `clean` when it removed everything itself, so the watchdog has no work."""
         if clean:
@@ -64,15 +69,18 @@ class Reaper:
 
 
 def read_orders(stream: IO[bytes]) -> tuple[bool, list[int]]:
-    """Read the pipe to EOF: (whether emu ended clean, the pids it asked to be killed)."""
+    """Read the pipe to EOF: (whether emu ended clean, the pids it asked to be killed). A
+    process group comes back as its negated id, as `os.kill` takes it."""
     clean = False
     pids: list[int] = []
     for raw in stream:
         words = raw.decode(errors="replace").split()
         if words == ["clean"]:
             clean = True
-        elif len(words) == 2 and words[0] == "pid" and words[1].isdigit():
-            pids.append(int(words[1]))
+        elif len(words) == 2 and words[0] in ("pid", "group") and words[1].isdigit():
+            pid = int(words[1])
+            if pid > 1:  # never 0 or 1: os.kill(-1 or 0) would reach far more than ours
+                pids.append(pid if words[0] == "pid" else -pid)
     return clean, pids
 
 

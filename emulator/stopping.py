@@ -59,6 +59,7 @@ class Stopping:
     def _reset_stop(self) -> None:
         """For a new Instance."""
         self._kill_at = math.inf  # loop time of the SIGKILL while stopping
+        self._first_signal = "SIGTERM"  # what a stop sends first
         self._keep_serving = False  # an idle stop: requests still go to the container
         self._new_container()
 
@@ -91,15 +92,21 @@ class Stopping:
         return max(0.0, self._kill_at - self._loop.time())
 
     def stop(
-        self, reason: str, grace: float | None = None, *, keep_serving: bool = False
+        self,
+        reason: str,
+        grace: float | None = None,
+        *,
+        keep_serving: bool = False,
+        signal: str = "SIGTERM",
     ) -> asyncio.Task[None]:
-        """SIGTERM, then SIGKILL after `grace` (default --stop-grace). With `keep_serving` (an
-        idle stop) requests still go to the container until it exits. A second call without it
-        (emu shutting down, a replacement) ends that, and a shorter grace brings SIGKILL
-        forward."""
+        """`signal` (a Worker's `signal()` or `destroy()` may ask for another than SIGTERM),
+        then SIGKILL after `grace` (default --stop-grace). With `keep_serving` (an idle stop)
+        requests still go to the container until it exits. A second call without it (emu
+        shutting down, a replacement) ends that, and a shorter grace brings SIGKILL forward."""
         grace = self.pool.runtime.stop_grace if grace is None else grace
         self._kill_at = min(self._kill_at, self._loop.time() + grace)
         if self._stop_task is None:
+            self._first_signal = signal
             self._keep_serving = keep_serving
             if self.state is State.HEALTHY:
                 self.state = State.STOPPING
@@ -166,10 +173,13 @@ class Stopping:
                     await docker.pause(cid, False)
                 self.paused = False
             if not self._exited.is_set():
-                await docker.signal(cid, "SIGTERM")
+                self._killing = self._first_signal == "SIGKILL"
+                await docker.signal(cid, self._first_signal)
                 while not self._exited.is_set() and self._loop.time() < self._kill_at:
                     self._say_if_ignored()
                     await self._wait_exited(min(self._kill_at - self._loop.time(), 1.0))
+            if not self._exited.is_set() and self._first_signal == "SIGKILL":
+                await self._wait_exited(EXIT_WAIT)  # killed already (the Worker's destroy())
             if not self._exited.is_set():
                 waited = self._loop.time() - self._termed
                 self.pool.emit("killing", self, reason=f"no exit {waited:.0f} s after SIGTERM")

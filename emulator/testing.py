@@ -260,12 +260,14 @@ class EmuProcess:
     emu with one SIGINT).
 
     `start()` returns once it serves. Its output is kept (the last lines), counted, and
-    scanned for PROBLEM_MARKERS.
+    scanned for PROBLEM_MARKERS. Without `worker`, it runs `--no-worker`: emu's own routing.
     """
 
-    def __init__(self, config: Path, *flags: str, start_timeout: float = 900.0) -> None:
+    def __init__(
+        self, config: Path, *flags: str, start_timeout: float = 900.0, worker: bool = False
+    ) -> None:
         self.config = config
-        self.flags = flags
+        self.flags = flags if worker else ("--no-worker", *flags)
         self.start_timeout = start_timeout
         self.url = ""
         self.project = ""

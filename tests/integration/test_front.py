@@ -24,6 +24,7 @@ from emulator.errors import (
 )
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess, RunningEmulator, wait_for
+from emulator.worker.mode import ModeChoice
 from tests.support import JSON, Project, raw_request
 
 pytestmark = pytest.mark.docker
@@ -152,7 +153,11 @@ def no_port_project(root: Path) -> Path:
 def test_no_default_port_waits_for_the_requested_port(tmp_path: Path, emu_up: EmuUp) -> None:
     emu = emu_up(no_port_project(tmp_path), start_timeout="20s")
     lines: list[str] = []
-    _describe(emu.emulator, lambda source, line: lines.append(line))  # type: ignore[arg-type]
+
+    def out(source: str, line: str) -> None:
+        lines.append(line)
+
+    _describe(emu.emulator, out, ModeChoice(False, "--no-worker"))  # type: ignore[arg-type]
     assert any("no defaultPort" in line for line in lines), lines
     assert not any("port None" in line for line in lines), lines
 

@@ -75,6 +75,8 @@ def test_no_reaper_keeps_leftovers_for_emu_down(
 def test_the_watchdog_reads_its_orders_to_eof() -> None:
     assert read_orders(io.BytesIO(b"pid 12\npid x\nclean\n")) == (True, [12])
     assert read_orders(io.BytesIO(b"pid 7\n")) == (False, [7])
+    # A process group comes back negated, as os.kill takes it; 0 and 1 never.
+    assert read_orders(io.BytesIO(b"group 40\ngroup 1\npid 0\n")) == (False, [-40])
 
 
 def test_the_watchdog_exits_at_once_on_a_clean_end() -> None:

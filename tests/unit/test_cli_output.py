@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 
-from emulator.cli_output import MAX_WIDTH, Printer, StatusScreen, source_width, status_table
+from emulator.cli_output import (
+    MAX_WIDTH,
+    Printer,
+    StatusScreen,
+    event_line,
+    source_width,
+    status_table,
+)
 from emulator.config import Overrides, load_config
-from emulator.emulator import event_line
 from tests.support import Project
 
 

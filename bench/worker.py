@@ -1,0 +1,321 @@
+"""Worker mode's throughput, cold start and memory, each against a baseline in the same run.
+
+    python bench/worker.py [--duration 10] [--connections 16] [--cold-reps 8]
+
+1. throughput at 16 connections, nginx:1.22 behind one Container class (instance type standard-3),
+   worker mode and --no-worker running side by side and taking turns (--rounds: the best of each,
+   and the ratio as the median of each round's worker-mode run over the --no-worker run after it):
+   - worker mode, through the Worker and its Durable Object (getRandom(env.WEB, 1)) straight to
+     the container;
+   - worker mode, a path the Worker answers itself (no Durable Object, no container);
+   - `--no-worker`, emu's own front proxying to the same container;
+   and the floor of 10 x wrangler dev's 270 req/s.
+2. cold start in worker mode: first request to a new name (getContainer) until its 200, median of
+   --cold-reps; against a bare `docker run` of the same image with the same limits, from the
+   create call to its first 200 on the bridge address; the two alternate.
+3. RSS of the front (emu's Python process) and of the runtime (node and workerd), after the runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+import docker
+import docker.errors
+
+if __package__ in (None, ""):  # run as `python bench/worker.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (
+    MIB,
+    BenchError,
+    answers_200,
+    busy_cpu,
+    docker_client,
+    http_request,
+    machine,
+    main_body,
+    out_option,
+    proc_sample,
+    require_image,
+    require_wrk,
+    run_wrk,
+    temp_dir,
+    wrk_version,
+)
+from emulator import labels
+from emulator.testing import EmuProcess, wait_for
+
+NGINX = "nginx:1.22"
+INSTANCE_TYPE = "standard-3"
+VCPU, MEMORY_MIB = 2.0, 8192
+WRANGLER_DEV_RPS = 270.0  # measured here, see shared/docs/worker-mode-facts.md
+FLOOR_RPS = 10 * WRANGLER_DEV_RPS
+COLD_LIMIT = 1.3  # worker-mode cold start within this many bare docker runs
+COLD_TIMEOUT = 60.0
+
+
+def write_project(root: Path, max_instances: int) -> Path:
+    (root / "src").mkdir(parents=True, exist_ok=True)
+    (root / "wrangler.jsonc").write_text(
+        f"""{{
+  "name": "bench-worker",
+  "main": "src/index.ts",
+  "compatibility_date": "2025-10-01",
+  "containers": [{{ "class_name": "Web", "image": "{NGINX}",
+                    "max_instances": {max_instances}, "instance_type": "{INSTANCE_TYPE}" }}],
+  "durable_objects": {{ "bindings": [{{ "name": "WEB", "class_name": "Web" }}] }},
+  "migrations": [{{ "tag": "v1", "new_sqlite_classes": ["Web"] }}],
+}}
+"""
+    )
+    (root / "src" / "index.ts").write_text(
+        """import { Container, getContainer, getRandom } from "@cloudflare/containers";
+
+export class Web extends Container {
+  defaultPort = 80;
+}
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (path === "/worker-only") return new Response("answered by the Worker\\n");
+    if (path.startsWith("/cold/")) {
+      // A new name, so a new container; nginx gets "/", which it has.
+      return getContainer(env.WEB, path).fetch(new Request(new URL("/", request.url), request));
+    }
+    return (await getRandom(env.WEB, 1)).fetch(request);
+  },
+};
+"""
+    )
+    return root / "wrangler.jsonc"
+
+
+def say(text: str) -> None:
+    click.echo(f"bench: {text}", err=True)
+
+
+def wrk_rps(wrk: str, url: str, args: dict[str, Any]) -> dict[str, Any]:
+    shape = {"connections": args["connections"], "threads": args["threads"]}
+    run_wrk(wrk, url, duration=2, **shape)  # warm-up, not counted
+    result = run_wrk(wrk, url, duration=args["duration"], **shape)
+    bad = {k: v for k, v in result.errors.items() if v}
+    if bad or result.counters.get("status", {}).keys() - {"200"}:
+        raise BenchError(f"errors hitting {url}: {bad} {result.counters}")
+    return {"rps": round(result.rps), "latency_ms": result.latency_ms}
+
+
+def descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == pid]
+        found += children
+        frontier += children
+    return found
+
+
+def memory(emu_pid: int) -> dict[str, float]:
+    """RSS in MiB: the front, and each process of the runtime by its name."""
+    out = {"front": round(proc_sample(emu_pid).rss_mib, 1)}
+    for pid in descendants(emu_pid):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            name = "reaper" if b"emulator.reaper" in cmd else Path(cmd[0].decode()).name
+            out[name] = round(out.get(name, 0.0) + proc_sample(pid).rss_mib, 1)
+    out["runtime"] = round(out.get("node", 0.0) + out.get("workerd", 0.0), 1)
+    return out
+
+
+def summary(ms: list[float]) -> dict[str, Any]:
+    return {
+        "median_ms": round(statistics.median(ms), 1),
+        "min_ms": round(min(ms), 1),
+        "max_ms": round(max(ms), 1),
+        "runs_ms": [round(m, 1) for m in ms],
+    }
+
+
+def cold_worker(emu: EmuProcess, i: int) -> float:
+    reply = http_request(f"{emu.url}/cold/{i}", timeout=COLD_TIMEOUT)
+    if reply.status != 200:
+        raise BenchError(f"cold start {i} answered {reply.status}: {reply.body[:200]!r}")
+    return reply.seconds * 1000
+
+
+def cold_docker_run(client: docker.DockerClient, run_id: str, i: int) -> float:
+    """`docker run` of the same image with the same limits, until nginx's first 200."""
+    own = {**labels.managed(), labels.BENCH: run_id, labels.BENCH_PID: str(os.getpid())}
+    began = time.perf_counter()
+    container = client.containers.run(
+        NGINX,
+        detach=True,
+        name=f"emu-bench-cold-{run_id}-{i}",
+        labels=own,
+        nano_cpus=round(VCPU * 1e9),
+        mem_limit=MEMORY_MIB * MIB,
+    )
+    try:
+        container.reload()
+        ip = container.attrs["NetworkSettings"]["IPAddress"]
+        wait_for(
+            functools.partial(answers_200, f"http://{ip}/", allow={ip}),
+            COLD_TIMEOUT,
+            "nginx to answer",
+            every=0.005,
+        )
+        return (time.perf_counter() - began) * 1000
+    finally:
+        container.remove(force=True)
+
+
+def cold_starts(emu: EmuProcess, client: docker.DockerClient, reps: int) -> dict[str, Any]:
+    """Worker-mode cold starts and bare docker runs, alternately: the engine's speed varies
+    with the machine's load, and both sides see the same."""
+    worker, bare = [], []
+    run_id = uuid.uuid4().hex[:12]
+    try:
+        for i in range(reps):
+            worker.append(cold_worker(emu, i))
+            bare.append(cold_docker_run(client, run_id, i))
+    finally:
+        for c in client.containers.list(all=True, filters={"label": f"{labels.BENCH}={run_id}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+    return {"cold_worker": summary(worker), "cold_docker_run": summary(bare)}
+
+
+def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**max(runs, key=lambda r: r["rps"]), "rounds_rps": [r["rps"] for r in runs]}
+
+
+def throughput(
+    wrk: str, worker: EmuProcess, plain: EmuProcess, args: dict[str, Any]
+) -> dict[str, Any]:
+    """Both emus run at once and take turns, so that a busy moment of the machine falls on
+    both sides alike; the best round of each."""
+    runs: dict[str, list[dict[str, Any]]] = {
+        "worker_container": [],
+        "worker_only": [],
+        "no_worker": [],
+    }
+    for _ in range(args["rounds"]):
+        runs["worker_container"].append(wrk_rps(wrk, worker.url + "/", args))
+        runs["no_worker"].append(wrk_rps(wrk, plain.url + "/", args))
+        runs["worker_only"].append(wrk_rps(wrk, worker.url + "/worker-only", args))
+    return {key: best(r) for key, r in runs.items()}
+
+
+def run(args: dict[str, Any]) -> dict[str, Any]:
+    wrk = require_wrk()
+    client = docker_client()
+    reps = args["cold_reps"]
+    results: dict[str, Any] = {
+        "machine": {**machine(), "wrk": wrk_version(wrk), "busy_cpu_before": busy_cpu()},
+        "settings": {k: v for k, v in args.items() if k != "out"},
+    }
+    try:
+        require_image(client, NGINX)
+        with temp_dir("emu-bench-worker-") as root:
+            config = write_project(root, max_instances=reps + 2)
+            say("worker mode and --no-worker, side by side: throughput")
+            with (
+                EmuProcess(config, "--no-logs", worker=True) as emu,
+                EmuProcess(config, "--no-logs") as plain,
+            ):
+                for url in (emu.url + "/", plain.url + "/"):
+                    check = functools.partial(answers_200, url)
+                    wait_for(check, COLD_TIMEOUT, "the container")
+                results.update(throughput(wrk, emu, plain, args))
+                results["memory_mib"] = memory(emu.pid)
+                results["memory_mib"]["front_no_worker"] = round(proc_sample(plain.pid).rss_mib, 1)
+                say("cold starts: worker mode and bare docker run, alternately")
+                results.update(cold_starts(emu, client, reps))
+    finally:
+        client.close()
+    results["machine"]["busy_cpu_after"] = busy_cpu()
+    rps = results["worker_container"]["rps"]
+    # Per round, each worker-mode run against the --no-worker run right after it; the median.
+    per_round = [
+        w / n
+        for w, n in zip(
+            results["worker_container"]["rounds_rps"],
+            results["no_worker"]["rounds_rps"],
+            strict=True,
+        )
+    ]
+    results["ratios"] = {
+        "worker_vs_no_worker_rps": round(statistics.median(per_round), 3),
+        "worker_vs_no_worker_rounds": [round(r, 3) for r in per_round],
+        "worker_vs_floor_rps": round(rps / FLOOR_RPS, 2),
+        "cold_worker_vs_docker_run": round(
+            results["cold_worker"]["median_ms"] / results["cold_docker_run"]["median_ms"], 3
+        ),
+    }
+    return results
+
+
+def table(r: dict[str, Any]) -> str:
+    s, q, m = r["settings"], r["ratios"], r["memory_mib"]
+    return "\n".join(
+        [
+            f"worker mode: {NGINX} ({INSTANCE_TYPE}), wrk {s['connections']} connections, "
+            f"{s['duration']:g} s per run, {r['machine']['cpus']} CPUs",
+            "",
+            f"{'':40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}",
+            *(
+                f"{label:40} {r[key]['rps']:>8} {r[key]['latency_ms']['p50']:>8.2f} "
+                f"{r[key]['latency_ms']['p99']:>8.2f}"
+                for key, label in (
+                    ("worker_container", "worker mode: Worker -> DO -> container"),
+                    ("worker_only", "worker mode: answered by the Worker"),
+                    ("no_worker", "--no-worker: emu's front -> container"),
+                )
+            ),
+            f"worker mode / --no-worker: {q['worker_vs_no_worker_rps']:.2f} (median of the "
+            f"rounds: {', '.join(f'{x:.2f}' for x in q['worker_vs_no_worker_rounds'])}); "
+            f"worker mode / floor (10 x wrangler dev's {WRANGLER_DEV_RPS:g}): "
+            f"{q['worker_vs_floor_rps']:.2f}",
+            "",
+            f"cold start, median of {s['cold_reps']}: worker mode "
+            f"{r['cold_worker']['median_ms']:.0f} ms, bare docker run "
+            f"{r['cold_docker_run']['median_ms']:.0f} ms: {q['cold_worker_vs_docker_run']:.2f}x "
+            f"(limit {COLD_LIMIT}x)",
+            "",
+            f"RSS: front {m['front']} MiB (--no-worker: {m['front_no_worker']} MiB), runtime "
+            f"{m['runtime']} MiB (node {m.get('node')}, workerd {m.get('workerd')}), "
+            f"reaper {m.get('reaper')} MiB",
+        ]
+    )
+
+
+@click.command()
+@click.option("--duration", default=10.0, show_default=True, help="Seconds per wrk run.")
+@click.option("--connections", default=16, show_default=True)
+@click.option("--threads", default=2, show_default=True, help="wrk threads.")
+@click.option("--cold-reps", default=8, show_default=True, help="Cold starts per side.")
+@click.option("--rounds", default=2, show_default=True, help="wrk runs per side, taking turns.")
+@out_option("worker-results.json")
+def main(**args: Any) -> None:
+    """Measure worker mode against --no-worker and a bare docker run."""
+    main_body(run, table, args)
+
+
+if __name__ == "__main__":
+    main()

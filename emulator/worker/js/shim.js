@@ -1,0 +1,342 @@
+// emu's stand-in for the container runtime API that a container-enabled Durable Object sees as
+// `ctx.container`. Every call goes to emu's front (`/_emu/runtime/*`), which starts, signals and
+// watches Docker containers with the same machinery as `emu up --no-worker`. Requests to a
+// container go straight from workerd to its bridge address, not through emu.
+//
+// The generated entry module imports this file and wraps each class named in `containers[]`
+// (see emulator/worker/project.py); the user's files are not changed.
+import { connect } from "cloudflare:sockets";
+
+// The library recognises these texts (lower-cased, as substrings): @cloudflare/containers
+// src/lib/container.ts. The platform's runtime words its errors the same way.
+const NO_INSTANCE = "There is no container instance that can be provided to this Durable Object";
+const NOT_RUNNING = "The container is not running, consider calling start()";
+const NOT_LISTENING = "The container is not listening";
+const SIGNALLED = "Runtime signalled the container to exit:";
+const UNEXPECTED_EXIT = "Container exited with unexpected exit code:";
+
+// A container started less than this long ago gets its refused connections retried every
+// FAST_RETRY_MS, so that the library's first readiness probe (it polls every 300 ms) already
+// succeeds. Longer would make a port that never listens (the library's port-33 probe of a class
+// without ports) slow to report.
+const FAST_WINDOW_MS = 2000;
+const FAST_RETRY_MS = 5;
+const REPORT_MS = 1000;
+// What emu's front answers to any client; the rest of /_emu/ is for loopback clients only.
+const PUBLIC_EMU = /^\/_emu\/(status|events|metrics)(\?|$)/;
+
+class Runtime {
+  constructor(url, token) {
+    this.url = url;
+    this.token = token;
+  }
+
+  async call(op, body) {
+    const response = await fetch(`${this.url}/_emu/runtime/${op}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-emu-runtime-token": this.token },
+      body: JSON.stringify(body),
+    });
+    const data = await response.json();
+    if (!response.ok) {
+      const error = new Error(data.kind === "no_instance" ? NO_INSTANCE : (data.reason ?? data.error));
+      error.emu = data;
+      throw error;
+    }
+    return data;
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function canConnect(address) {
+  try {
+    const socket = connect(address);
+    await socket.opened;
+    // FIN first: servers read an empty request and close quietly, where a reset makes some
+    // (Python's http.server) log a traceback.
+    await socket.writable.close().catch(() => {});
+    socket.close().catch(() => {});
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** "/a?b" of "http://host:1/a?b". */
+function pathAndQuery(url) {
+  const slash = url.indexOf("/", url.indexOf("//") + 2);
+  return slash < 0 ? "/" : url.slice(slash);
+}
+
+/** Requests through getTcpPort().fetch, for emu's status: counted here and sent at most once
+ * per REPORT_MS, not once per request. In flight: until the response's headers are in. */
+class Stats {
+  #send;
+  #requests = 0;
+  #inflight = 0;
+  #timer = null;
+
+  constructor(send) {
+    this.#send = send;
+  }
+
+  begin() {
+    this.#requests++;
+    this.#inflight++;
+    this.#schedule();
+  }
+
+  end() {
+    this.#inflight--;
+    this.#schedule();
+  }
+
+  #schedule() {
+    if (this.#timer === null) this.#timer = setTimeout(() => this.#flush(), REPORT_MS);
+  }
+
+  #flush() {
+    this.#timer = null;
+    const requests = this.#requests;
+    this.#requests = 0;
+    this.#send({ requests, inflight: this.#inflight }).catch(() => {});
+  }
+}
+
+class EmuContainer {
+  #runtime;
+  #who;
+  #run = null;
+  #stats;
+
+  constructor(runtime, className, ctx) {
+    this.#runtime = runtime;
+    const id = ctx.id.toString();
+    // Named after the Durable Object's name (idFromName); an id without a name is its hex.
+    this.#who = { class: className, name: ctx.id.name ?? id, id };
+    this.#stats = new Stats((counts) =>
+      this.#runtime.call("report", { ...this.#who, ...counts }),
+    );
+  }
+
+  get running() {
+    return this.#run !== null && !this.#run.ended;
+  }
+
+  start(options = {}) {
+    if (this.running) {
+      throw new Error("start() cannot be called on a container that is already running.");
+    }
+    const run = { ended: false, info: null, ready: new Set(), startedAt: 0 };
+    run.started = this.#runtime
+      .call("start", {
+        ...this.#who,
+        env: options.env ?? null,
+        entrypoint: options.entrypoint ?? null,
+        enableInternet: options.enableInternet ?? null,
+        labels: options.labels ?? null,
+      })
+      .then((info) => {
+        run.info = info;
+        run.startedAt = Date.now();
+        return info;
+      });
+    run.exit = this.#watch(run);
+    run.started.catch(() => {});
+    run.exit.catch(() => {}); // observed by monitor() callers; never an unhandled rejection
+    this.#run = run;
+  }
+
+  async #watch(run) {
+    let info;
+    try {
+      info = await run.started;
+    } catch (error) {
+      run.ended = true;
+      throw error;
+    }
+    for (;;) {
+      // A long poll: emu answers when the container exits, or after a while that it still runs.
+      let state;
+      try {
+        state = await this.#runtime.call("monitor", { ...this.#who, container: info.container });
+      } catch (error) {
+        run.ended = true;
+        throw error;
+      }
+      if (state.running) continue;
+      run.ended = true;
+      if (state.exit_code === 0) return;
+      const code = state.exit_code ?? 255;
+      throw new Error(`${state.signalled ? SIGNALLED : UNEXPECTED_EXIT} ${code}`);
+    }
+  }
+
+  monitor() {
+    if (this.#run === null) return Promise.reject(new Error(NOT_RUNNING));
+    return this.#run.exit;
+  }
+
+  async destroy(reason) {
+    const run = this.#run;
+    if (run === null || run.ended) return;
+    const info = await run.started.catch(() => null);
+    if (info === null) return;
+    await this.#runtime.call("destroy", {
+      ...this.#who,
+      container: info.container,
+      reason: reason === undefined ? null : String(reason),
+    });
+    await run.exit.catch(() => {});
+  }
+
+  signal(signo) {
+    const run = this.#run;
+    if (run === null || run.ended) return;
+    run.started
+      .then((info) =>
+        this.#runtime.call("signal", { ...this.#who, container: info.container, signo }),
+      )
+      .catch((error) => console.error(`signal ${signo} to the container failed:`, error));
+  }
+
+  async setInactivityTimeout(ms) {
+    // Accepted for compatibility: locally a container lives as long as emu runs it.
+    void ms;
+  }
+
+  getTcpPort(port) {
+    return {
+      fetch: (input, init) => this.#fetch(port, input, init),
+      connect: (options) => {
+        const info = this.#run?.info;
+        if (!this.running || info === null || info === undefined) throw new Error(NOT_RUNNING);
+        return connect(`${info.ip}:${port}`, options);
+      },
+    };
+  }
+
+  async #fetch(port, input, init) {
+    const run = this.#run;
+    if (run === null || run.ended) throw new Error(NOT_RUNNING);
+    let info;
+    try {
+      info = run.info ?? (await run.started);
+    } catch (error) {
+      throw new Error(`${NOT_RUNNING}: ${error.message}`, { cause: error });
+    }
+    // The hot path: one fetch, no Request or URL object of our own (each copy costs workerd
+    // tens of microseconds). `init` may be a Request itself, as the library passes it.
+    const byUrl = typeof input === "string" || input instanceof URL;
+    const request = byUrl ? init : init === undefined ? input : new Request(input, init);
+    const address = `${info.ip}:${port}`;
+    if (!run.ready.has(port)) await this.#waitListening(run, address, port, request?.signal);
+    const target = `http://${address}${pathAndQuery(byUrl ? String(input) : input.url)}`;
+    this.#stats.begin();
+    try {
+      return await fetch(target, request);
+    } catch (error) {
+      // workerd words a refused connection like a dropped one; tell them apart as the platform
+      // does, since the library treats "not listening" as "started, port not up yet".
+      if (String(error?.message).includes("Network connection lost") && !(await canConnect(address))) {
+        throw new Error(`${NOT_LISTENING} on port ${port}`, { cause: error });
+      }
+      throw error;
+    } finally {
+      this.#stats.end();
+    }
+  }
+
+  async #waitListening(run, address, port, signal) {
+    while (Date.now() - run.startedAt < FAST_WINDOW_MS && !run.ended && !signal?.aborted) {
+      if (await canConnect(address)) break;
+      await sleep(FAST_RETRY_MS);
+    }
+    run.ready.add(port); // checked once per start: later failures are the fetch's own
+  }
+}
+
+/** A subclass of a Container class whose instances find emu's `ctx.container`. */
+export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
+  if (typeof Base !== "function") {
+    throw new Error(
+      `emu: ${source} does not export a class ${className}, which containers[] names`,
+    );
+  }
+  const runtime = new Runtime(runtimeUrl, token);
+  const Wrapped = class extends Base {
+    constructor(ctx, env, ...rest) {
+      // Set on the real ctx before the base constructor reads it; a Proxy around ctx is
+      // refused by workerd's DurableObject constructor.
+      if (ctx.container === undefined) {
+        Object.defineProperty(ctx, "container", {
+          value: new EmuContainer(runtime, className, ctx),
+          configurable: true,
+        });
+      }
+      super(ctx, env, ...rest);
+    }
+  };
+  Object.defineProperty(Wrapped, "name", { value: Base.name });
+  return Wrapped;
+}
+
+function errorResponse(error) {
+  const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
+  console.error(`Uncaught exception in the Worker's fetch: ${stack}`);
+  return new Response(`Worker threw exception\n\n${stack}\n`, {
+    status: 500,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+/** The Worker's default export, with `/_emu/*` sent to emu's front and exceptions turned into
+ * a 500 that carries the stack (which also goes to emu's output). */
+export function wrapWorker(worker, frontUrl, publicOnly) {
+  const toEmu = (request) => {
+    // Every request passes here: a string test, not a URL parse.
+    const path = pathAndQuery(request.url);
+    if (!path.startsWith("/_emu") || /^\/_emu[^/?]/.test(path)) return null;
+    if (path.startsWith("/_emu/runtime/")) return null;
+    // Listening beyond loopback: the front sees every forwarded request come from loopback, so
+    // its loopback-only routes (the dashboard, the control API) are refused here instead.
+    if (publicOnly && !PUBLIC_EMU.test(path)) {
+      const error = "emu's control endpoints answer on loopback only";
+      return Promise.resolve(Response.json({ error, status: 403 }, { status: 403 }));
+    }
+    return fetch(`${frontUrl}${path}`, request);
+  };
+  if (typeof worker === "function") {
+    // A class-based Worker (WorkerEntrypoint).
+    const Wrapped = class extends worker {
+      async fetch(request) {
+        const emu = toEmu(request);
+        if (emu !== null) return emu;
+        try {
+          return await super.fetch(request);
+        } catch (error) {
+          return errorResponse(error);
+        }
+      }
+    };
+    Object.defineProperty(Wrapped, "name", { value: worker.name });
+    return Wrapped;
+  }
+  const handlers = worker ?? {};
+  return {
+    ...handlers,
+    async fetch(request, env, ctx) {
+      const emu = toEmu(request);
+      if (emu !== null) return emu;
+      if (typeof handlers.fetch !== "function") {
+        return new Response("The Worker has no fetch handler\n", { status: 500 });
+      }
+      try {
+        return await handlers.fetch.call(handlers, request, env, ctx);
+      } catch (error) {
+        return errorResponse(error);
+      }
+    },
+  };
+}

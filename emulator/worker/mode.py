@@ -1,0 +1,141 @@
+"""Worker mode: which mode applies, and worker mode's part of an `Emulator`.
+
+In worker mode the public port belongs to the Worker, run by workerd as written; emu's front
+listens on an internal loopback port and serves the container runtime API (api.py) and
+`/_emu/*`, which the generated entry forwards to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from watchfiles import DefaultFilter, awatch
+from yarl import URL
+
+from ..config import Config
+from ..pools import ClassPool
+from ..reaper import Reaper
+from .api import PoolHost, routes
+from .project import WorkerProject, worker_project
+from .runtime import WorkerError, WorkerRuntime
+from .toolchain import NodeInfo, ensure_packages, find_node, packages
+
+WATCH_DEBOUNCE_MS = 200
+
+
+@dataclass(frozen=True)
+class ModeChoice:
+    worker: bool
+    reason: str  # one line: why this mode
+    node: NodeInfo | None = None
+
+
+def choose_mode(worker_flag: bool | None) -> ModeChoice:
+    """`--worker`/`--no-worker`, else worker mode when Node.js 20 or later is on PATH."""
+    if worker_flag is False:
+        return ModeChoice(False, "--no-worker")
+    found = find_node()
+    if isinstance(found, str):
+        if worker_flag:
+            return ModeChoice(False, f"--worker, but {found}")
+        return ModeChoice(False, f"{found}; worker mode needs Node.js 20 or later")
+    return ModeChoice(True, f"node {found.version} on PATH", found)
+
+
+def describe_mode(choice: ModeChoice) -> str:
+    if choice.worker:
+        return f"worker: the Worker runs in workerd, emu supplies ctx.container ({choice.reason})"
+    return (
+        "no-worker: emu routes requests itself, as getRandom does, from the literal scan "
+        f"({choice.reason})"
+    )
+
+
+class WorkerMode:
+    """Handed to `Emulator(worker=...)`; the Emulator calls it at these points of its life:
+    `prepare` before listening, `routes` while building its app, `start` once its front
+    listens, `stop` first thing when stopping."""
+
+    def __init__(
+        self,
+        config: Config,
+        node: NodeInfo,
+        *,
+        out: Callable[[str, str], None],
+        watch: bool = False,
+    ) -> None:
+        self.project: WorkerProject = worker_project(config)
+        self.node = node
+        self.config = config
+        self._out = out
+        self._watch = watch
+        self._token = secrets.token_hex(16)
+        self._modules: Path | None = None
+        self.runtime: WorkerRuntime | None = None
+        self._watch_stop = asyncio.Event()
+        self._watch_task: asyncio.Task[None] | None = None
+
+    async def prepare(self) -> None:
+        """The npm packages (installed once), and the public port free (before any build)."""
+        self._modules = await ensure_packages(
+            self.node, packages(self.project.project_dir), lambda line: self._out("emu", line)
+        )
+        if self.config.port != 0:
+            with socket.socket() as probe:
+                try:
+                    probe.bind((self.config.host, self.config.port))
+                except OSError as exc:
+                    raise WorkerError(
+                        f"cannot listen on {self.config.host}:{self.config.port}: "
+                        f"{exc.strerror or exc}"
+                    ) from exc
+
+    def routes(self, pools: Mapping[str, ClassPool]) -> list[web.RouteDef]:
+        return routes(PoolHost(pools), self._token)
+
+    async def start(self, front_url: str, session: str, reaper: Reaper | None) -> int:
+        """Bundle and serve the Worker; the public port it listens on."""
+        assert self._modules is not None, "prepare() first"
+        self.runtime = WorkerRuntime(
+            self.project,
+            self.node,
+            self._modules,
+            host=self.config.host,
+            port=self.config.port,
+            session=session,
+            out=self._out,
+            reaper=reaper,
+        )
+        url = await self.runtime.start(front_url, self._token)
+        if self._watch:
+            self._watch_task = asyncio.create_task(self._watch_sources(), name="watch worker")
+        return URL(url).port or self.config.port
+
+    async def _watch_sources(self) -> None:
+        """Bundle again when a file under the Worker's folder changes (--watch)."""
+        folder = self.project.main.parent
+        self._out("watch", f"watching {folder} for the Worker")
+        async for _changes in awatch(
+            folder,
+            stop_event=self._watch_stop,
+            debounce=WATCH_DEBOUNCE_MS,
+            watch_filter=DefaultFilter(),
+        ):
+            if self.runtime is not None:
+                await self.runtime.reload()
+
+    async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_stop.set()
+            self._watch_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watch_task
+        if self.runtime is not None:
+            await self.runtime.stop()

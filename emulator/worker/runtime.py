@@ -1,0 +1,270 @@
+"""The Workers runtime process: Node.js running js/runner.mjs, which bundles the generated entry
+with esbuild and serves it with Miniflare (workerd) on the public port.
+
+The runner is tied to emu by its stdin: when emu exits, it stops workerd and exits. Its process
+group is also registered with emu's reaper, which kills it when emu dies without cleaning up
+(kill -9), so no workerd, node or container outlives emu.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..reaper import Reaper
+from .project import WorkerProject, entry_module
+from .toolchain import NodeInfo
+
+RUNNER = Path(__file__).resolve().parent / "js" / "runner.mjs"
+BUNDLE_NAME = "__emu_worker.mjs"
+READY_TIMEOUT = 60.0  # bundling and starting workerd take a second or two
+STOP_TIMEOUT = 10.0
+KEEP_LINES = 40  # of the runtime's output, for the message when it fails to start
+
+
+class WorkerError(Exception):
+    """The Worker cannot run. `exit_code`: 2 for a Worker that does not bundle, else 1."""
+
+    exit_code = 1
+
+
+class BundleError(WorkerError):
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class BundleProblem:
+    text: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    line_text: str | None = None
+
+    def describe(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
+        head = f"{where}: {self.text}" if where else self.text
+        return head + (f"\n    {self.line_text.strip()}" if self.line_text else "")
+
+
+class WorkerRuntime:
+    """One runner process for the life of an `emu up`."""
+
+    def __init__(
+        self,
+        project: WorkerProject,
+        node: NodeInfo,
+        modules_dir: Path,
+        *,
+        host: str,
+        port: int,
+        session: str,
+        out: Callable[[str, str], None],
+        reaper: Reaper | None = None,
+    ) -> None:
+        self.project = project
+        self.node = node
+        self.modules_dir = modules_dir
+        self.host = host
+        self.port = port
+        self.session = session
+        self._out = out
+        self._reaper = reaper
+        self._dir: Path | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._stderr: asyncio.Task[None] | None = None
+        self._messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._recent: list[str] = []
+        self._stopping = False
+        self.url: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self, front_url: str, token: str) -> str:
+        """Bundle and serve; return the public URL. Raises BundleError, WorkerError."""
+        self._dir = Path(tempfile.mkdtemp(prefix=f"emu-worker-{self.session[:6]}-"))
+        entry = self._dir / "entry.mjs"
+        entry.write_text(
+            entry_module(self.project, front_url, token, public_only=not _loopback(self.host))
+        )
+        settings = {
+            "entry": str(entry),
+            "outfile": str(self._dir / BUNDLE_NAME),
+            "outdir": str(self._dir),
+            "moduleName": BUNDLE_NAME,
+            "projectDir": str(self.project.project_dir),
+            "modulesDir": str(self.modules_dir),
+            # The project's own node_modules come first; emu's cache fills in what it lacks.
+            "nodePaths": [str(self.modules_dir / "node_modules")],
+            "compatibilityDate": self.project.compatibility_date,
+            "compatibilityFlags": list(self.project.compatibility_flags),
+            "vars": dict(self.project.vars),
+            "durableObjects": dict(self.project.durable_objects),
+            "host": self.host,
+            "port": self.port,
+        }
+        settings_path = self._dir / "settings.json"
+        settings_path.write_text(json.dumps(settings))
+        self._proc = await asyncio.create_subprocess_exec(
+            self.node.node,
+            str(RUNNER),
+            str(settings_path),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            # Its own process group: Ctrl-C is emu's to handle, and the reaper can kill node and
+            # workerd together.
+            start_new_session=True,
+            limit=1 << 20,
+        )
+        if self._reaper is not None:
+            self._reaper.watch_group(self._proc.pid)
+        self._reader = asyncio.create_task(self._read_stdout(), name="worker stdout")
+        self._stderr = asyncio.create_task(self._read_stderr(), name="worker stderr")
+        first = await self._next("bundled", "bundle_error")
+        if first["t"] == "bundle_error":
+            problems = [_problem(e) for e in first["errors"]]
+            raise BundleError(
+                "the Worker does not bundle:\n" + "\n".join(p.describe() for p in problems)
+            )
+        self._send({"op": "serve"})
+        ready = await self._next("ready", "start_error")
+        if ready["t"] == "start_error":
+            raise WorkerError(self._start_failure(str(ready.get("message", ""))))
+        url = str(ready["url"]).rstrip("/")
+        self.url = url
+        return url
+
+    def _start_failure(self, message: str) -> str:
+        if "EADDRINUSE" in message or "Address already in use" in " ".join(self._recent):
+            return f"cannot listen on {self.host}:{self.port}: the port is taken"
+        uncaught = [i for i, line in enumerate(self._recent) if "Uncaught" in line]
+        if uncaught:
+            stack = "\n".join(self._recent[uncaught[-1] :])
+            return f"the Worker threw while loading:\n{stack}"
+        return f"the Workers runtime failed to start: {message}"
+
+    async def reload(self) -> None:
+        """Bundle again and hand the new code to workerd (--watch)."""
+        self._send({"op": "reload"})
+
+    async def stop(self) -> None:
+        """Stop workerd and node (bounded)."""
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                if proc.stdin is not None:
+                    proc.stdin.close()  # the runner stops on end of input
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        if proc is not None:
+            # workerd may linger a moment after node; the group goes with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for task in (self._reader, self._stderr):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    # -- the runner's output ------------------------------------------------------------------
+
+    def _send(self, command: dict[str, Any]) -> None:
+        proc = self._proc
+        if proc is not None and proc.stdin is not None and proc.returncode is None:
+            proc.stdin.write(json.dumps(command).encode() + b"\n")
+
+    async def _next(self, *kinds: str) -> dict[str, Any]:
+        """The next message of one of these kinds (log lines are relayed meanwhile)."""
+        while True:
+            try:
+                message = await asyncio.wait_for(self._messages.get(), READY_TIMEOUT)
+            except TimeoutError:
+                raise WorkerError(
+                    f"the Workers runtime did not get ready within {READY_TIMEOUT:g} s"
+                ) from None
+            if message["t"] in kinds:
+                return message
+            if message["t"] == "exit":
+                tail = "\n".join(self._recent[-KEEP_LINES:])
+                raise WorkerError(
+                    f"the Workers runtime exited with code {message['code']}"
+                    + (f":\n{tail}" if tail else "")
+                )
+
+    def _line(self, line: str) -> None:
+        self._recent = [*self._recent[-KEEP_LINES:], line]
+        self._out("worker", line)
+
+    async def _read_stdout(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        async for raw in proc.stdout:
+            text = raw.decode(errors="replace").rstrip("\n")
+            try:
+                message = json.loads(text)
+            except ValueError:
+                self._line(text)
+                continue
+            kind = message.get("t")
+            if kind == "log":
+                self._line(str(message["line"]))
+            elif kind == "bundle_error" and not message.get("fatal"):
+                problems = [_problem(e).describe() for e in message["errors"]]
+                self._out("watch", "the Worker does not bundle; the last good one keeps serving")
+                for problem in problems:
+                    self._out("watch", problem)
+            elif kind == "reloaded":
+                self._out("watch", "Worker bundled again and reloaded")
+            elif kind == "reload_error":
+                self._out("watch", f"reloading the Worker failed: {message.get('message')}")
+            else:
+                self._messages.put_nowait(message)
+        code = await proc.wait()
+        if not self._stopping:
+            self._out("emu", f"the Workers runtime exited with code {code}")
+        self._messages.put_nowait({"t": "exit", "code": code})
+
+    async def _read_stderr(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stderr is not None
+        async for raw in proc.stderr:
+            self._line(raw.decode(errors="replace").rstrip("\n"))
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: assume it is reachable from elsewhere
+
+
+def _problem(data: dict[str, Any]) -> BundleProblem:
+    return BundleProblem(
+        text=str(data.get("text", "")),
+        file=data.get("file"),
+        line=data.get("line"),
+        column=data.get("column"),
+        line_text=data.get("lineText"),
+    )

@@ -1,0 +1,129 @@
+"""The container runtime API that the shim behind ctx.container calls, over a fake host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from emulator.worker.api import (
+    TOKEN_HEADER,
+    ExitState,
+    NoInstance,
+    Started,
+    StartRequest,
+    routes,
+)
+
+TOKEN = "secret"
+
+
+class FakeHost:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.full = False
+
+    async def start(self, req: StartRequest) -> Started:
+        self.calls.append(("start", req))
+        if self.full:
+            raise NoInstance("max_instances reached")
+        return Started(container="c1", ip="172.18.0.5")
+
+    async def wait_exit(
+        self, class_name: str, name: str, container: str, timeout: float
+    ) -> ExitState:
+        self.calls.append(("monitor", (class_name, name, container)))
+        return ExitState(running=False, exit_code=137, signalled=True)
+
+    async def signal(self, class_name: str, name: str, container: str, signo: int) -> None:
+        self.calls.append(("signal", (class_name, name, container, signo)))
+
+    async def destroy(self, class_name: str, name: str, container: str, reason: str) -> None:
+        self.calls.append(("destroy", (class_name, name, container, reason)))
+
+    def report(self, class_name: str, name: str, requests: int, inflight: int) -> None:
+        self.calls.append(("report", (class_name, name, requests, inflight)))
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any) -> tuple[TestClient[Any, Any], FakeHost]:
+    host = FakeHost()
+    app = web.Application()
+    app.router.add_routes(routes(host, TOKEN))
+    return await aiohttp_client(app), host
+
+
+async def _post(client: TestClient[Any, Any], op: str, body: Any, token: str = TOKEN) -> Any:
+    r = await client.post(f"/_emu/runtime/{op}", json=body, headers={TOKEN_HEADER: token})
+    return r.status, await r.json()
+
+
+async def test_only_the_worker_may_call(api: tuple[TestClient[Any, Any], FakeHost]) -> None:
+    client, host = api
+    status, _ = await _post(client, "start", {"class": "Box", "name": "a"}, token="guess")
+    assert status == 403 and host.calls == []
+
+
+async def test_start_passes_what_the_worker_asked(
+    api: tuple[TestClient[Any, Any], FakeHost],
+) -> None:
+    client, host = api
+    body = {
+        "class": "Box",
+        "name": "/container/a",
+        "id": "ab" * 32,
+        "env": {"MESSAGE": "hi", "N": 3},
+        "entrypoint": ["python", "-m", "app"],
+        "enableInternet": False,
+        "labels": None,
+    }
+    status, data = await _post(client, "start", body)
+    assert (status, data) == (200, {"container": "c1", "ip": "172.18.0.5"})
+    req = host.calls[0][1]
+    assert req == StartRequest(
+        class_name="Box",
+        name="/container/a",
+        durable_object_id="ab" * 32,
+        env={"MESSAGE": "hi", "N": "3"},
+        entrypoint=("python", "-m", "app"),
+        enable_internet=False,
+        labels={},
+    )
+
+
+async def test_no_instance_is_what_the_library_retries(
+    api: tuple[TestClient[Any, Any], FakeHost],
+) -> None:
+    client, host = api
+    host.full = True
+    status, data = await _post(client, "start", {"class": "Box", "name": "a"})
+    assert status == 503 and data["kind"] == "no_instance"
+
+
+async def test_monitor_signal_destroy(api: tuple[TestClient[Any, Any], FakeHost]) -> None:
+    client, host = api
+    who = {"class": "Box", "name": "a", "container": "c1"}
+    assert await _post(client, "monitor", who) == (
+        200,
+        {"running": False, "exit_code": 137, "signalled": True},
+    )
+    assert (await _post(client, "signal", {**who, "signo": 15}))[0] == 200
+    assert (await _post(client, "signal", {**who, "signo": "TERM"}))[0] == 400
+    assert (await _post(client, "destroy", who))[0] == 200
+    assert host.calls[1:] == [
+        ("signal", ("Box", "a", "c1", 15)),
+        ("destroy", ("Box", "a", "c1", "destroyed by the Worker")),
+    ]
+    assert (await _post(client, "start", {"name": "no class"}))[0] == 400
+
+
+async def test_report_takes_counts_and_refuses_non_integers(
+    api: tuple[TestClient[Any, Any], FakeHost],
+) -> None:
+    client, host = api
+    who = {"class": "Box", "name": "a"}
+    assert (await _post(client, "report", {**who, "requests": 40, "inflight": 2}))[0] == 200
+    assert (await _post(client, "report", {**who, "requests": "40", "inflight": 2}))[0] == 400
+    assert host.calls == [("report", ("Box", "a", 40, 2))]
