@@ -121,6 +121,7 @@ class Emulator:
         self._registry = metrics.registry(self.pools.values)
         self._state = SessionState()
         self._front: Front | None = None
+        self._ready = False
         self._stack: AsyncExitStack | None = None
         self._reconcile_task: asyncio.Task[None] | None = None
         self.port: int = config.port  # the public one: the Worker's in worker mode
@@ -205,6 +206,7 @@ class Emulator:
         await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
         if self._prewarm:  # as soon as the images are there, so the first requests find them warm
             await prewarm(self.pools.values(), self._prewarm, self._out)
+        self._ready = True  # `serving` in the status: images there, prewarm done
         if self._watch:
             self._start_watching(stack)
 
@@ -471,7 +473,8 @@ class Emulator:
             "session": self.session_id,
             "project": self.project,
             "config": str(self.config.path),
-            "serving": front is not None
+            "serving": self._ready
+            and front is not None
             and front.refusing is None
             and all(p.image.settled for p in self.pools.values()),
             "refusing": front.refusing if front is not None else "emu is not started yet",

@@ -72,6 +72,7 @@ class Stopping:
         self._removing = False  # emu is removing the container
         self._outside: str | None = None  # "killed outside emu", "removed outside emu"
         self._signalled: str | None = None  # why the control API signals it (not "outside")
+        self._reason: str | None = None  # the exit's cause, when emu's control API caused it
         self._destroyed = asyncio.Event()
 
     @property
@@ -192,7 +193,7 @@ class Stopping:
             self._forget_container()
             self.state = State.STOPPED
             self.pool.emit(
-                "stopped", self, reason=self._outside or reason, exit_code=self.exit_code
+                "stopped", self, reason=self._cause() or reason, exit_code=self.exit_code
             )
 
     def _say_if_ignored(self) -> None:
@@ -221,7 +222,7 @@ class Stopping:
         elif event.action == "die":
             self._record_exit(event.exit_code, False)
         elif event.action == "kill" and self._signalled is not None:
-            self._outside, self._signalled = self._signalled, None
+            self._reason, self._signalled = self._signalled, None
         elif event.action == "kill" and self._killed_outside(event.labels.get("signal", "")):
             self._outside = "killed outside emu"
         elif event.action == "destroy" and not self._removing:
@@ -231,6 +232,11 @@ class Stopping:
     def signalled_by_emu(self, why: str) -> None:
         """The control API is about to signal the container: its exit is not "outside emu"."""
         self._signalled = why
+
+    def _cause(self) -> str | None:
+        """Why the container ended, when not by emu's own stop: from outside, or through the
+        control API."""
+        return self._outside or self._reason
 
     def _killed_outside(self, sig: str) -> bool:
         """emu signals a container only while stopping it: SIGTERM, then SIGKILL."""
@@ -253,7 +259,8 @@ class Stopping:
     def _exit_text(self) -> str:
         code = "an unknown code" if self.exit_code is None else f"code {self.exit_code}"
         text = f"exited with {code}" + (" (killed: out of memory)" if self.oom_killed else "")
-        return f"{text} ({self._outside})" if self._outside else text
+        cause = self._cause()
+        return f"{text} ({cause})" if cause else text
 
     async def _reap(self) -> None:
         # The container stays registered until removed, so that a late "oom" event still
@@ -270,7 +277,8 @@ class Stopping:
                     info = await docker.inspect(cid)
                     self.oom_killed = info is not None and info.oom_killed
             self.last_error = self._exit_text()
-            outside = {"reason": self._outside} if self._outside else {}
+            cause = self._cause()
+            outside = {"reason": cause} if cause else {}
             self.pool.emit(
                 "exited", self, **outside, exit_code=self.exit_code, oom_killed=self.oom_killed
             )

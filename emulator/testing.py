@@ -264,9 +264,15 @@ class EmuProcess:
     """
 
     def __init__(
-        self, config: Path, *flags: str, start_timeout: float = 900.0, worker: bool = False
+        self,
+        config: Path,
+        *flags: str,
+        start_timeout: float = 900.0,
+        worker: bool = False,
+        wait_serving: bool = True,
     ) -> None:
         self.config = config
+        self.wait_serving = wait_serving  # False: return at "listening on", before the builds
         self.flags = flags if worker else ("--no-worker", *flags)
         self.start_timeout = start_timeout
         self.url = ""
@@ -325,6 +331,14 @@ class EmuProcess:
                 if time.monotonic() > deadline:
                     raise EmuProcessError(f"emu up did not listen within {self.start_timeout:g} s")
             status = self.status()
+            while self.wait_serving and not status["serving"]:  # images built, prewarm done
+                if self._proc.poll() is not None:
+                    self.wait(10)
+                    raise EmuProcessError(f"emu up exited with {self.returncode}: {self.tail()}")
+                if time.monotonic() > deadline:
+                    raise EmuProcessError(f"emu up did not serve within {self.start_timeout:g} s")
+                time.sleep(0.05)
+                status = self.status()
         except BaseException:
             self.stop()
             raise

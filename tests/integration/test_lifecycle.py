@@ -187,7 +187,7 @@ def test_listens_before_the_build_and_holds_requests_until_the_image(tmp_path: P
         "RUN sleep 3\n"  # a build that takes a while, not a wait in the test
         'CMD ["python", "-m", "http.server", "8000"]\n',
     )
-    with EmuProcess(good) as emu:  # returns at "listening on", before the build ends
+    with EmuProcess(good, wait_serving=False) as emu:  # returns at "listening on"
         assert emu.status()["serving"] is False
         held = requests.get(emu.url + "/", timeout=120)
         assert held.status_code == 200, held.text
@@ -200,7 +200,7 @@ def test_listens_before_the_build_and_holds_requests_until_the_image(tmp_path: P
         tmp_path / "bad",
         f"FROM python:3.11-slim\nLABEL run={uuid.uuid4().hex}\nRUN sleep 2 && exit 7\n",
     )
-    with EmuProcess(bad) as emu:
+    with EmuProcess(bad, wait_serving=False) as emu:
         sent = time.monotonic()
         resp = requests.get(emu.url + "/", timeout=120)
         # Held for the build (about 2 s), then answered: not after a start timeout (20 s).
