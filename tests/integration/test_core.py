@@ -404,7 +404,7 @@ def test_image_vars_are_build_args(tmp_path: Path, emu_up: EmuUp) -> None:
         'CMD ["python", "-m", "http.server", "8000"]\n',
         image_vars={"GREETING": f"hello {tmp_path.name}"},
     )
-    emu = emu_up(path)
+    emu = emu_up(path, stop_grace="1s")  # http.server as PID 1 ignores SIGTERM
     assert requests.get(emu.url + "/greeting.txt", timeout=60).text == f"hello {tmp_path.name}\n"
 
 

@@ -151,7 +151,7 @@ def no_port_project(root: Path) -> Path:
 
 
 def test_no_default_port_waits_for_the_requested_port(tmp_path: Path, emu_up: EmuUp) -> None:
-    emu = emu_up(no_port_project(tmp_path), start_timeout="20s")
+    emu = emu_up(no_port_project(tmp_path), start_timeout="20s", stop_grace="1s")
     lines: list[str] = []
 
     def out(source: str, line: str) -> None:
