@@ -4,18 +4,10 @@ what needs `emu up` again."""
 from __future__ import annotations
 
 from .config import Config
+from .config.model import GLOBAL_FLAGS
 
 # Settings a running emu cannot take over: they need `emu up` again.
-RESTART_FIELDS = (
-    "host",
-    "port",
-    "start_timeout",
-    "stop_grace",
-    "seed",
-    "header_timeout",
-    "keepalive_timeout",
-    "max_connections",
-)
+RESTART_FIELDS = GLOBAL_FLAGS
 CLASS_RESTART_FIELDS = ("binding", "dockerfile", "build_context", "enable_internet")
 # In worker mode the library passes these itself (or runs them: sleepAfter, readiness): a change
 # read from the source replaces no running container.

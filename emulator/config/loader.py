@@ -28,6 +28,7 @@ from .model import (
     DEFAULT_START_TIMEOUT,
     DEFAULT_STOP_GRACE,
     DEFAULT_WORKER_NAME,
+    GLOBAL_FLAGS,
     INSTANCE_TYPES,
     ClassConfig,
     Config,
@@ -185,21 +186,9 @@ class _Globals:
     origins: Mapping[str, Origin]
 
 
-_GLOBAL_FLAGS = (
-    "host",
-    "port",
-    "seed",
-    "start_timeout",
-    "stop_grace",
-    "header_timeout",
-    "keepalive_timeout",
-    "max_connections",
-)
-
-
 def _global_settings(doc: Document, overrides: Overrides) -> _Globals:
     origins: dict[str, Origin] = {}
-    for key in _GLOBAL_FLAGS:
+    for key in GLOBAL_FLAGS:
         given = getattr(overrides, key) is not None
         origins[key] = Origin(f"flag --{key.replace('_', '-')}") if given else DEFAULT
     host = DEFAULT_HOST

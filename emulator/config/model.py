@@ -11,6 +11,19 @@ from pathlib import Path
 
 from emulator.source_scan import DEFAULT_RANDOM_INSTANCES
 
+# The settings of the whole emu (not of a class) that a flag can set; a running emu cannot
+# take over a change to any of them (`--watch` says to restart).
+GLOBAL_FLAGS = (
+    "host",
+    "port",
+    "seed",
+    "start_timeout",
+    "stop_grace",
+    "header_timeout",
+    "keepalive_timeout",
+    "max_connections",
+)
+
 
 class ConfigError(Exception):
     """A user mistake in a config file or flag. `str()` is the one or two lines to print."""

@@ -14,22 +14,19 @@ from typing import Any
 
 from emulator.durations import format_duration
 
-from .model import DEFAULT, ClassConfig, Config, ConfigWarning, FileOrigin, InstanceType, Origin
+from .model import (
+    DEFAULT,
+    GLOBAL_FLAGS,
+    ClassConfig,
+    Config,
+    ConfigWarning,
+    FileOrigin,
+    InstanceType,
+    Origin,
+)
 from .model import display as relative
 
-_GLOBAL_KEYS = (
-    "env",
-    "worker_name",
-    "main",
-    "host",
-    "port",
-    "seed",
-    "start_timeout",
-    "stop_grace",
-    "header_timeout",
-    "keepalive_timeout",
-    "max_connections",
-)
+_GLOBAL_KEYS = ("env", "worker_name", "main", *GLOBAL_FLAGS)
 _DURATIONS = ("sleep_after", "start_timeout", "stop_grace", "header_timeout", "keepalive_timeout")
 _CLASS_KEYS = tuple(f.name for f in fields(ClassConfig) if f.name not in ("class_name", "origins"))
 
