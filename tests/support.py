@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -252,3 +254,27 @@ def emu_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
+
+
+# Swarm mode is the engine's, not a test's: two tests (or two pytest runs on this machine) that
+# init and leave it at once would pull it from under each other. They take this lock first.
+SWARM_LOCK = Path("/tmp/emu-tests-swarm.lock")
+
+
+@contextlib.contextmanager
+def swarm_mode(advertise_addr: str = "127.0.0.1") -> Iterator[None]:
+    """This engine as a one-node Swarm manager for the block, then out of Swarm again (leaving
+    does not touch plain containers). Held by one test on this machine at a time."""
+    with SWARM_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True)
+            subprocess.run(
+                ["docker", "swarm", "init", "--advertise-addr", advertise_addr],
+                check=True,
+                capture_output=True,
+            )
+            yield
+        finally:
+            subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)

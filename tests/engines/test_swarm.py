@@ -1,14 +1,13 @@
 """`--engine swarm` on this machine's engine made a one-node Swarm: each instance a service
 with the instance type as limits and reservations, reached on its `mode=host` published port.
 
-Each test runs `docker swarm init` itself and `docker swarm leave --force` at its end (other
-engineers share this engine; leaving a Swarm does not touch plain containers)."""
+Each test runs `docker swarm init` itself and `docker swarm leave --force` at its end, under
+`tests.support.swarm_mode`'s lock (leaving a Swarm does not touch plain containers)."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from emulator.config import Overrides
 from emulator.engines import Engine
 from emulator.errors import NO_INSTANCE
 from emulator.testing import EmuProcess, RunningEmulator, wait_for
-from tests.support import Project, emu_cli
+from tests.support import Project, emu_cli, swarm_mode
 
 pytestmark = pytest.mark.docker
 
@@ -33,17 +32,9 @@ JSON = {"Accept": "application/json"}  # emu's detail, beside the library's text
 
 
 @pytest.fixture
-def swarm(docker_client: docker.DockerClient) -> Iterator[None]:
-    if docker_client.info()["Swarm"]["LocalNodeState"] != "active":
-        subprocess.run(
-            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
-            check=True,
-            capture_output=True,
-        )
-    try:
+def swarm() -> Iterator[None]:
+    with swarm_mode():
         yield
-    finally:
-        subprocess.run(["docker", "swarm", "leave", "--force"], check=False, capture_output=True)
 
 
 def services(client: docker.DockerClient, session: str) -> list[Any]:
