@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -55,6 +56,10 @@ _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout
 # Reconnecting the event stream while the engine is away: soon at first, then every second, for
 # as long as emu runs (it has to hear of the engine's return; `stop_events` ends the wait).
 EVENTS_BACKOFF = Backoff(first=0.1, cap=1.0, total=None)
+
+# "network X not found"; on an engine in Swarm mode "Could not attach to network X: rpc error:
+# code = NotFound desc = network X not found".
+_NETWORK_MISSING = re.compile(r"\bnetwork \S+ not found")
 
 
 def _short(exc: BaseException) -> str:
@@ -318,7 +323,7 @@ class DockerBackend:
         try:
             return await self._run(run)
         except DockerError as exc:  # the engine checks the network at create or at start
-            if str(exc).startswith("network ") and str(exc).endswith("not found"):
+            if _NETWORK_MISSING.search(str(exc)):
                 raise NetworkMissing(str(exc)) from exc
             raise
 

@@ -144,7 +144,7 @@ def test_kill_9_leaves_nothing_once_emu_down_runs(
     try:
         for name in ("x", "y"):
             r = requests.get(emu.url + "/health", headers={"x-emu-instance": name}, timeout=60)
-            assert r.status_code == 200
+            assert r.status_code == 200, r.text
         assert len(services(docker_client, emu.session)) == 2
         emu.kill()
         assert len(services(docker_client, emu.session)) == 2

@@ -76,3 +76,19 @@ async def test_stopped_instances_beyond_the_limit_are_forgotten_oldest_first() -
     assert "busy" in pool.instances and "newcomer" in pool.instances
     assert "user-0" not in pool.instances  # the longest idle went first
     assert f"user-{mod.MAX_REMEMBERED - 2}" in pool.instances
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "network emu-5df3cad08fe1-5ccdc4 not found",
+        # the same engine in Swarm mode words it so
+        "Could not attach to network emu-5df3cad08fe1-5ccdc4: rpc error: code = NotFound "
+        "desc = network emu-5df3cad08fe1-5ccdc4 not found",
+    ],
+)
+def test_a_missing_network_is_recognised_in_either_wording(message: str) -> None:
+    from emulator.docker_backend import _NETWORK_MISSING
+
+    assert _NETWORK_MISSING.search(message)
+    assert not _NETWORK_MISSING.search("No such image: nginx:9")
