@@ -4,6 +4,7 @@ and emu supplies ctx.container (emulator/worker/)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -167,7 +168,9 @@ def test_basic_example_routes_as_its_worker_says(running: list[WorkerEmu]) -> No
     assert singles == {"cf-singleton-container"}
 
     # /container/a and the singleton run; max_instances 3 leaves one slot for getRandom's 3.
-    lb = [emu.get("/lb") for _ in range(8)]
+    # At once: each refused one takes the library's 8 s of retrying to start before its 503.
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        lb = list(pool.map(lambda _: emu.get("/lb"), range(8)))
     served = {r.json()["hostname"] for r in lb if r.status_code == 200}
     assert 1 <= len(served) <= 3 and served <= {"instance-0", "instance-1", "instance-2"}
     refused = [r for r in lb if r.status_code != 200]
