@@ -116,7 +116,7 @@ def test_still_stopping_503_names_the_cause_and_the_remedy(tmp_path: Path, emu_u
     """A stop that no longer serves (a replacement during an idle stop), on a container that
     ignores SIGTERM: a request waits --start-timeout, then learns why and what to do."""
     emu = emu_up(
-        Project(instances=1, sleep_after="1s").write(tmp_path), stop_grace="60s", start_timeout="2s"
+        Project(instances=1, sleep_after="1s").write(tmp_path), stop_grace="8s", start_timeout="2s"
     )
     assert get(emu, "s").status_code == 200
     assert post(emu, "s", "/diag/ignore-sigterm").status_code == 200
@@ -249,12 +249,14 @@ def test_watch_holds_starts_for_the_rebuild_and_replaces_new_container_first(
         tmp_path,
         "FROM python:3.11-slim\nCOPY version.txt /srv/version.txt\nWORKDIR /srv\n"
         "RUN sleep 2\n"  # a rebuild that takes a while, not a wait in the test
-        # python as PID 1 ignores SIGTERM: the replaced container takes its whole grace (10 s).
+        # python as PID 1 ignores SIGTERM: the replaced container takes its whole grace (5 s).
         'CMD ["python", "-m", "http.server", "8000"]\n',
         {"version.txt": f"v1 {uuid.uuid4().hex}"},
     )
     lines: list[str] = []
-    emu = emu_up(path, watch=True, on_output=lambda source, line: lines.append(line))
+    emu = emu_up(
+        path, watch=True, stop_grace="5s", on_output=lambda source, line: lines.append(line)
+    )
     assert get(emu, "a", "/version.txt").text.startswith("v1")
     old = emu.instances()["a"]["container_id"]
 
@@ -270,7 +272,7 @@ def test_watch_holds_starts_for_the_rebuild_and_replaces_new_container_first(
     rebuilt = next(e for e in emu.events() if e["event"] == "rebuilt")
 
     # The running one: its replacement starts first, takes the name once healthy, then the old
-    # container stops. The edit is served long before the old one's 10 s grace is over.
+    # container stops. The edit is served before the old one's 5 s grace is over.
     wait_for(lambda: get(emu, "a", "/version.txt").text == v2, 30, "a to serve v2", every=0.1)
     served = time.time()
     assert served - rebuilt["time"] < 8, f"v2 served {served - rebuilt['time']:.1f} s after"
