@@ -187,7 +187,8 @@ def test_listens_before_the_build_and_holds_requests_until_the_image(tmp_path: P
         "RUN sleep 3\n"  # a build that takes a while, not a wait in the test
         'CMD ["python", "-m", "http.server", "8000"]\n',
     )
-    with EmuProcess(good, wait_serving=False) as emu:  # returns at "listening on"
+    # --stop-grace: http.server as PID 1 ignores SIGTERM, and only the exit would wait for it.
+    with EmuProcess(good, "--stop-grace", "1s", wait_serving=False) as emu:
         assert emu.status()["serving"] is False
         held = requests.get(emu.url + "/", timeout=120)
         assert held.status_code == 200, held.text
