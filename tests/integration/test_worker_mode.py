@@ -211,7 +211,7 @@ def test_beyond_loopback_the_worker_passes_on_only_the_public_emu_paths(
 def test_websocket_through_the_container_class(running: list[WorkerEmu]) -> None:
     emu = start(running, BASIC)
 
-    async def talk() -> list[str]:
+    async def talk() -> tuple[list[str], int | None]:
         timeout = aiohttp.ClientWSTimeout(ws_receive=30, ws_close=10)
         async with (
             aiohttp.ClientSession() as session,
@@ -221,10 +221,14 @@ def test_websocket_through_the_container_class(running: list[WorkerEmu]) -> None
             for text in ("one", "two"):
                 await ws.send_str(text)
                 replies.append(await ws.receive_str())
-            return replies
+            await ws.close()
+            return replies, ws.close_code
 
-    # The container's echo says who it is: the Durable Object's container, through the library.
-    assert asyncio.run(talk()) == ["container-ws: one", "container-ws: two"]
+    # The container's echo says who it is: the Durable Object's container, through the library;
+    # the close handshake goes through to the container and back.
+    replies, close_code = asyncio.run(talk())
+    assert replies == ["container-ws: one", "container-ws: two"]
+    assert close_code == 1000
     assert "/container/ws" in emu.instances()
 
 

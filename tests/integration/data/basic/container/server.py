@@ -40,9 +40,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("sec-websocket-accept", accept)
         self.end_headers()
         self.wfile.flush()
+        self.close_connection = True  # the socket is the WebSocket's now
         while True:
             head = self.rfile.read(2)
-            if len(head) < 2 or head[0] & 0x0F == 0x8:  # closed, or a close frame
+            if len(head) < 2:
+                return
+            if head[0] & 0x0F == 0x8:  # a close frame: answer it, as the protocol asks
+                self.wfile.write(bytes([0x88, 0]))
+                self.wfile.flush()
                 return
             size = head[1] & 0x7F
             if size == 126:
