@@ -158,6 +158,11 @@ class SwarmBackend(DockerBackend):
         ports = (status.get("PortStatus") or {}).get("Ports") or []
         node = str(task.get("NodeID", ""))
         code = container.get("ExitCode")
+        # A target port's first published port, IPv4's: Docker 20.10 lists IPv6's after it, on
+        # a port of its own that can be another task's IPv4 port (where emu would proxy).
+        host_ports: dict[int, int] = {}
+        for p in ports:
+            host_ports.setdefault(int(p["TargetPort"]), int(p["PublishedPort"]))
         return ContainerInfo(
             id=sid,
             name=name,
@@ -165,7 +170,7 @@ class SwarmBackend(DockerBackend):
             labels=dict(labels),
             exit_code=int(code) if code is not None and state not in EARLY | {RUNNING} else None,
             ip=await self._node_address(node),
-            host_ports={int(p["TargetPort"]): int(p["PublishedPort"]) for p in ports},
+            host_ports=host_ports,
             node=await self._node_name(node),
         )
 
