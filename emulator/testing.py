@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Config, Overrides, load_config
-from .docker_backend import DockerBackend
 from .emulator import Emulator
+from .engines import Engine
 from .sweep import sweep_session
 
 T = TypeVar("T")
@@ -407,9 +407,19 @@ class EmuProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self._proc = None
-        return asyncio.run(_sweep(self.session)) if self.session else []
+        return asyncio.run(_sweep(self.session, self._engine())) if self.session else []
+
+    def _engine(self) -> Engine:
+        """As its `--engine` flag says: a Swarm's leftovers are services."""
+        flags = list(self.flags)
+        for i, flag in enumerate(flags):
+            if flag.startswith("--engine="):
+                return Engine.detect(flag.partition("=")[2])
+            if flag == "--engine" and i + 1 < len(flags):
+                return Engine.detect(flags[i + 1])
+        return Engine.detect()
 
 
-async def _sweep(session: str) -> list[str]:
-    async with DockerBackend() as docker:
+async def _sweep(session: str, engine: Engine) -> list[str]:
+    async with engine.backend(start_timeout=20.0, stop_grace=10.0) as docker:
         return await sweep_session(docker, session)

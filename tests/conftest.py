@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
 
 from emulator.labels import MANAGED, PID, docker_filter
+from tests.engine_support import EngineUnderTest, engine_under_test
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,22 @@ def _no_leftovers() -> Iterator[None]:
     client.close()
     if leaked or nets:
         pytest.fail(f"leftovers: {[c.name for c in leaked]} {[n.name for n in nets]}")
+
+
+@pytest.fixture(scope="module")
+def engine(request: pytest.FixtureRequest) -> Iterator[EngineUnderTest]:
+    """The engine a test runs on, from its mark (tests/engine_support.py): once per module and
+    engine, so a module's Swarm tests share one `docker swarm init`."""
+    with engine_under_test(request.param) as under_test:
+        yield under_test
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In each module, the tests on the `engine` fixture run after the others (in pytest's
+    order, grouped by engine): the last engine's Swarm and shared emu then end with the module,
+    instead of staying up through the rest of it."""
+    first: dict[Path, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(item.path, index)
+    items.sort(key=lambda item: (first[item.path], "engine" in getattr(item, "fixturenames", ())))

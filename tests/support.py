@@ -147,6 +147,11 @@ def networks(client: docker.DockerClient, **short_names: str) -> list[Any]:
     return list(client.networks.list(filters={"label": _filter(short_names)}))
 
 
+def services(client: docker.DockerClient, **short_names: str) -> list[Any]:
+    """Swarm services, as `containers` (this engine must be a Swarm manager)."""
+    return list(client.services.list(filters={"label": _filter(short_names)}))
+
+
 def container_gone(client: docker.DockerClient, container_id: str) -> bool:
     try:
         client.api.inspect_container(container_id)

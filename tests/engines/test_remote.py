@@ -3,8 +3,6 @@ instances publish their ports on that address and the front proxies there."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +11,9 @@ import pytest
 import requests
 
 from emulator.engines import Engine, EngineKind
-from emulator.testing import RunningEmulator, wait_for
-from tests.support import Project, container_gone, free_port
+from emulator.testing import RunningEmulator
+from tests.engine_support import tcp_forward
+from tests.support import Project, container_gone
 
 pytestmark = pytest.mark.docker
 
@@ -24,36 +23,9 @@ GIB = 1024**3
 @pytest.fixture
 def tcp_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """DOCKER_HOST=tcp://127.0.0.1:<port>, forwarded to the engine's socket for this test."""
-    if shutil.which("socat") is None:
-        pytest.fail("socat is not installed (apt-get install socat; .ci/run installs it)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "socat",
-            f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
-            "UNIX-CONNECT:/var/run/docker.sock",
-        ],
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        url = f"tcp://127.0.0.1:{port}"
-        wait_for(lambda: _answers(url), 10, "socat to forward the engine")
+    with tcp_forward() as url:
         monkeypatch.setenv("DOCKER_HOST", url)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        client = docker.DockerClient(base_url=url, timeout=5)
-    except docker.errors.DockerException:  # not listening yet
-        return False
-    try:
-        return bool(client.ping())
-    finally:
-        client.close()
 
 
 def test_detected_from_docker_host_and_forced() -> None:

@@ -22,17 +22,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import docker_logs
 from emulator.cli import main
+from emulator.config.model import INSTANCE_TYPES
+from emulator.engines import EngineKind
 from emulator.labels import MANAGED
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
-from tests.support import (
-    JSON,
-    REPO,
-    Project,
-    container_gone,
-    containers,
-    dockerfile_project,
-)
+from tests.engine_support import ALL_ENGINES, LOCAL_AND_SWARM, LOCAL_ONLY, EngineUnderTest
+from tests.support import JSON, REPO, Project, dockerfile_project
 
 pytestmark = pytest.mark.docker
 
@@ -40,10 +36,11 @@ GIB = 1024**3
 
 
 @pytest.fixture(scope="module")
-def seed(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The seed's project (10 names, max 10, standard-2), shared by the tests that only read."""
-    path = Project().write(tmp_path_factory.mktemp("seed"))
-    with RunningEmulator.from_path(path) as emu:
+def seed(tmp_path_factory: pytest.TempPathFactory, engine: EngineUnderTest) -> Any:
+    """The seed's project (10 names, max 10, standard-2), shared by the tests that only read;
+    one per engine."""
+    path = Project(instance_type=engine.instance_type).write(tmp_path_factory.mktemp("seed"))
+    with RunningEmulator.from_path(path, engine=engine.engine) as emu:
         yield emu
 
 
@@ -56,6 +53,7 @@ def fan_out(
         return list(pool.map(lambda _: s.get(url, headers=headers, timeout=60), range(count)))
 
 
+@ALL_ENGINES
 def test_seed_routes_like_get_random_over_all_ten(seed: RunningEmulator) -> None:
     responses = fan_out(seed.url + "/health", 500, 20)
     assert [r.status_code for r in responses] == [200] * 500
@@ -69,6 +67,7 @@ def test_seed_routes_like_get_random_over_all_ten(seed: RunningEmulator) -> None
     assert sum(i["requests"] for i in status["instances"]) >= 500
 
 
+@ALL_ENGINES
 def test_env_vars_and_platform_variables_reach_the_container(seed: RunningEmulator) -> None:
     info = requests.get(
         seed.url + "/info", headers={"x-emu-instance": "instance-3"}, timeout=60
@@ -85,49 +84,62 @@ def test_env_vars_and_platform_variables_reach_the_container(seed: RunningEmulat
     )
 
 
-def test_standard_2_limits_in_docker_and_inside(
-    seed: RunningEmulator, docker_client: docker.DockerClient
+@ALL_ENGINES
+def test_instance_type_limits_in_docker_and_inside(
+    seed: RunningEmulator, docker_client: docker.DockerClient, engine: EngineUnderTest
 ) -> None:
     resp = requests.get(seed.url + "/info", headers={"x-emu-instance": "instance-1"}, timeout=60)
     assert resp.headers["x-emu-instance"] == "instance-1"
+    itype = INSTANCE_TYPES[engine.instance_type]
+    memory = itype.memory_mib * 2**20
     inst = seed.instances()["instance-1"]
-    host = docker_client.api.inspect_container(inst["container_id"])["HostConfig"]
-    assert host["NanoCpus"] == 1_000_000_000
-    assert host["Memory"] == 6 * GIB
-    assert host["MemorySwap"] == 6 * GIB
+    attrs = engine.container_attrs(docker_client, inst["container_id"])
+    host = attrs["HostConfig"]
+    assert host["NanoCpus"] == int(itype.vcpu * 1e9)
+    assert host["Memory"] == memory
+    if engine.kind is not EngineKind.SWARM:  # a service has no swap setting
+        assert host["MemorySwap"] == memory
     assert host["Privileged"] is False
-    assert not host.get("PortBindings")
+    if engine.kind is EngineKind.LOCAL:
+        assert not host.get("PortBindings")
+    else:  # published, and emu proxies to the port of IPv4 (Swarm's IPv6 one is another)
+        bound = attrs["NetworkSettings"]["Ports"]["8000/tcp"]
+        [ipv4] = [b for b in bound if b["HostIp"] in ("127.0.0.1", "0.0.0.0")]
+        assert inst["host_ports"] == {"8000": int(ipv4["HostPort"])}
     info = resp.json()
-    assert info["cpu_limit_vcpu"] == 1.0
-    assert info["memory_limit_bytes"] == 6 * GIB
+    assert info["cpu_limit_vcpu"] == itype.vcpu
+    assert info["memory_limit_bytes"] == memory
 
 
-def test_status_lists_classes_and_instances(seed: RunningEmulator) -> None:
+@ALL_ENGINES
+def test_status_lists_classes_and_instances(seed: RunningEmulator, engine: EngineUnderTest) -> None:
     requests.get(seed.url + "/health", headers={"x-emu-instance": "instance-0"}, timeout=60)
     body = requests.get(seed.url + "/_emu/status", timeout=10).json()
     cls = body["classes"][0]
     assert cls["class_name"] == "PythonExecutorContainer"
     assert cls["binding"] == "PYTHON_EXECUTOR"
     assert cls["max_instances"] == 10
-    assert cls["instance_type"]["name"] == "standard-2"
+    assert cls["instance_type"]["name"] == engine.instance_type
     inst = {i["name"]: i for i in cls["instances"]}["instance-0"]
     assert inst["state"] == "healthy"
-    assert len(inst["container_id"]) == 64
+    assert len(inst["container_id"]) == (25 if engine.kind is EngineKind.SWARM else 64)
     assert inst["inflight"] == 0
     assert inst["last_activity"] > time.time() - 60
 
 
+@LOCAL_AND_SWARM
 def test_idle_instance_sleeps_and_streaming_one_stays(
-    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient, engine: EngineUnderTest
 ) -> None:
-    path = Project(sleep_after="2s", instances=2).write(tmp_path)
-    emu = emu_up(path)
+    itype = engine.instance_type
+    path = Project(sleep_after="2s", instances=2, instance_type=itype).write(tmp_path)
+    emu = emu_up(path, engine=engine.engine)
 
     # Idle: gone 2 to 3.5 s after its last response.
     requests.get(emu.url + "/health", headers={"x-emu-instance": "idle"}, timeout=60)
     last = time.monotonic()
     cid = emu.instances()["idle"]["container_id"]
-    wait_for(lambda: container_gone(docker_client, cid), 10, "the idle container to go")
+    wait_for(lambda: engine.gone(docker_client, cid), 10, "the idle container to go")
     elapsed = time.monotonic() - last
     assert 2.0 <= elapsed <= 3.5, f"gone {elapsed:.2f} s after the last response"
     assert emu.instances()["idle"]["state"] == "stopped"
@@ -144,21 +156,25 @@ def test_idle_instance_sleeps_and_streaming_one_stays(
         chunks = 0
         for _ in resp.iter_lines():
             chunks += 1
-            assert not container_gone(docker_client, cid), (
+            assert not engine.gone(docker_client, cid), (
                 f"stopped with a response in flight (after {chunks} chunks)"
             )
         assert chunks == 6
     ended = time.monotonic()
     wait_for(
-        lambda: container_gone(docker_client, cid),
+        lambda: engine.gone(docker_client, cid),
         10,
         "the streaming container to go after its response",
     )
     assert 2.0 <= time.monotonic() - ended <= 3.5
 
 
-def test_one_start_for_a_hundred_concurrent_requests(tmp_path: Path, emu_up: EmuUp) -> None:
-    emu = emu_up(Project(instances=1).write(tmp_path))
+@ALL_ENGINES
+def test_one_start_for_a_hundred_concurrent_requests(
+    tmp_path: Path, emu_up: EmuUp, engine: EngineUnderTest
+) -> None:
+    path = Project(instances=1, instance_type=engine.instance_type).write(tmp_path)
+    emu = emu_up(path, engine=engine.engine)
     responses = fan_out(emu.url + "/health", 100, 100, headers={"x-emu-instance": "cold"})
     assert [r.status_code for r in responses] == [200] * 100
     starts = [e for e in emu.events() if e["event"] == "starting" and e["instance"] == "cold"]
@@ -166,10 +182,13 @@ def test_one_start_for_a_hundred_concurrent_requests(tmp_path: Path, emu_up: Emu
     assert emu.instances()["cold"]["starts"] == 1
 
 
+@ALL_ENGINES
 def test_max_instances_is_enforced(
-    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
+    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient, engine: EngineUnderTest
 ) -> None:
-    emu = emu_up(Project(max_instances=2, instances=5).write(tmp_path))
+    itype = engine.instance_type
+    path = Project(max_instances=2, instances=5, instance_type=itype).write(tmp_path)
+    emu = emu_up(path, engine=engine.engine)
     project = emu.status()["project"]
     most = 0
     done = threading.Event()
@@ -177,7 +196,7 @@ def test_max_instances_is_enforced(
     def watch() -> None:
         nonlocal most
         while not done.is_set():
-            most = max(most, len(containers(docker_client, project=project)))
+            most = max(most, len(engine.live(docker_client, project=project)))
             done.wait(0.02)
 
     watcher = threading.Thread(target=watch)
@@ -206,7 +225,7 @@ def test_max_instances_is_enforced(
             assert body["error"].startswith("There is no Container instance available")
             assert body["max_instances"] == 2
     assert most <= 2
-    assert len(containers(docker_client, project=project)) == 2
+    assert len(engine.live(docker_client, project=project)) == 2
     assert (
         json.loads(requests.get(emu.url + "/_emu/status", timeout=10).text)["classes"][0]["running"]
         == 2
@@ -319,6 +338,7 @@ def test_status_shows_memory_and_cpu_throttling_on_request(tmp_path: Path, emu_u
     assert used is not None and 25 <= int(used.group(1)) < 100, row
 
 
+@LOCAL_ONLY
 @pytest.mark.timeout(60)
 def test_status_watch_prints_again_until_ctrl_c(seed: RunningEmulator) -> None:
     proc = subprocess.Popen(
@@ -341,6 +361,7 @@ def test_status_watch_prints_again_until_ctrl_c(seed: RunningEmulator) -> None:
         proc.wait()
 
 
+@ALL_ENGINES
 def test_metrics_in_prometheus_text(seed: RunningEmulator) -> None:
     requests.get(seed.url + "/health", headers={"x-emu-instance": "instance-2"}, timeout=60)
     resp = requests.get(seed.url + "/_emu/metrics", timeout=10)

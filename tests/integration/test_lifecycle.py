@@ -19,6 +19,7 @@ import requests
 from emulator.labels import SESSION
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess, wait_for
+from tests.engine_support import LOCAL_AND_SWARM, EngineUnderTest, session_of
 from tests.support import (
     Project,
     containers,
@@ -39,58 +40,70 @@ def project(tmp_path: Path) -> Iterator[Path]:
     emu_cli("down", "-c", str(path))  # whatever a failing test left behind
 
 
+@pytest.fixture
+def on_engine(tmp_path: Path, engine: EngineUnderTest) -> Iterator[Path]:
+    """`project`, of a type the engine places three of."""
+    path = Project(instances=3, instance_type=engine.instance_type).write(tmp_path)
+    yield path
+    emu_cli("down", "-c", str(path), *engine.flags)  # whatever a failing test left behind
+
+
+@LOCAL_AND_SWARM
 def test_ctrl_c_removes_every_container_and_network(
-    project: Path, docker_client: docker.DockerClient
+    on_engine: Path, docker_client: docker.DockerClient, engine: EngineUnderTest
 ) -> None:
-    proc = EmuProcess(project, "--no-logs").start()
+    proc = EmuProcess(on_engine, "--no-logs", *engine.flags).start()
     try:
         hit(proc, "instance-0")
         hit(proc, "instance-1")
         pid = proc.project
-        assert len(containers(docker_client, project=pid)) == 2
+        assert len(engine.live(docker_client, project=pid)) == 2
         assert networks(docker_client, project=pid)
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
         out = proc.output
         assert proc.returncode == 0, out
-        assert containers(docker_client, project=pid) == []
+        assert engine.leftovers(docker_client, project=pid) == []
         assert networks(docker_client, project=pid) == []
     finally:
         proc.kill()
 
 
+@LOCAL_AND_SWARM
 def test_kill_9_then_down_then_next_up_leave_nothing(
-    project: Path, docker_client: docker.DockerClient
+    on_engine: Path, docker_client: docker.DockerClient, engine: EngineUnderTest
 ) -> None:
-    first = EmuProcess(project, "--no-logs", "--no-reaper").start()
+    project = on_engine
+    first = EmuProcess(project, "--no-logs", "--no-reaper", *engine.flags).start()
     hit(first, "a")
     pid = first.project
     first.kill()  # SIGKILL: no cleanup at all
-    assert len(containers(docker_client, project=pid)) == 1
+    assert len(engine.live(docker_client, project=pid)) == 1
 
     # A config broken since is no reason to keep the leftovers: ps and down need only its path.
     good = project.read_text()
     assert '"max_instances": 10' in good
     project.write_text(good.replace('"max_instances": 10', '"max_instances": 0'))
-    ps = emu_cli("ps", "-c", str(project))
+    ps = emu_cli("ps", "-c", str(project), *engine.flags)
     assert ps.returncode == 0 and " a " in ps.stdout.replace("\n", " \n"), ps.stdout
-    down = emu_cli("down", "-c", str(project))
+    down = emu_cli("down", "-c", str(project), *engine.flags)
     assert down.returncode == 0, down.stderr
     project.write_text(good)
-    assert containers(docker_client, project=pid) == []
+    assert engine.leftovers(docker_client, project=pid) == []
     assert networks(docker_client, project=pid) == []
 
-    second = EmuProcess(project, "--no-logs", "--no-reaper").start()
+    second = EmuProcess(project, "--no-logs", "--no-reaper", *engine.flags).start()
     hit(second, "b")
     second.kill()
-    left = containers(docker_client, project=pid)
+    left = engine.live(docker_client, project=pid)
     assert len(left) == 1
-    third = EmuProcess(project, "--no-logs").start()  # sweeps what the killed one left
+    # The next emu up sweeps what the killed one left.
+    third = EmuProcess(project, "--no-logs", *engine.flags).start()
     try:
-        remaining = {c.labels[SESSION] for c in containers(docker_client, project=pid)}
-        assert left[0].labels[SESSION] not in remaining
+        remaining = {session_of(x) for x in engine.leftovers(docker_client, project=pid)}
+        assert session_of(left[0]) not in remaining
         assert all(
-            n.attrs["Labels"][SESSION] != left[0].labels[SESSION]
+            n.attrs["Labels"][SESSION] != session_of(left[0])
             for n in networks(docker_client, project=pid)
         )
         third.send_signal(signal.SIGTERM)
@@ -98,7 +111,7 @@ def test_kill_9_then_down_then_next_up_leave_nothing(
         assert third.returncode == 0
     finally:
         third.kill()
-    assert containers(docker_client, project=pid) == []
+    assert engine.leftovers(docker_client, project=pid) == []
     assert networks(docker_client, project=pid) == []
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from emulator.reaper import read_orders
 from emulator.testing import EmuProcess, wait_for
+from tests.engine_support import EngineUnderTest
 from tests.support import Project, containers, emu_cli, hit, networks
 
 pytestmark = pytest.mark.docker
@@ -24,10 +25,12 @@ def project(tmp_path: Path) -> Path:
     return Project(instances=3).write(tmp_path)
 
 
-def _reaped_within_10s(docker_client: docker.DockerClient, project_id: str) -> None:
+def _reaped_within_10s(
+    docker_client: docker.DockerClient, project_id: str, engine: EngineUnderTest
+) -> None:
     wait_for(
         lambda: (
-            not containers(docker_client, project=project_id)
+            not engine.leftovers(docker_client, project=project_id)
             and not networks(docker_client, project=project_id)
         ),
         10,
@@ -36,25 +39,31 @@ def _reaped_within_10s(docker_client: docker.DockerClient, project_id: str) -> N
     )
 
 
-@pytest.mark.parametrize("how", ["kill -9", "process group"])
+@pytest.mark.parametrize(
+    ("engine", "how"),
+    [("local", "kill -9"), ("local", "process group"), ("swarm", "kill -9")],
+    indirect=["engine"],
+    scope="module",
+)
 def test_killed_emu_up_is_reaped_without_a_command(
-    project: Path, docker_client: docker.DockerClient, how: str
+    tmp_path: Path, docker_client: docker.DockerClient, engine: EngineUnderTest, how: str
 ) -> None:
-    emu = EmuProcess(project, "--no-logs").start()
+    project = Project(instances=3, instance_type=engine.instance_type).write(tmp_path)
+    emu = EmuProcess(project, "--no-logs", *engine.flags).start()
     try:
         hit(emu, "instance-0")
         hit(emu, "instance-1")
         project_id = emu.project
-        assert len(containers(docker_client, project=project_id)) == 2
+        assert len(engine.live(docker_client, project=project_id)) == 2
         if how == "kill -9":
             emu.kill()
         else:  # what a CI runner's timeout does: the whole process group at once
             os.killpg(emu.pid, signal.SIGKILL)
             emu.wait(10)
-        _reaped_within_10s(docker_client, project_id)
+        _reaped_within_10s(docker_client, project_id, engine)
     finally:
         emu.kill()
-        emu_cli("down", "-c", str(project))
+        emu_cli("down", "-c", str(project), *engine.flags)
 
 
 def test_no_reaper_keeps_leftovers_for_emu_down(
