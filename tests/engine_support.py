@@ -17,6 +17,7 @@ import docker
 import pytest
 
 from emulator import labels
+from emulator.config.model import INSTANCE_TYPES
 from emulator.engines import Engine, EngineKind
 from emulator.engines.swarm import SERVICE_LABEL
 from emulator.testing import wait_for
@@ -48,9 +49,17 @@ class EngineUnderTest:
 
     @property
     def instance_type(self) -> str:
-        """The seed's type, or, on Swarm, one this 2-CPU node can place ten of: Swarm reserves
-        the limits, so it places two `standard-2` (1 vCPU each) at most."""
-        return "lite" if self.kind is EngineKind.SWARM else "standard-2"
+        """For a test's own project: the seed's, or on Swarm, which reserves the limits (this
+        2-CPU node places two `standard-2` at most), `basic` (1/4 vCPU)."""
+        return "basic" if self.kind is EngineKind.SWARM else "standard-2"
+
+    @property
+    def seed_type(self) -> str | dict[str, Any]:
+        """For the shared seed, up while other tests run: on Swarm 1/8 vCPU, so that ten fit
+        beside two `basic` (at 1/16, `lite`, the executor takes 4 s to start)."""
+        if self.kind is EngineKind.SWARM:
+            return {"vcpu": 0.125, "memory_mib": 1024, "disk_mb": 4000}
+        return self.instance_type
 
     def live(self, client: docker.DockerClient, **short_names: str) -> list[Any]:
         """What the instances run as: Swarm services, else containers."""
@@ -142,3 +151,11 @@ def session_of(found: Any) -> str:
     """The session of what `live` or `leftovers` found: a container or a service."""
     spec = found.attrs.get("Spec")
     return str((spec["Labels"] if spec else found.labels)[labels.SESSION])
+
+
+def type_limits(instance_type: str | dict[str, Any]) -> tuple[str, float, int]:
+    """(name, vCPU, memory in bytes) of an instance type as a config gives it."""
+    if isinstance(instance_type, str):
+        found = INSTANCE_TYPES[instance_type]
+        return found.name, found.vcpu, found.memory_mib * 2**20
+    return "custom", instance_type["vcpu"], instance_type["memory_mib"] * 2**20

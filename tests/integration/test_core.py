@@ -22,12 +22,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emulator import docker_logs
 from emulator.cli import main
-from emulator.config.model import INSTANCE_TYPES
 from emulator.engines import EngineKind
 from emulator.labels import MANAGED
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
-from tests.engine_support import ALL_ENGINES, LOCAL_AND_SWARM, LOCAL_ONLY, EngineUnderTest
+from tests.engine_support import (
+    ALL_ENGINES,
+    LOCAL_AND_SWARM,
+    LOCAL_ONLY,
+    EngineUnderTest,
+    type_limits,
+)
 from tests.support import JSON, REPO, Project, dockerfile_project
 
 pytestmark = pytest.mark.docker
@@ -39,7 +44,7 @@ GIB = 1024**3
 def seed(tmp_path_factory: pytest.TempPathFactory, engine: EngineUnderTest) -> Any:
     """The seed's project (10 names, max 10, standard-2), shared by the tests that only read;
     one per engine."""
-    path = Project(instance_type=engine.instance_type).write(tmp_path_factory.mktemp("seed"))
+    path = Project(instance_type=engine.seed_type).write(tmp_path_factory.mktemp("seed"))
     with RunningEmulator.from_path(path, engine=engine.engine) as emu:
         yield emu
 
@@ -90,12 +95,11 @@ def test_instance_type_limits_in_docker_and_inside(
 ) -> None:
     resp = requests.get(seed.url + "/info", headers={"x-emu-instance": "instance-1"}, timeout=60)
     assert resp.headers["x-emu-instance"] == "instance-1"
-    itype = INSTANCE_TYPES[engine.instance_type]
-    memory = itype.memory_mib * 2**20
+    _, vcpu, memory = type_limits(engine.seed_type)
     inst = seed.instances()["instance-1"]
     attrs = engine.container_attrs(docker_client, inst["container_id"])
     host = attrs["HostConfig"]
-    assert host["NanoCpus"] == int(itype.vcpu * 1e9)
+    assert host["NanoCpus"] == int(vcpu * 1e9)
     assert host["Memory"] == memory
     if engine.kind is not EngineKind.SWARM:  # a service has no swap setting
         assert host["MemorySwap"] == memory
@@ -107,7 +111,7 @@ def test_instance_type_limits_in_docker_and_inside(
         [ipv4] = [b for b in bound if b["HostIp"] in ("127.0.0.1", "0.0.0.0")]
         assert inst["host_ports"] == {"8000": int(ipv4["HostPort"])}
     info = resp.json()
-    assert info["cpu_limit_vcpu"] == itype.vcpu
+    assert info["cpu_limit_vcpu"] == vcpu
     assert info["memory_limit_bytes"] == memory
 
 
@@ -119,7 +123,7 @@ def test_status_lists_classes_and_instances(seed: RunningEmulator, engine: Engin
     assert cls["class_name"] == "PythonExecutorContainer"
     assert cls["binding"] == "PYTHON_EXECUTOR"
     assert cls["max_instances"] == 10
-    assert cls["instance_type"]["name"] == engine.instance_type
+    assert cls["instance_type"]["name"] == type_limits(engine.seed_type)[0]
     inst = {i["name"]: i for i in cls["instances"]}["instance-0"]
     assert inst["state"] == "healthy"
     assert len(inst["container_id"]) == (25 if engine.kind is EngineKind.SWARM else 64)
@@ -142,7 +146,8 @@ def test_idle_instance_sleeps_and_streaming_one_stays(
     wait_for(lambda: engine.gone(docker_client, cid), 10, "the idle container to go")
     elapsed = time.monotonic() - last
     assert 2.0 <= elapsed <= 3.5, f"gone {elapsed:.2f} s after the last response"
-    assert emu.instances()["idle"]["state"] == "stopped"
+    # Its state is set just after the removal returns.
+    wait_for(lambda: emu.instances()["idle"]["state"] == "stopped", 5, "the stop to end")
 
     # Streaming for 5 s: stays while the response is in flight, goes after.
     with requests.get(
