@@ -58,7 +58,7 @@ def fan_out(
         return list(pool.map(lambda _: s.get(url, headers=headers, timeout=60), range(count)))
 
 
-@ALL_ENGINES
+@LOCAL_AND_SWARM  # the spread is emu's own: remote mode's proxying is in the other tests
 def test_seed_routes_like_get_random_over_all_ten(seed: RunningEmulator) -> None:
     responses = fan_out(seed.url + "/health", 500, 20)
     assert [r.status_code for r in responses] == [200] * 500
