@@ -165,7 +165,7 @@ class SwarmBackend(DockerBackend):
             labels=dict(labels),
             exit_code=int(code) if code is not None and state not in EARLY | {RUNNING} else None,
             ip=await self._node_address(node),
-            host_ports={int(p["TargetPort"]): int(p["PublishedPort"]) for p in ports},
+            host_ports=_published(ports),
             node=await self._node_name(node),
         )
 
@@ -328,6 +328,16 @@ def _service(spec: ContainerSpec, stop_grace: float) -> dict[str, Any]:
             ]
         },
     }
+
+
+def _published(ports: list[dict[str, Any]]) -> dict[int, int]:
+    """Target port -> published port. Docker 20.10 binds a task's port twice, on 0.0.0.0 and
+    on [::], first the IPv4 one, and may give the two different ephemeral ports: the first is
+    the one emu's IPv4 address reaches."""
+    found: dict[int, int] = {}
+    for p in ports:
+        found.setdefault(int(p["TargetPort"]), int(p["PublishedPort"]))
+    return found
 
 
 def _missing(exc: DockerError) -> bool:
