@@ -37,6 +37,7 @@ from ..labels import docker_filter
 SERVICE_LABEL = "com.docker.swarm.service.id"  # Docker's own, on a task's container
 POLL = 0.05  # how often a start asks for its task's state
 RUNNING = "running"
+REJECTED = "rejected"  # the node's agent refused the task: its container never existed
 # Task states before `running` (the task may yet run) and after it (it will not).
 EARLY = frozenset({"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"})
 EARLY |= {"starting"}
@@ -130,6 +131,9 @@ class SwarmBackend(DockerBackend):
             task = await self._task(sid)
             status = (task or {}).get("Status") or {}
             state = str(status.get("State", "new"))
+            if state == REJECTED and task is not None:
+                node = await self._node_name(str(task.get("NodeID", "")))
+                raise DockerError(_rejection(node or "?", str(status.get("Err", ""))))
             if state == RUNNING or (task and state not in EARLY):
                 assert task is not None
                 return await self._info(sid, spec.name, spec.labels, task)
@@ -338,6 +342,16 @@ def _published(ports: list[dict[str, Any]]) -> dict[int, int]:
     for p in ports:
         found.setdefault(int(p["TargetPort"]), int(p["PublishedPort"]))
     return found
+
+
+def _rejection(node: str, err: str) -> str:
+    """Why a node refused a task; for an image it lacks, what to do (a node pulls what it
+    lacks: the manager cannot hand it an image built here)."""
+    text = f"node {node} rejected the task: {err}"
+    if "no such image" in err.lower():
+        text += "; on several nodes, push the image to a registry they all reach and set "
+        text += "`image` to that reference"
+    return text
 
 
 def _missing(exc: DockerError) -> bool:

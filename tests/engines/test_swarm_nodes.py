@@ -143,7 +143,7 @@ def _ready(client: docker.DockerClient, hostname: str) -> bool:
 def project(root: Path, image: str) -> Path:
     """Class `Web` on `image` by reference; standard-4, capped at the engines' 2 CPUs, so
     that each instance reserves a whole node."""
-    (root / "src").mkdir()
+    (root / "src").mkdir(parents=True)
     (root / "src" / "index.ts").write_text(
         "export class Web extends Container { defaultPort = 8000; }\n"
         "const c = getRandom(env.WEB, 3);\n"
@@ -167,6 +167,13 @@ def project(root: Path, image: str) -> Path:
         )
     )
     return root / "wrangler.jsonc"
+
+
+def unshipped_tag(client: docker.DockerClient, image: str) -> str:
+    """`image` under a name the second node does not have."""
+    repository, tag = image.split(":")
+    client.images.get(image).tag(repository + "-unshipped", tag)
+    return f"{repository}-unshipped:{tag}"
 
 
 def services(client: docker.DockerClient, session: str) -> list[Any]:
@@ -200,6 +207,16 @@ def test_instances_spread_over_two_nodes_when_the_first_is_full(
             full = requests.get(emu.url + "/", headers={"x-emu-instance": "c", **JSON}, timeout=60)
             assert full.status_code == 503, full.text
             assert "insufficient resources on 2 nodes" in full.json()["reason"]
+
+            # An image the second node lacks (it cannot pull): the node's refusal, with the remedy.
+            [on_node] = [k for k, v in nodes.items() if v == node.hostname]
+            emu.stop_instance(on_node)
+            unshipped = project(tmp_path / "unshipped", unshipped_tag(docker_client, web))
+            with RunningEmulator.from_path(unshipped, engine=Engine.detect("swarm")) as other:
+                r = requests.get(other.url + "/", headers={"x-emu-instance": "d", **JSON})
+                assert r.status_code == 500, r.text
+                assert f"node {node.hostname} rejected the task: No such image" in r.text
+                assert "registry" in r.text
             session = emu.emulator.session_id
         assert not services(docker_client, session)
         cluster = docker_client.swarm.attrs["ID"]
