@@ -13,6 +13,8 @@ is what emits the engine's events, and they are mapped back to the service here.
   container on that overlay.
 - A task left `pending` (no node has the CPU or memory) past --start-timeout: the service is
   removed and the start answers 503 with the scheduler's reason.
+- A task its node rejects (an image that node lacks and cannot pull: the manager cannot ship
+  one built here) fails the start with the node's reason.
 """
 
 from __future__ import annotations
