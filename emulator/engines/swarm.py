@@ -13,6 +13,8 @@ is what emits the engine's events, and they are mapped back to the service here.
   container on that overlay.
 - A task left `pending` (no node has the CPU or memory) past --start-timeout: the service is
   removed and the start answers 503 with the scheduler's reason.
+- A task its node rejects (an image that node lacks and cannot pull: the manager cannot ship
+  one built here) fails the start with the node's reason.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..labels import docker_filter
 SERVICE_LABEL = "com.docker.swarm.service.id"  # Docker's own, on a task's container
 POLL = 0.05  # how often a start asks for its task's state
 RUNNING = "running"
+REJECTED = "rejected"  # the node's agent refused the task: its container never existed
 # Task states before `running` (the task may yet run) and after it (it will not).
 EARLY = frozenset({"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"})
 EARLY |= {"starting"}
@@ -130,6 +133,9 @@ class SwarmBackend(DockerBackend):
             task = await self._task(sid)
             status = (task or {}).get("Status") or {}
             state = str(status.get("State", "new"))
+            if state == REJECTED and task is not None:
+                node = await self._node_name(str(task.get("NodeID", "")))
+                raise DockerError(_rejection(node or "?", str(status.get("Err", ""))))
             if state == RUNNING or (task and state not in EARLY):
                 assert task is not None
                 return await self._info(sid, spec.name, spec.labels, task)
@@ -158,11 +164,6 @@ class SwarmBackend(DockerBackend):
         ports = (status.get("PortStatus") or {}).get("Ports") or []
         node = str(task.get("NodeID", ""))
         code = container.get("ExitCode")
-        # A target port's first published port, IPv4's: Docker 20.10 lists IPv6's after it, on
-        # a port of its own that can be another task's IPv4 port (where emu would proxy).
-        host_ports: dict[int, int] = {}
-        for p in ports:
-            host_ports.setdefault(int(p["TargetPort"]), int(p["PublishedPort"]))
         return ContainerInfo(
             id=sid,
             name=name,
@@ -170,7 +171,7 @@ class SwarmBackend(DockerBackend):
             labels=dict(labels),
             exit_code=int(code) if code is not None and state not in EARLY | {RUNNING} else None,
             ip=await self._node_address(node),
-            host_ports=host_ports,
+            host_ports=_published(ports),
             node=await self._node_name(node),
         )
 
@@ -333,6 +334,26 @@ def _service(spec: ContainerSpec, stop_grace: float) -> dict[str, Any]:
             ]
         },
     }
+
+
+def _published(ports: list[dict[str, Any]]) -> dict[int, int]:
+    """Target port -> published port. Docker 20.10 binds a task's port twice, on 0.0.0.0 and
+    on [::], first the IPv4 one, and may give the two different ephemeral ports: the first is
+    the one emu's IPv4 address reaches."""
+    found: dict[int, int] = {}
+    for p in ports:
+        found.setdefault(int(p["TargetPort"]), int(p["PublishedPort"]))
+    return found
+
+
+def _rejection(node: str, err: str) -> str:
+    """Why a node refused a task; for an image it lacks, what to do (a node pulls what it
+    lacks: the manager cannot hand it an image built here)."""
+    text = f"node {node} rejected the task: {err}"
+    if "no such image" in err.lower():
+        text += "; on several nodes, push the image to a registry they all reach and set "
+        text += "`image` to that reference"
+    return text
 
 
 def _missing(exc: DockerError) -> bool:
