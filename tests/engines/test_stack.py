@@ -145,7 +145,8 @@ def test_stack_serves_on_the_overlay_internal_too_and_rm_leaves_nothing(
     [inst] = [i for i in status["classes"][0]["instances"] if i["name"] == "instance-2"]
     assert ipaddress.ip_address(inst["ip"]) in subnet and not inst["host_ports"]
     # The Docker socket goes to emu's container only.
-    [task] = docker_client.containers.list(filters=session_label)
+    instance = {**labels.session_filter(session), labels.INSTANCE: "instance-2"}
+    [task] = docker_client.containers.list(filters={"label": labels.docker_filter(instance)})
     assert not task.attrs["Mounts"]
     [front] = docker_client.containers.list(filters={"label": f"{STACK_LABEL}={name}"})
     assert "/var/run/docker.sock" in {m["Destination"] for m in front.attrs["Mounts"]}
