@@ -177,7 +177,7 @@ class SwarmBackend(DockerBackend):
             labels=dict(labels),
             exit_code=int(code) if code is not None and state not in EARLY | {RUNNING} else None,
             ip=await self._node_address(node) if self._address else _overlay_address(task),
-            host_ports={int(p["TargetPort"]): int(p["PublishedPort"]) for p in ports},
+            host_ports=_published(ports),
             node=await self._node_name(node),
         )
 
@@ -340,6 +340,16 @@ def _service(spec: ContainerSpec, stop_grace: float) -> dict[str, Any]:
             ]
         },
     }
+
+
+def _published(ports: list[dict[str, Any]]) -> dict[int, int]:
+    """Container port -> published port. A port can be listed twice, IPv4's then IPv6's, and
+    the two can differ (seen here: 0.0.0.0:32895 and [::]:32892): the first is the one emu,
+    on IPv4, reaches."""
+    found: dict[int, int] = {}
+    for port in ports:
+        found.setdefault(int(port["TargetPort"]), int(port["PublishedPort"]))
+    return found
 
 
 def _overlay_address(task: Mapping[str, Any]) -> str | None:

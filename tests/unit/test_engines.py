@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from emulator.cli import main
 from emulator.engines import INTERNAL_FROM_HOST, LOOPBACK, Engine, EngineKind
-from emulator.engines.swarm import _overlay_address
+from emulator.engines.swarm import _overlay_address, _published
 from tests.support import Project
 
 
@@ -53,3 +53,11 @@ def test_a_tasks_overlay_address_is_its_networks_not_the_routing_meshs() -> None
     own = {"Network": {"Spec": {"Name": "emu-x"}}, "Addresses": ["10.0.3.4/24"]}
     assert _overlay_address({"NetworksAttachments": [ingress, own]}) == "10.0.3.4"
     assert _overlay_address({}) is None
+
+
+def test_a_port_published_twice_is_reached_on_its_ipv4_one() -> None:
+    both = [
+        {"TargetPort": 8000, "PublishedPort": 32895},  # 0.0.0.0
+        {"TargetPort": 8000, "PublishedPort": 32892},  # [::]
+    ]
+    assert _published(both) == {8000: 32895}
