@@ -8,6 +8,7 @@ project with `enableInternet = false`, which is the case only emu on the overlay
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import os
@@ -21,6 +22,7 @@ import pytest
 import requests
 
 from emulator import labels
+from emulator.labels import project_id
 from emulator.testing import WaitTimeout, wait_for
 from tests.support import REPO, Project, free_port, swarm_mode
 
@@ -76,14 +78,18 @@ services:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[tuple[str, str]]:
+def stack(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[tuple[str, str]]:
     """(URL, stack name) of emu deployed as a stack; `docker stack rm` at the end (again: the
-    test runs it itself too), inside Swarm mode."""
+    test runs it itself too), inside Swarm mode. Leaving Swarm removes services and overlays,
+    not plain containers: emu's overlay anchors, if emu's own stop did not, are removed here."""
     image = emu_image()
     config = Project(instances=3, extra_class_body="  enableInternet = false;").write(tmp_path)
     name, port = f"emu-test-{os.getpid()}", free_port()
     test_file = _override(tmp_path, config)
     files = ["-c", "compose.yaml", "-c", "compose.swarm.yaml", "-c", str(test_file)]
+    project: dict[str, str | list[str] | bool] = {
+        "label": labels.docker_filter(labels.project_labels(project_id(config)))
+    }
     with swarm_mode():
         try:
             env = {"EMU_PORT": str(port), "EMU_IMAGE": image}
@@ -99,6 +105,15 @@ def stack(tmp_path: Path) -> Iterator[tuple[str, str]]:
             yield url, name
         finally:
             _docker("stack", "rm", name)
+            with contextlib.suppress(WaitTimeout):  # emu's own stop first, as a user's would
+                wait_for(lambda: not _stack_containers(docker_client, name), 60, "emu to stop")
+            for leftover in docker_client.containers.list(all=True, filters=project):
+                leftover.remove(force=True)
+
+
+def _stack_containers(client: docker.DockerClient, stack: str) -> list[Any]:
+    found = client.containers.list(all=True, filters={"label": f"{STACK_LABEL}={stack}"})
+    return list(found)
 
 
 def _serving(url: str) -> bool:
