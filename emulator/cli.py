@@ -141,6 +141,10 @@ def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None
     mode = choose_mode(kw.pop("worker"))
     overrides = flag_overrides(kw)
     config = _load(config_path, overrides)
+    internal = [c.class_name for c in config.classes if not c.enable_internet]
+    refused = options["engine"].refusal(internal)
+    if refused is not None:  # said now, not as a 500 on each start
+        _fail(refused, EXIT_BAD_CONFIG)
     if not mode.worker and mode.reason != "--no-worker":
         click.echo(f"emu: running without the Worker (--no-worker): {mode.reason}", err=True)
     _run(_up(config, overrides, json_logs, logs=logs, mode=mode, **options))

@@ -40,8 +40,10 @@ def engine_option(fn: F) -> F:
     return click.option(
         "--engine",
         type=click.Choice([k.value for k in EngineKind]),
+        envvar="EMU_ENGINE",  # compose.swarm.yaml sets it for emu in a stack
         help="Where instances run: local, remote (publish ports on the engine's host) or swarm "
-        "(a service each).  [default: remote when DOCKER_HOST is tcp:// or ssh://, else local]",
+        "(a service each); also $EMU_ENGINE.  [default: remote when DOCKER_HOST is tcp:// or "
+        "ssh://, else local]",
     )(fn)
 
 

@@ -51,6 +51,6 @@ class Networks:
                 continue
             if in_container.in_container():  # compose.yaml: reach the instances from in there
                 assert self._stack is not None
-                await in_container.join(self._docker, self._stack, [name])
+                await in_container.join(self._docker, self._stack, [name], self._labels)
             if exist_ok:
                 self._on_event("network_recreated", {"network": name})

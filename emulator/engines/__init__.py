@@ -4,8 +4,10 @@
 - remote (`DOCKER_HOST=tcp://...` or `ssh://...`): the bridge is on another machine, so each
   instance publishes its ports on ephemeral host ports bound to the address the engine is
   reached by, and the front proxies there.
-- swarm: each instance is a 1-replica service (emulator/engines/swarm.py) that publishes its
-  ports in `mode=host`, reached like a remote engine's.
+- swarm: each instance is a 1-replica service (emulator/engines/swarm.py). From the host, it
+  publishes its ports in `mode=host`, reached like a remote engine's; emu in a container
+  (EMU_IN_CONTAINER, the stack of compose.swarm.yaml) joins the instances' overlay and
+  reaches each task on its overlay address instead, as a production front would.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..docker_backend import DockerBackend
+from . import in_container
 
 
 class EngineKind(enum.StrEnum):
@@ -31,6 +34,14 @@ class EngineError(Exception):
 
 
 LOOPBACK = "127.0.0.1"
+# A task on an internal overlay has no published port (those go through Docker's gateway
+# bridge, which is the way out an internal network denies), so only a container on that
+# overlay reaches it.
+INTERNAL_FROM_HOST = (
+    "enableInternet = false needs emu on the instances' overlay under --engine swarm: emu on "
+    "the host cannot reach a task of an internal overlay. Run emu in the stack (docker stack "
+    "deploy -c compose.yaml -c compose.swarm.yaml emu), or use --engine local"
+)
 
 
 @dataclass(frozen=True)
@@ -49,14 +60,23 @@ class Engine:
             kind = EngineKind.REMOTE
         if kind is EngineKind.LOCAL:
             return cls(kind)
+        if kind is EngineKind.SWARM and in_container.in_container():
+            return cls(kind)  # on the overlay: no published ports, the tasks' own addresses
         return cls(kind, engine_address(host))
+
+    def refusal(self, internal_classes: list[str]) -> str | None:
+        """Why this engine cannot serve classes with `enableInternet = false`, or None."""
+        on_host = self.kind is EngineKind.SWARM and self.publish_address is not None
+        if not on_host or not internal_classes:
+            return None
+        return f"{', '.join(internal_classes)}: {INTERNAL_FROM_HOST}"
 
     def backend(self, *, start_timeout: float, stop_grace: float) -> DockerBackend:
         if self.kind is EngineKind.SWARM:
             from .swarm import SwarmBackend
 
             return SwarmBackend(
-                publish_address=self.publish_address or LOOPBACK,
+                publish_address=self.publish_address,
                 start_timeout=start_timeout,
                 stop_grace=stop_grace,
             )

@@ -10,7 +10,9 @@ is what emits the engine's events, and they are mapped back to the service here.
 - Reaching a task from emu on the host: its ports are published in `mode=host` on an
   ephemeral port of the node it runs on, and the front proxies to node:port (the node emu
   talks to is reached by the engine's address). An overlay address is only reachable from a
-  container on that overlay.
+  container on that overlay: emu in the stack (publish_address None) joins the overlay and
+  proxies to the task's address there, published nothing; so it alone serves tasks of an
+  internal overlay (enableInternet = false), which have no published ports.
 - A task left `pending` (no node has the CPU or memory) past --start-timeout: the service is
   removed and the start answers 503 with the scheduler's reason.
 - A task its node rejects (an image that node lacks and cannot pull: the manager cannot ship
@@ -35,6 +37,7 @@ from ..docker_types import (
     Unschedulable,
 )
 from ..labels import docker_filter
+from . import INTERNAL_FROM_HOST
 
 SERVICE_LABEL = "com.docker.swarm.service.id"  # Docker's own, on a task's container
 POLL = 0.05  # how often a start asks for its task's state
@@ -47,9 +50,13 @@ REMOVE_WAIT = 20.0  # an overlay network is busy until its tasks' endpoints are 
 
 
 class SwarmBackend(DockerBackend):
-    def __init__(self, *, publish_address: str, start_timeout: float, stop_grace: float) -> None:
+    def __init__(
+        self, *, publish_address: str | None, start_timeout: float, stop_grace: float
+    ) -> None:
         super().__init__()
-        self._address = publish_address  # how the node emu talks to is reached
+        # How the node emu talks to is reached; None: emu is on the overlay, tasks' addresses.
+        self._address = publish_address
+        self._internal: set[str] = set()  # the internal overlays' names
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
         self._self_node = ""
@@ -84,7 +91,10 @@ class SwarmBackend(DockerBackend):
             )
             return str(net.id)
 
-        return await self.call(create)
+        found = await self.call(create)
+        if internal:
+            self._internal.add(name)
+        return found
 
     async def remove_network(self, id_or_name: str) -> None:
         """Retried while the network still has endpoints of tasks being removed; returns once
@@ -111,6 +121,8 @@ class SwarmBackend(DockerBackend):
     async def run_container(self, spec: ContainerSpec) -> ContainerInfo:
         """Create the service and wait for its task to run (or fail, or stay pending past
         --start-timeout)."""
+        if self._address is not None and spec.network in self._internal:
+            raise DockerError(INTERNAL_FROM_HOST)
         try:
             arguments = _service(spec, self._stop_grace)
             created = await self.call(lambda c: c.api.create_service(**arguments))
@@ -170,12 +182,12 @@ class SwarmBackend(DockerBackend):
             status="running" if state in EARLY or state == RUNNING else "exited",
             labels=dict(labels),
             exit_code=int(code) if code is not None and state not in EARLY | {RUNNING} else None,
-            ip=await self._node_address(node),
+            ip=await self._node_address(node) if self._address else _overlay_address(task),
             host_ports=_published(ports),
             node=await self._node_name(node),
         )
 
-    async def _node_address(self, node: str) -> str:
+    async def _node_address(self, node: str) -> str | None:
         if not node or node == self._self_node:
             return self._address
         found = await self.call(lambda c: c.api.inspect_node(node))
@@ -354,6 +366,17 @@ def _rejection(node: str, err: str) -> str:
         text += "; on several nodes, push the image to a registry they all reach and set "
         text += "`image` to that reference"
     return text
+
+
+def _overlay_address(task: Mapping[str, Any]) -> str | None:
+    """The task's address on its overlay (an instance has one network; `ingress` is the
+    routing mesh's, not one of emu's)."""
+    for attached in task.get("NetworksAttachments") or []:
+        if (attached.get("Network") or {}).get("Spec", {}).get("Ingress"):
+            continue
+        for address in attached.get("Addresses") or []:
+            return str(address).partition("/")[0]
+    return None
 
 
 def _missing(exc: DockerError) -> bool:
