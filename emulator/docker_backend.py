@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -41,6 +40,7 @@ from .docker_types import (
     container_info,
     engine_info,
     event_from_raw,
+    network_missing,
     port_bindings,
     usage_from_stats,
 )
@@ -56,10 +56,6 @@ _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout
 # Reconnecting the event stream while the engine is away: soon at first, then every second, for
 # as long as emu runs (it has to hear of the engine's return; `stop_events` ends the wait).
 EVENTS_BACKOFF = Backoff(first=0.1, cap=1.0, total=None)
-
-# "network X not found"; on an engine in Swarm mode "Could not attach to network X: rpc error:
-# code = NotFound desc = network X not found".
-_NETWORK_MISSING = re.compile(r"\bnetwork \S+ not found")
 
 
 def _short(exc: BaseException) -> str:
@@ -78,6 +74,7 @@ class DockerBackend:
         self._events_stop = threading.Event()
         self._events_thread: threading.Thread | None = None
         self._events_stream: Any = None
+        self._log_files = ""  # where a local json-file engine keeps containers' logs, if readable
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -134,7 +131,9 @@ class DockerBackend:
         def info() -> EngineInfo:
             return engine_info(self.client.info())
 
-        return await self._run(info, timeout=15)
+        found = await self._run(info, timeout=15)
+        self._log_files = docker_logs.log_files_dir(found.root_dir, found.logging_driver)
+        return found
 
     async def ping(self) -> bool:
         try:
@@ -323,7 +322,7 @@ class DockerBackend:
         try:
             return await self._run(run)
         except DockerError as exc:  # the engine checks the network at create or at start
-            if _NETWORK_MISSING.search(str(exc)):
+            if network_missing(str(exc)):
                 raise NetworkMissing(str(exc)) from exc
             raise
 
@@ -420,7 +419,9 @@ class DockerBackend:
             )
             return stream
 
-        return docker_logs.follow(container_id, on_line, open_stream, tail=tail)
+        return docker_logs.follow(
+            container_id, on_line, open_stream, tail=tail, log_files=self._log_files
+        )
 
     # -- events ---------------------------------------------------------------------------
 

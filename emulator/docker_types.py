@@ -3,6 +3,7 @@ how the records are read from the engine's JSON."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ class EngineInfo:
     disk_quota_supported: bool
     cpus: int = 0  # what the engine can give a container; 0: unknown
     memory_bytes: int = 0
+    root_dir: str = ""  # DockerRootDir, as the engine's host sees it
+    logging_driver: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,16 @@ class Event:
     exit_code: int | None
 
 
+# "network X not found"; on an engine in Swarm mode "Could not attach to network X: rpc error:
+# code = NotFound desc = network X not found".
+_NETWORK_MISSING = re.compile(r"\bnetwork \S+ not found")
+
+
+def network_missing(error: str) -> bool:
+    """An engine's error saying that the network a container was to join is gone."""
+    return _NETWORK_MISSING.search(error) is not None
+
+
 def engine_info(data: Mapping[str, Any]) -> EngineInfo:
     """From `docker info`."""
     status = dict(data.get("DriverStatus") or [])
@@ -128,6 +141,8 @@ def engine_info(data: Mapping[str, Any]) -> EngineInfo:
         disk_quota_supported=quota,
         cpus=int(data.get("NCPU") or 0),
         memory_bytes=int(data.get("MemTotal") or 0),
+        root_dir=str(data.get("DockerRootDir") or ""),
+        logging_driver=str(data.get("LoggingDriver") or ""),
     )
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 
+from emulator import docker_logs, labels
+from emulator.docker_backend import DockerBackend
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess
 from tests.support import Project
@@ -49,3 +53,37 @@ def test_emu_up_takes_a_relative_path_from_the_test_files_folder(
     emu = emu_up(relative)
     assert emu.emulator.config.path == config.resolve()
     assert requests.get(emu.url + "/health", timeout=60).status_code == 200
+
+
+async def test_a_local_engines_json_file_log_is_read_straight_from_its_file(
+    docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the engine keeps json-file logs that emu may read (root, local engine), a
+    container's output is tailed from that file, not streamed through the engine."""
+    async with DockerBackend() as backend:
+        info = await backend.connect()
+    if info.logging_driver != "json-file" or os.geteuid() != 0:
+        pytest.skip("the engine's logs are not json-file files this process can read")
+    folder = docker_logs.log_files_dir(info.root_dir, info.logging_driver)
+    assert folder, "a root process on the local json-file engine reads its log files"
+    script = "import time\nfor i in range(3):\n    print('line', i, flush=True)\ntime.sleep(60)"
+    container = docker_client.containers.run(
+        "python:3.11-slim", ["python", "-c", script], detach=True, labels=labels.managed()
+    )
+    got: list[str] = []
+    # The engine's stream, were it used, leads nowhere now: only the file can give the lines.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+
+    def engine_stream() -> docker_logs.ByteStream:
+        raise AssertionError("followed through the engine, not from its file")
+
+    stop = docker_logs.follow(container.id or "", got.append, engine_stream, log_files=folder)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while got != ["line 0", "line 1", "line 2"]:
+            assert loop.time() < deadline, got
+            await asyncio.sleep(0.02)
+    finally:
+        stop()
+        container.remove(force=True)

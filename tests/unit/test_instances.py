@@ -88,7 +88,7 @@ async def test_stopped_instances_beyond_the_limit_are_forgotten_oldest_first() -
     ],
 )
 def test_a_missing_network_is_recognised_in_either_wording(message: str) -> None:
-    from emulator.docker_backend import _NETWORK_MISSING
+    from emulator.docker_types import network_missing
 
-    assert _NETWORK_MISSING.search(message)
-    assert not _NETWORK_MISSING.search("No such image: nginx:9")
+    assert network_missing(message)
+    assert not network_missing("No such image: nginx:9")
