@@ -111,8 +111,26 @@ def bench_network(client: docker.DockerClient) -> Iterator[str]:
     try:
         yield name
     finally:
-        with contextlib.suppress(docker.errors.NotFound):
+        remove_network(net)
+
+
+def remove_network(net: Any) -> None:
+    """Docker 20.10 can still count an endpoint of a container just removed ("has active
+    endpoints"): try again for a while, then say what is left and how to clear it."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
             net.remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc) or time.monotonic() > deadline:
+                raise BenchError(
+                    f"network {net.name} is left: {exc}; if no container is on it, the engine "
+                    "keeps a stale endpoint, which a restart of dockerd clears"
+                ) from exc
+            time.sleep(0.5)  # between tries, until the deadline
 
 
 def remove_bench_containers(client: docker.DockerClient, run_id: str) -> None:
