@@ -66,7 +66,10 @@ def test_seed_routes_like_get_random_over_all_ten(seed: RunningEmulator) -> None
     assert set(counts) == {f"instance-{k}" for k in range(10)}
     expected = 500 / 10
     chi2 = sum((n - expected) ** 2 / expected for n in counts.values())
-    assert chi2 < 27.88, f"not uniform (chi-square {chi2:.1f} >= 27.88, p < 0.001): {counts}"
+    # p < 0.00001 (9 degrees of freedom): a fair router fails this once in 100,000 runs (at
+    # p < 0.001 it did once here, at 30.0); a router that favours some instances scores in the
+    # hundreds.
+    assert chi2 < 39.34, f"not uniform (chi-square {chi2:.1f} >= 39.34, p < 1e-5): {counts}"
     status = seed.status()["classes"][0]
     assert status["running"] == 10
     assert sum(i["requests"] for i in status["instances"]) >= 500
