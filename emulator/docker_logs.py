@@ -158,6 +158,8 @@ async def _follow_file(path: str, on_line: Callable[[str], None]) -> None:
                 wait = BATCH_S
             else:
                 wait = min(wait * 2, IDLE_MAX_S)
+                if os.fstat(fd).st_nlink == 0:
+                    return  # removed with its container, also if its `destroy` went unheard
                 if _replaced(fd, path):
                     os.close(fd)
                     fd = os.open(path, os.O_RDONLY)

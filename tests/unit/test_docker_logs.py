@@ -108,6 +108,8 @@ async def test_a_log_file_is_followed_as_it_grows_and_into_its_rotation(tmp_path
         os.rename(log, str(log) + ".1")  # as the engine rotates at max-size
         log.write_bytes(record("rotated\n"))
         await async_wait(lambda: got == ["before", "grown", "rotated"])
+        log.unlink()  # the container removed: the follower ends by itself
+        await async_wait(lambda: not [t for t in asyncio.all_tasks() if cid in t.get_name()])
     finally:
         stop()
 
