@@ -55,7 +55,7 @@ from bench.harness import (
     wrk_version,
 )
 from emulator import labels
-from emulator.testing import EmuProcess, wait_for
+from emulator.testing import EmuProcess, descendants, wait_for
 
 NGINX = "nginx:1.22"
 INSTANCE_TYPE = "standard-3"
@@ -115,22 +115,6 @@ def wrk_rps(wrk: str, url: str, args: dict[str, Any]) -> dict[str, Any]:
     if bad or result.counters.get("status", {}).keys() - {"200"}:
         raise BenchError(f"errors hitting {url}: {bad} {result.counters}")
     return {"rps": round(result.rps), "latency_ms": result.latency_ms}
-
-
-def descendants(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-    found, frontier = [], [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == pid]
-        found += children
-        frontier += children
-    return found
 
 
 def memory(emu_pid: int) -> dict[str, float]:

@@ -223,6 +223,26 @@ class WaitTimeout(AssertionError):
     """A condition `wait_for` polled did not come true in time (in a test: a failure)."""
 
 
+def descendants(root: int) -> list[int]:
+    """The processes `root` started, and theirs, from /proc (Linux): what a stopped `emu up`
+    must not leave running (node, workerd, the reaper)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == pid]
+        found += children
+        frontier += children
+    return found
+
+
 def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
     """Poll `check` until it returns something truthy, and return that; WaitTimeout after
     `timeout` seconds."""

@@ -22,7 +22,7 @@ import docker
 import pytest
 import requests
 
-from emulator.testing import wait_for
+from emulator.testing import descendants, wait_for
 from tests.support import REPO, containers, emu_cli, free_port, networks
 
 pytestmark = pytest.mark.docker
@@ -94,21 +94,7 @@ class WorkerEmu:
 
     def descendants(self) -> list[int]:
         """The processes emu started (node, workerd, the guard), found through /proc."""
-        parents: dict[int, int] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
-        found, frontier = [], [self.proc.pid]
-        while frontier:
-            pid = frontier.pop()
-            children = [p for p, parent in parents.items() if parent == pid]
-            found += children
-            frontier += children
-        return found
+        return descendants(self.proc.pid)
 
     def wait_exit(self, timeout: float = 60) -> int:
         code = self.proc.wait(timeout)
