@@ -18,13 +18,15 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from . import cli_control, labels
+from . import cli_control, cli_worker, labels
 from . import config as config_mod
 from .cli_options import (
     config_option,
     engine_option,
     env_option,
     flag_overrides,
+    pop_runtime_options,
+    runtime_options,
     settings_options,
     worker_option,
 )
@@ -47,7 +49,7 @@ from .instance_spec import Capacity, capacity_note
 from .runs import emu_states, stop_emu_up
 from .sweep import live_runs, remove_images, running_urls, sweep_project, sweep_session
 from .worker.mode import ModeChoice, WorkerMode, choose_mode, describe_mode
-from .worker.runtime import WorkerError
+from .worker.runtime import RuntimeOptions, WorkerError
 from .worker.toolchain import ToolchainError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -133,10 +135,12 @@ def main() -> None:
 )
 @engine_option
 @worker_option
+@runtime_options
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
     keys = ("watch", "access_log", "reaper", "prewarm", "request_feed")
     options: dict[str, Any] = {k: kw.pop(k) for k in keys}
+    options["runtime"] = pop_runtime_options(kw)
     options["engine"] = _engine(kw.pop("engine"))
     mode = choose_mode(kw.pop("worker"))
     overrides = flag_overrides(kw)
@@ -163,12 +167,13 @@ async def _up(
     request_feed: bool,
     engine: Engine,
     mode: ModeChoice,
+    runtime: RuntimeOptions,
 ) -> None:
     out = Printer(json_logs, source_width(config.classes))
     worker = None
     if mode.node is not None:
         try:
-            worker = WorkerMode(config, mode.node, out=out, watch=watch)
+            worker = WorkerMode(config, mode.node, out=out, watch=watch, options=runtime)
         except ConfigError as exc:
             _fail(str(exc), EXIT_BAD_CONFIG)
     emu = Emulator(
@@ -254,6 +259,11 @@ def _describe(emu: Emulator, out: Printer, mode: ModeChoice) -> None:
     out("emu", f"mode {describe_mode(mode)}")
     out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
     out("emu", f"dashboard: {emu.local_url}/_emu/ (or: emu open)")
+    inspector = emu.worker_inspector_url
+    if inspector is not None:
+        out("emu", f"inspector: {inspector} (Chrome DevTools: chrome://inspect)")
+    # What scripts and test runners that spawn `wrangler dev` wait for.
+    out("emu", f"Ready on {emu.local_url}")
 
 
 async def _force(emu: Emulator) -> None:
@@ -476,3 +486,4 @@ def _where_options(fn: F) -> F:
 
 # At the end: the control commands take this module's helpers.
 cli_control.register(main, _where_options, _running_url)
+cli_worker.register(main, up)

@@ -11,6 +11,7 @@ import click
 
 from .config import Overrides
 from .engines import EngineKind
+from .worker.runtime import RuntimeOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,6 +116,74 @@ def worker_option(fn: F) -> F:
     return click.option(
         "--worker/--no-worker",
         default=None,
-        help="Run the Worker itself in workerd (default when Node.js 20+ is on PATH), or let "
-        "emu route requests as getRandom does.",
+        help="Run the Worker itself in workerd (the default), or let emu route requests as "
+        "getRandom does.",
     )(fn)
+
+
+def _parse_var(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    parsed = {}
+    for value in values:
+        key, sep, rest = value.partition(":")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY:VALUE", ctx, param)
+        parsed[key] = rest
+    return parsed
+
+
+def runtime_options(fn: F) -> F:
+    """`wrangler dev`'s settings for the Worker, on `up` and `dev` alike."""
+    options = [
+        click.option(
+            "--var",
+            "vars_",
+            multiple=True,
+            metavar="KEY:VALUE",
+            callback=_parse_var,
+            help="A var for the Worker, over vars, .dev.vars and .env (repeatable).",
+        ),
+        click.option(
+            "--persist-to",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Where KV, R2, D1, Durable Objects, ... keep their data, in wrangler's layout.  "
+            "[default: .wrangler/state beside the config]",
+        ),
+        click.option(
+            "--persist/--no-persist",
+            default=True,
+            help="--no-persist: start clean, and keep nothing after.",
+        ),
+        click.option(
+            "--inspector-port",
+            type=click.IntRange(1, 65535),
+            help="Chrome DevTools for the Worker on this port (chrome://inspect).",
+        ),
+        click.option(
+            "--test-scheduled",
+            is_flag=True,
+            help="Fire the Worker's scheduled handler on GET /__scheduled?cron=...",
+        ),
+        click.option(
+            "--extra-worker",
+            "extra_workers",
+            multiple=True,
+            type=click.Path(path_type=Path, dir_okay=False, exists=True),
+            metavar="CONFIG",
+            help="Another Worker's wrangler config, run beside for service bindings (repeatable; "
+            "wrangler dev -c A -c B).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def pop_runtime_options(kw: dict[str, Any]) -> RuntimeOptions:
+    return RuntimeOptions(
+        vars=kw.pop("vars_"),
+        persist=kw.pop("persist"),
+        persist_to=kw.pop("persist_to"),
+        inspector_port=kw.pop("inspector_port"),
+        test_scheduled=kw.pop("test_scheduled"),
+        extra_workers=tuple(kw.pop("extra_workers")),
+    )

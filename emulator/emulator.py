@@ -133,6 +133,12 @@ class Emulator:
         return _http_url(self.config.host, self.port)
 
     @property
+    def worker_inspector_url(self) -> str | None:
+        """Chrome DevTools' address of the Worker (--inspector-port), in worker mode."""
+        runtime = self._worker.runtime if self._worker is not None else None
+        return runtime.inspector_url if runtime is not None else None
+
+    @property
     def local_url(self) -> str:
         """`url`, as a client on this machine reaches it when emu listens on every address."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.config.host)

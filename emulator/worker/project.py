@@ -52,7 +52,12 @@ def worker_project(config: Config) -> WorkerProject:
 
 
 def entry_module(
-    project: WorkerProject, front_url: str, token: str, *, public_only: bool = False
+    project: WorkerProject,
+    front_url: str,
+    token: str,
+    *,
+    public_only: bool = False,
+    test_scheduled: bool = False,
 ) -> str:
     """The module workerd runs: the Worker's exports, with each Container class wrapped so that
     its `ctx.container` is emu's, and the default export answering `/_emu/*` from emu's front."""
@@ -65,7 +70,8 @@ def entry_module(
         f"export * from {main};",
         f"const FRONT = {json.dumps(front_url)};",
         f"const TOKEN = {json.dumps(token)};",
-        f"export default wrapWorker(user.default, FRONT, {json.dumps(public_only)});",
+        f"export default wrapWorker(user.default, FRONT, {json.dumps(public_only)}"
+        + (", true);" if test_scheduled else ");"),
     ]
     for name in project.container_classes:
         lines.append(

@@ -43,6 +43,9 @@ class RuntimeOptions:
     persist_to: Path | None = None
     inspector_port: int | None = None
     test_scheduled: bool = False
+    # Other Workers run beside this one (`--extra-worker`, as `wrangler dev -c A -c B`), reached
+    # through service bindings; emu supplies no containers to them.
+    extra_workers: tuple[Path, ...] = ()
     # The project's own @cloudflare/containers where Node would not find it from the Worker
     # (a `file:` or `link:` spec that no node_modules holds); else None.
     containers_dir: Path | None = None
@@ -122,7 +125,13 @@ class WorkerRuntime:
         self._dir = Path(tempfile.mkdtemp(prefix=f"emu-worker-{self.session[:6]}-"))
         entry = self._dir / "entry.mjs"
         entry.write_text(
-            entry_module(self.project, front_url, token, public_only=not _loopback(self.host))
+            entry_module(
+                self.project,
+                front_url,
+                token,
+                public_only=not _loopback(self.host),
+                test_scheduled=self.options.test_scheduled,
+            )
         )
         settings = self._settings(entry)
         settings_path = self._dir / "settings.json"
@@ -193,6 +202,7 @@ class WorkerRuntime:
             "persistTo": str(persist),
             "inspectorPort": opts.inspector_port,
             "testScheduled": opts.test_scheduled,
+            "extraWorkers": [str(p.resolve()) for p in opts.extra_workers],
             "host": self.host,
             "port": self.port,
         }

@@ -8,7 +8,7 @@
 // argv[2]: the path of a JSON file with the settings (see emulator/worker/runtime.py).
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { bundle } from "./bundle.mjs";
@@ -64,9 +64,9 @@ function bindingNames(value) {
 
 /** wrangler's translation of the config, with emu's changes: --var, the date fallback, the
  * remote-only bindings taken out, Durable Objects kept in memory while their container runs. */
-function translate(announce) {
-  const config = wrangler.unstable_readConfig({ config: settings.configPath, env: settings.env ?? undefined });
-  const { workerOptions, define, externalWorkers } = wrangler.unstable_getMiniflareWorkerOptions(
+function translate(configPath, announce) {
+  const config = wrangler.unstable_readConfig({ config: configPath, env: settings.env ?? undefined });
+  const { workerOptions, define, externalWorkers, main } = wrangler.unstable_getMiniflareWorkerOptions(
     config,
     settings.env ?? undefined,
     { overrides: { enableContainers: false } },
@@ -75,13 +75,13 @@ function translate(announce) {
   const rules = options.modulesRules ?? [];
   delete options.modulesRules;
   delete options.rootPath;
-  options.bindings = { ...(options.bindings ?? {}), ...settings.vars };
+  if (announce === "primary") options.bindings = { ...(options.bindings ?? {}), ...settings.vars };
   let date = options.compatibilityDate ?? newestDate;
   if (date > newestDate) {
     if (announce) {
       notice(
-        `compatibility_date ${date} is newer than this runtime supports (${newestDate}); ` +
-          `using ${newestDate}, as wrangler dev does`,
+        `${config.name ?? "the Worker"}: compatibility_date ${date} is newer than this runtime ` +
+          `supports (${newestDate}); using ${newestDate}, as wrangler dev does`,
       );
     }
     date = newestDate;
@@ -104,18 +104,47 @@ function translate(announce) {
   }
   options.durableObjects = durableObjects;
   const alias = { ...(config.alias ?? {}), ...settings.alias };
-  return { config, options, rules, define: { ...define }, alias, externalWorkers, remote };
+  return { config, options, rules, define: { ...define }, alias, externalWorkers, remote, main };
+}
+
+/** The primary Worker (emu's, with ctx.container) and the others run beside it (--extra-worker,
+ * as `wrangler dev -c A -c B`), each translated and bundled on its own. */
+function translateAll(announce) {
+  const primary = translate(settings.configPath, announce ? "primary" : false);
+  primary.entry = settings.entry;
+  primary.outfile = settings.outfile;
+  primary.projectDir = settings.projectDir;
+  const extra = settings.extraWorkers.map((configPath, i) => {
+    const worker = translate(configPath, announce ? "extra" : false);
+    return {
+      ...worker,
+      entry: worker.main,
+      outfile: join(settings.outdir, `extra-${i}`, "index.mjs"),
+      projectDir: dirname(configPath),
+    };
+  });
+  return [primary, ...extra];
 }
 
 async function build() {
-  const { options, rules, define, alias } = translated;
+  const all = [];
+  for (const worker of translated) {
+    const built = await buildOne(worker);
+    if (built.errors) return built;
+    all.push(built.modules);
+  }
+  return { modules: all };
+}
+
+async function buildOne(worker) {
+  const { options, rules, define, alias } = worker;
   try {
     const { modules } = await bundle({
       esbuild,
       requireTools,
-      entry: settings.entry,
-      outfile: settings.outfile,
-      projectDir: settings.projectDir,
+      entry: worker.entry,
+      outfile: worker.outfile,
+      projectDir: worker.projectDir,
       nodePaths: settings.nodePaths,
       rules,
       define,
@@ -123,7 +152,9 @@ async function build() {
       compatibilityDate: options.compatibilityDate,
       compatibilityFlags: options.compatibilityFlags ?? [],
     });
-    traceMap = new TraceMap(readFileSync(settings.outfile + ".map", "utf8"), settings.outfile);
+    if (worker.outfile === settings.outfile) {
+      traceMap = new TraceMap(readFileSync(settings.outfile + ".map", "utf8"), settings.outfile);
+    }
     return { modules };
   } catch (error) {
     const errors = (error.errors ?? [{ text: String(error?.message ?? error) }]).map((e) => ({
@@ -151,7 +182,8 @@ function relayLog(log) {
 }
 
 function miniflareOptions(modules) {
-  const { config, options, externalWorkers } = translated;
+  const [primary, ...extra] = translated;
+  const { config, options, externalWorkers } = primary;
   const persist = settings.persistTo; // wrangler's layout: <dir>/v3/{kv,r2,d1,...}
   return convertV4MiniflareOptions({
     rootPath: settings.projectDir,
@@ -170,13 +202,19 @@ function miniflareOptions(modules) {
       {
         ...options,
         name: config.name ?? "worker",
-        modules,
+        modules: modules[0],
         modulesRoot: settings.outdir,
         unsafeDirectSockets: [{ host: settings.host, port: settings.port }],
         // Otherwise every outbound fetch (to a container) goes through one more Worker, which
         // only strips a header that emu's requests never carry.
         stripCfConnectingIp: false,
       },
+      ...extra.map((w, i) => ({
+        ...w.options,
+        name: w.config.name ?? `worker-${i + 1}`,
+        modules: modules[i + 1],
+        modulesRoot: dirname(w.outfile),
+      })),
       ...(externalWorkers ?? []),
     ],
   });
@@ -198,7 +236,7 @@ async function serve(modules) {
 
 async function reload() {
   try {
-    translated = translate(false);
+    translated = translateAll(false);
   } catch (error) {
     send({ t: "reload_error", message: String(error?.message ?? error) });
     return;
@@ -239,7 +277,7 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => s
 
 mkdirSync(join(settings.outdir, "tmp"), { recursive: true });
 try {
-  translated = translate(true);
+  translated = translateAll(true);
 } catch (error) {
   // wrangler's own validation of the config (UserError): its message names the field.
   send({ t: "config_error", message: String(error?.message ?? error) });
@@ -249,5 +287,5 @@ const built = await build();
 if (built.errors) send({ t: "bundle_error", errors: built.errors, fatal: true });
 else {
   pending = built.modules;
-  send({ t: "bundled", remote: translated.remote });
+  send({ t: "bundled", remote: translated[0].remote });
 }

@@ -291,9 +291,26 @@ function errorResponse(error) {
   });
 }
 
+// Cron triggers fired on demand, as `wrangler dev` does: `/cdn-cgi/handler/scheduled` always,
+// `/__scheduled` with --test-scheduled. `?cron=` and `?time=` as wrangler takes them.
+const SCHEDULED = /^\/cdn-cgi\/handler\/scheduled(\?|$)/;
+const TEST_SCHEDULED = /^\/__scheduled(\?|$)/;
+
+async function runScheduled(path, run) {
+  const query = new URLSearchParams(path.includes("?") ? path.slice(path.indexOf("?") + 1) : "");
+  const time = Number(query.get("time") ?? Date.now());
+  const controller = { cron: query.get("cron") ?? "", scheduledTime: time, noRetry() {} };
+  await run(controller);
+  return new Response("Ran scheduled event");
+}
+
 /** The Worker's default export, with `/_emu/*` sent to emu's front and exceptions turned into
  * a 500 that carries the stack (which also goes to emu's output). */
-export function wrapWorker(worker, frontUrl, publicOnly) {
+export function wrapWorker(worker, frontUrl, publicOnly, testScheduled = false) {
+  const scheduledPath = (request) => {
+    const path = pathAndQuery(request.url);
+    return SCHEDULED.test(path) || (testScheduled && TEST_SCHEDULED.test(path)) ? path : null;
+  };
   const toEmu = (request) => {
     // Every request passes here: a string test, not a URL parse.
     const path = pathAndQuery(request.url);
@@ -313,6 +330,10 @@ export function wrapWorker(worker, frontUrl, publicOnly) {
       async fetch(request) {
         const emu = toEmu(request);
         if (emu !== null) return emu;
+        const scheduled = scheduledPath(request);
+        if (scheduled !== null && typeof this.scheduled === "function") {
+          return runScheduled(scheduled, (controller) => this.scheduled(controller));
+        }
         try {
           return await super.fetch(request);
         } catch (error) {
@@ -329,6 +350,10 @@ export function wrapWorker(worker, frontUrl, publicOnly) {
     async fetch(request, env, ctx) {
       const emu = toEmu(request);
       if (emu !== null) return emu;
+      const scheduled = scheduledPath(request);
+      if (scheduled !== null && typeof handlers.scheduled === "function") {
+        return runScheduled(scheduled, (c) => handlers.scheduled.call(handlers, c, env, ctx));
+      }
       if (typeof handlers.fetch !== "function") {
         return new Response("The Worker has no fetch handler\n", { status: 500 });
       }

@@ -1,0 +1,73 @@
+"""`emu dev`, a drop-in for `wrangler dev` (its common flags, and its `Ready on http://...` line
+once it serves), and `emu wrangler`, the pinned wrangler itself, run by emu's Node.js: for
+`wrangler d1 migrations apply --local`, `wrangler kv key list --local` and the like on the same
+`.wrangler/state` that emu's Worker uses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli_options import runtime_options
+from .worker.toolchain import PINNED, ToolchainError, ensure_packages, find_node
+
+
+def register(main: click.Group, up: click.Command) -> None:
+    @main.command(
+        "dev",
+        short_help="emu up with wrangler dev's flags, for scripts that spawn wrangler dev.",
+    )
+    @click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="wrangler.json, wrangler.jsonc or wrangler.toml (default: the one in this folder).",
+    )
+    @click.option("--env", "-e", metavar="NAME", envvar="CLOUDFLARE_ENV", help="env.NAME.")
+    @click.option("--ip", "host", help="Address to listen on.  [default: 127.0.0.1]")
+    @click.option("--port", type=int, help="Port to listen on.  [default: dev.port, else 8787]")
+    @click.option("--local", is_flag=True, help="Accepted: emu is always local.")
+    @click.option("--remote", is_flag=True, hidden=True)
+    @click.option("--watch/--no-watch", default=True, help="Re-bundle on changes (as wrangler).")
+    @runtime_options
+    @click.pass_context
+    def dev(ctx: click.Context, remote: bool, local: bool, **kw: Any) -> None:
+        """Serve the Worker as `wrangler dev --local` does, with emu's containers; prints
+        `Ready on http://HOST:PORT` once it serves. Point a runner that spawns
+        `wrangler dev` at `emu dev` with the same flags."""
+        del local
+        if remote:
+            raise click.UsageError("emu runs everything locally: --remote is not supported")
+        defaults = {p.name: p.get_default(ctx) for p in up.params if p.name is not None}
+        ctx.invoke(up, **{**defaults, **kw})
+
+    @main.command(
+        "wrangler",
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+        short_help=f"The wrangler {PINNED['wrangler']} emu runs, with its Node.js.",
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def wrangler(args: tuple[str, ...]) -> None:
+        """Run the wrangler that emu pins (installed once into emu's cache), e.g.
+        `emu wrangler d1 migrations apply DB --local`: it reads and writes the same
+        .wrangler/state as emu up."""
+        node = find_node()
+        if isinstance(node, str):
+            click.echo(f"emu: {node}", err=True)
+            sys.exit(1)
+        try:
+            folder = asyncio.run(
+                ensure_packages(node, PINNED, lambda line: click.echo(f"emu: {line}", err=True))
+            )
+        except ToolchainError as exc:
+            click.echo(f"emu: {exc}", err=True)
+            sys.exit(1)
+        cli = folder / "node_modules" / "wrangler" / "bin" / "wrangler.js"
+        env = {**os.environ, "WRANGLER_SEND_METRICS": "false"}
+        os.execve(node.node, [node.node, str(cli), *args], env)
