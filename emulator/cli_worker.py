@@ -37,7 +37,7 @@ def register(main: click.Group, up: click.Command) -> None:
     @click.option("--watch/--no-watch", default=True, help="Re-bundle on changes (as wrangler).")
     @runtime_options
     @click.pass_context
-    def dev(ctx: click.Context, remote: bool, local: bool, **kw: Any) -> None:
+    def dev(ctx: click.Context, /, remote: bool, local: bool, **kw: Any) -> None:
         """Serve the Worker as `wrangler dev --local` does, with emu's containers; prints
         `Ready on http://HOST:PORT` once it serves. Point a runner that spawns
         `wrangler dev` at `emu dev` with the same flags."""

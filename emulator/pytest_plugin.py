@@ -21,6 +21,8 @@ from .testing import RunningEmulator
 
 EmuUp = Callable[..., RunningEmulator]
 EMULATOR_OPTIONS = (
+    "worker",
+    "runtime",
     "follow_logs",
     "watch",
     "access_log",
@@ -40,6 +42,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(asyncio debug mode); empty: do not check.",
         default="",
     )
+    parser.addini(
+        "emu_worker",
+        "Run the Worker in workerd (true, as emu up does) or emu's own routing (false, "
+        "--no-worker) when a test's emu_up(...) does not say.",
+        default="true",
+    )
 
 
 @pytest.fixture
@@ -51,17 +59,21 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     are those of `emulator.config.Overrides` (`instances`, `sleep_after`, `start_timeout`,
     `stop_grace`, `seed`, `host`, `port`; `port` is 0, a free one, unless given), plus the
     `Emulator` options `follow_logs`, `watch`, `access_log`, `on_output`, `on_event`,
-    `prewarm`, `request_feed` and `engine`.
+    `prewarm`, `request_feed` and `engine`, and `worker` (default: the `emu_worker` ini
+    setting, true: the Worker runs in workerd as `emu up` runs it) with `runtime` (its
+    `RuntimeOptions`: --var, --persist-to, ...).
 
     What it returns also controls the instances, for faults on demand: `kill`, `signal`,
     `pause`, `unpause`, `start_instance`, `stop_instance`, `logs`, `wait_for` and `requests`.
     """
     started: list[RunningEmulator] = []
     limit = str(request.config.getini("emu_check_blocking")).strip()
+    worker = str(request.config.getini("emu_worker")).strip().lower() not in {"false", "0", "no"}
     check_blocking = float(limit) if limit else None
 
     def start(path: str | Path, **kwargs: Any) -> RunningEmulator:
         options = {k: kwargs.pop(k) for k in EMULATOR_OPTIONS if k in kwargs}
+        options.setdefault("worker", worker)
         kwargs.setdefault("port", 0)
         # From the test file's folder; an absolute path stays as it is.
         config_path = (request.path.parent / path).resolve()

@@ -24,8 +24,23 @@ from .config import Config, Overrides, load_config
 from .emulator import Emulator
 from .engines import Engine
 from .sweep import sweep_session
+from .worker.mode import WorkerMode, choose_mode
+from .worker.runtime import RuntimeOptions
+
+_log = logging.getLogger("emu")
 
 T = TypeVar("T")
+
+
+def _worker_mode(
+    config: Config, options: dict[str, Any], runtime: RuntimeOptions | None
+) -> WorkerMode:
+    mode = choose_mode(True)
+    if mode.node is None:
+        raise RuntimeError(f"worker mode: {mode.reason}; pass worker=False for --no-worker")
+    out = options.get("on_output") or (lambda source, line: _log.info("%s | %s", source, line))
+    watch = bool(options.get("watch", False))
+    return WorkerMode(config, mode.node, out=out, watch=watch, options=runtime)
 
 
 class RunningEmulator:
@@ -41,10 +56,15 @@ class RunningEmulator:
         *,
         start_timeout: float = 900.0,
         check_blocking: float | None = None,
+        worker: bool = True,
+        runtime: RuntimeOptions | None = None,
         **options: Any,
     ) -> None:
         """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`, `access_log`,
-        `prewarm`, `request_feed`.
+        `prewarm`, `request_feed`, `engine`.
+
+        The Worker runs in workerd, as `emu up` runs it (`runtime`: its --var, --persist-to,
+        ... settings); `worker=False` is `--no-worker`, emu's own getRandom-style routing.
 
         With `check_blocking` (seconds), the loop runs in asyncio's debug mode and every
         callback that held it longer is recorded in `slow_callbacks`: a blocking call on the
@@ -61,6 +81,8 @@ class RunningEmulator:
             logging.getLogger("asyncio").addHandler(self._slow_handler)
         self._thread.start()
         self._stopped = False
+        if worker:
+            options["worker"] = _worker_mode(config, options, runtime)
         try:
             self.emulator = self.call(self._make(config, options), start_timeout)
         except BaseException:

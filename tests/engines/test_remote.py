@@ -43,7 +43,7 @@ def test_remote_serves_the_seed_project_with_limits_on_published_ports(
     path = Project(instances=2, max_instances=2).write(tmp_path)
     engine = Engine.detect()  # from DOCKER_HOST: remote
     assert engine == Engine(EngineKind.REMOTE, "127.0.0.1")
-    with RunningEmulator.from_path(path, engine=engine) as emu:
+    with RunningEmulator.from_path(path, engine=engine, worker=False) as emu:
         resp = requests.get(emu.url + "/info", headers={"x-emu-instance": "instance-1"}, timeout=60)
         assert resp.status_code == 200, resp.text
         info = resp.json()

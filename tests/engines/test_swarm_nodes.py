@@ -188,7 +188,9 @@ def test_instances_spread_over_two_nodes_when_the_first_is_full(
     path = project(tmp_path, web)
     with second_node(docker_client, [web]) as node:
         overrides = Overrides(start_timeout="4s")
-        with RunningEmulator.from_path(path, overrides, engine=Engine.detect("swarm")) as emu:
+        with RunningEmulator.from_path(
+            path, overrides, engine=Engine.detect("swarm"), worker=False
+        ) as emu:
             for name in ("a", "b"):
                 r = requests.get(
                     emu.url + "/cgi-bin/limits", headers={"x-emu-instance": name}, timeout=60
@@ -212,7 +214,9 @@ def test_instances_spread_over_two_nodes_when_the_first_is_full(
             [on_node] = [k for k, v in nodes.items() if v == node.hostname]
             emu.stop_instance(on_node)
             unshipped = project(tmp_path / "unshipped", unshipped_tag(docker_client, web))
-            with RunningEmulator.from_path(unshipped, engine=Engine.detect("swarm")) as other:
+            with RunningEmulator.from_path(
+                unshipped, engine=Engine.detect("swarm"), worker=False
+            ) as other:
                 r = requests.get(other.url + "/", headers={"x-emu-instance": "d", **JSON})
                 assert r.status_code == 500, r.text
                 assert f"node {node.hostname} rejected the task: No such image" in r.text

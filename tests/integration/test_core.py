@@ -45,7 +45,7 @@ def seed(tmp_path_factory: pytest.TempPathFactory, engine: EngineUnderTest) -> A
     """The seed's project (10 names, max 10, standard-2), shared by the tests that only read;
     one per engine."""
     path = Project(instance_type=engine.seed_type).write(tmp_path_factory.mktemp("seed"))
-    with RunningEmulator.from_path(path, engine=engine.engine) as emu:
+    with RunningEmulator.from_path(path, engine=engine.engine, worker=False) as emu:
         yield emu
 
 

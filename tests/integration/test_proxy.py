@@ -22,7 +22,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
     path = Project(instances=1, max_instances=6).write(tmp_path_factory.mktemp("proxy"))
-    with RunningEmulator.from_path(path) as running:
+    with RunningEmulator.from_path(path, worker=False) as running:
         yield running
 
 

@@ -14,7 +14,12 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length).decode(errors="replace")
-        data = {"host": socket.gethostname(), "method": self.command, "path": self.path, "body": body}
+        data = {
+            "host": socket.gethostname(),
+            "method": self.command,
+            "path": self.path,
+            "body": body,
+        }
         payload = json.dumps(data).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")

@@ -1,0 +1,220 @@
+"""Worker mode runs what `wrangler dev` runs: a project as `npm create cloudflare` makes it today
+(examples/today: dated today, nodejs_compat, an .html module, .dev.vars and .env, --var, KV, R2,
+D1, a Queue, a service binding to a second Worker, static assets, a cron trigger, a Workflow
+whose steps call containers), workspaces, and the pytest fixture. Real engine, real npm
+packages, through wrangler's own translation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from emulator.testing import wait_for
+from emulator.worker import toolchain
+from tests.integration.test_worker_mode import WorkerEmu, running
+from tests.support import REPO
+
+pytestmark = pytest.mark.docker
+TODAY = REPO / "examples" / "today"
+__all__ = ["running"]  # the fixture, used by name
+
+
+def _wrangler(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`emu wrangler ARGS`: the pinned wrangler, on the same .wrangler/state."""
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", "wrangler", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _stop(emu: WorkerEmu) -> None:
+    emu.proc.send_signal(signal.SIGINT)
+    assert emu.wait_exit(90) == 0, emu.output
+
+
+def _today(tmp_path: Path) -> Path:
+    project = tmp_path / "today"
+    shutil.copytree(TODAY, project, ignore=shutil.ignore_patterns(".wrangler", "node_modules"))
+    return project
+
+
+def _start(project: Path, running: list[WorkerEmu], *flags: str) -> WorkerEmu:
+    emu = WorkerEmu(
+        project / "wrangler.jsonc",
+        "--extra-worker",
+        str(project / "other" / "wrangler.jsonc"),
+        "--test-scheduled",
+        *flags,
+    )
+    running.append(emu)
+    return emu.wait_serving()
+
+
+def _workflow(emu: WorkerEmu, blocks: int) -> list[dict[str, str]]:
+    started = emu.get(f"/workflow?n={blocks}").json()
+
+    def done() -> str | None:
+        state = emu.get(f"/workflow/status?key={started['id']}").json()
+        assert state["status"] not in {"errored", "terminated"}, state
+        return state["stored"] if state["status"] == "complete" else None
+
+    return [json.loads(a) for a in json.loads(wait_for(done, 90, "the workflow to complete"))]
+
+
+def test_a_project_made_today_with_every_local_binding(
+    tmp_path: Path, running: list[WorkerEmu]
+) -> None:
+    project = _today(tmp_path)
+    (project / ".dev.vars").write_text("SECRET=from-dev-vars\nthis line is broken\n")
+    migrated = _wrangler(project, "d1", "migrations", "apply", "DB", "--local")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    emu = _start(project, running, "--var", "FROM_FLAG:flagged")
+    out = emu.output
+    assert (
+        "today: compatibility_date 2026-12-04 is newer than this runtime supports (" in out
+        and "as wrangler dev does" in out
+    )
+    assert f"{project / '.dev.vars'}:2: not KEY=VALUE, so wrangler skips it" in out
+    assert emu.get("/page").text.startswith("<!doctype html>")  # an .html module, as text
+    assert emu.get("/vars").json() == {
+        "greeting": "hello from vars",
+        "secret": "from-dev-vars",
+        "fromFlag": "flagged",
+    }
+    assert emu.get("/node").text == "bm9kZTpidWZmZXIgd29ya3M="  # node:buffer (nodejs_compat)
+    assert emu.get("/other").text == "hello from today-other"  # the service binding
+    assert emu.get("/hello.txt").text == "hello from an asset\n"  # static assets
+    assert emu.get("/asset").text == "hello from an asset\n"  # and env.ASSETS
+    assert requests.put(emu.url + "/kv?key=a", data="kv-value", timeout=30).text == "kv-value"
+    assert requests.put(emu.url + "/r2?key=a", data="r2-value", timeout=30).text == "r2-value"
+    assert requests.put(emu.url + "/d1", data="a note", timeout=30).json() == [{"body": "a note"}]
+    assert emu.get("/__scheduled?cron=*/5+*+*+*+*").text == "Ran scheduled event"
+    assert emu.get("/kv?key=cron").text == "*/5 * * * *"
+    assert emu.get("/queue?key=job-1").text == "queued"
+    wait_for(lambda: emu.get("/kv?key=queued:job-1").text == "consumed", 30, "the consumer")
+    answers = _workflow(emu, 20)  # each step: getRandom(env.ECHO, 3) and a POST
+    assert sorted(a["body"] for a in answers) == sorted(f"block {i}" for i in range(20))
+    assert len({a["host"] for a in answers}) >= 2  # spread over the instances
+    _stop(emu)
+
+    # The data is still there after a restart, and wrangler itself reads it. Without .dev.vars,
+    # the .env file is read instead, as wrangler does.
+    (project / ".dev.vars").unlink()
+    (project / ".env").write_text("SECRET=from-dot-env\n")
+    emu = _start(project, running)
+    assert emu.get("/kv?key=a").text == "kv-value"
+    assert emu.get("/r2?key=a").text == "r2-value"
+    assert emu.get("/d1").json() == [{"body": "a note"}]
+    assert emu.get("/vars").json()["secret"] == "from-dot-env"
+    _stop(emu)
+    rows = _wrangler(
+        project, "d1", "execute", "DB", "--local", "--json", "--command", "SELECT body FROM notes"
+    )
+    assert rows.returncode == 0, rows.stderr
+    assert json.loads(rows.stdout)[0]["results"] == [{"body": "a note"}]
+    keys = _wrangler(project, "kv", "key", "list", "--binding", "KV", "--local")
+    assert keys.returncode == 0, keys.stderr
+    assert "a" in {k["name"] for k in json.loads(keys.stdout)}
+
+
+def test_no_persist_starts_clean(tmp_path: Path, running: list[WorkerEmu]) -> None:
+    project = _today(tmp_path)
+    emu = _start(project, running, "--no-persist")
+    requests.put(emu.url + "/kv?key=a", data="kept?", timeout=30)
+    _stop(emu)
+    emu = _start(project, running, "--no-persist")
+    assert emu.get("/kv?key=a").text == ""
+    assert not (project / ".wrangler" / "state").exists()
+
+
+WORKER = """import { Container, getContainer } from "@cloudflare/containers";
+export class Echo extends Container { defaultPort = 8080; }
+export default {
+  async fetch(request, env) {
+    const path = new URL(request.url).pathname;
+    if (path === "/") return new Response("the Worker's own answer; workspace copy: " +
+      String(globalThis.__emuWorkspaceCopy === true));
+    return getContainer(env.ECHO, "one").fetch(request);
+  },
+};
+"""
+CONFIG = {
+    "name": "web",
+    "main": "src/index.ts",
+    "compatibility_date": "2026-12-04",
+    "containers": [{"class_name": "Echo", "image": "./Dockerfile", "max_instances": 1}],
+    "durable_objects": {"bindings": [{"name": "ECHO", "class_name": "Echo"}]},
+    "migrations": [{"tag": "v1", "new_sqlite_classes": ["Echo"]}],
+}
+
+
+def _library_copy(into: Path) -> Path:
+    """A copy of the real library (from emu's cache), marked so the test sees which one ran."""
+    cached = toolchain.package_dir(
+        {**toolchain.PINNED, toolchain.CONTAINERS_PACKAGE: toolchain.DEFAULT_CONTAINERS_VERSION}
+    )
+    source = cached / "node_modules" / toolchain.CONTAINERS_PACKAGE
+    if not source.is_dir():
+        pytest.skip("the library is not in emu's cache yet (another worker-mode test installs it)")
+    shutil.copytree(source, into)
+    manifest = json.loads((into / "package.json").read_text())
+    entry = manifest.get("module") or manifest.get("main") or "dist/index.js"
+    exports = manifest.get("exports", {})
+    dot = exports.get(".", {}) if isinstance(exports, dict) else {}
+    entry = (dot.get("import") if isinstance(dot, dict) else None) or entry
+    if isinstance(entry, dict):
+        entry = entry.get("default")
+    target = into / str(entry)
+    target.write_text(target.read_text() + "\nglobalThis.__emuWorkspaceCopy = true;\n")
+    return into
+
+
+def _app(root: Path, spec: str) -> Path:
+    app = root / "apps" / "web"
+    (app / "src").mkdir(parents=True)
+    (app / "src" / "index.ts").write_text(WORKER)
+    (app / "wrangler.jsonc").write_text(json.dumps(CONFIG))
+    (app / "Dockerfile").write_text((TODAY / "container" / "Dockerfile").read_text())
+    shutil.copy(TODAY / "container" / "server.py", app / "server.py")
+    (app / "package.json").write_text(
+        json.dumps({"name": "web", "devDependencies": {toolchain.CONTAINERS_PACKAGE: spec}})
+    )
+    return app / "wrangler.jsonc"
+
+
+@pytest.mark.parametrize("spec", ["workspace:*", "file:../../packages/containers"])
+def test_a_workspace_package_is_used_as_node_resolves_it(
+    tmp_path: Path, running: list[WorkerEmu], spec: str
+) -> None:
+    library = _library_copy(tmp_path / "packages" / "containers")
+    config = _app(tmp_path, spec)
+    (tmp_path / "package.json").write_text(json.dumps({"workspaces": ["apps/*", "packages/*"]}))
+    if spec.startswith("workspace:"):  # hoisted to the root, as pnpm, yarn and npm do
+        hoisted = tmp_path / "node_modules" / "@cloudflare"
+        hoisted.mkdir(parents=True)
+        (hoisted / "containers").symlink_to(library, target_is_directory=True)
+    emu = WorkerEmu(config)
+    running.append(emu)
+    emu.wait_serving()
+    assert emu.get("/").text == "the Worker's own answer; workspace copy: true"
+    assert emu.get("/x").json()["path"] == "/x"
+    assert "@cloudflare/containers@" not in emu.output  # nothing installed for it
+
+
+def test_the_pytest_fixture_runs_the_worker(emu_up: object, tmp_path: Path) -> None:
+    """`emu_up(...)` with worker=True, as a user's test gets it by default."""
+    config = _app(tmp_path, toolchain.DEFAULT_CONTAINERS_VERSION)
+    emu = emu_up(config, worker=True)  # type: ignore[operator]
+    assert requests.get(emu.url + "/", timeout=60).text.startswith("the Worker's own answer")
+    assert requests.get(emu.url + "/y", timeout=60).json()["path"] == "/y"
