@@ -218,3 +218,26 @@ def test_the_pytest_fixture_runs_the_worker(emu_up: object, tmp_path: Path) -> N
     emu = emu_up(config, worker=True)  # type: ignore[operator]
     assert requests.get(emu.url + "/", timeout=60).text.startswith("the Worker's own answer")
     assert requests.get(emu.url + "/y", timeout=60).json()["path"] == "/y"
+
+
+def test_the_seeds_pdf_parser_workflow_spreads_its_blocks(running: list[WorkerEmu]) -> None:
+    """examples/seed's Workflow: 20 blocks, batches of 5 parallel steps, each step's
+    getRandom(this.env.PYTHON_EXECUTOR, 10) and a POST to the executor's /execute."""
+    emu = WorkerEmu(REPO / "examples" / "seed" / "wrangler.jsonc", "--no-persist")
+    running.append(emu)
+    emu.wait_serving()
+    blocks = [f"block {i} has " + "word " * i for i in range(20)]
+    started = requests.post(emu.url + "/documents", json={"blocks": blocks}, timeout=60).json()
+
+    def done() -> list[dict[str, object]] | None:
+        state = emu.get(f"/documents/{started['id']}").json()
+        assert state["status"] not in {"errored", "terminated"}, state
+        return state["output"] if state["status"] == "complete" else None
+
+    checks = wait_for(done, 120, "the pdf-parser workflow to complete")
+    assert [c["block"] for c in checks] == list(range(20))
+    assert [c["words"] for c in checks] == [3 + i for i in range(20)]
+    served = {str(c["instance"]) for c in checks}
+    assert len(served) >= 3, served  # spread over the instances, not all on one
+    reached = set(emu.instances())
+    assert served <= reached and all(int(n[9:]) < 10 for n in reached)
