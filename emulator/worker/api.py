@@ -13,7 +13,7 @@ import hmac
 import signal as signal_module
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -55,7 +55,10 @@ class StartRequest:
 @dataclass(frozen=True)
 class Started:
     container: str
-    ip: str
+    ip: str  # where the container is reached: its bridge address, or the engine's host
+    # Container port -> the host port it is published on, where the runtime cannot reach the
+    # container's own address (a remote engine, Swarm on the host); empty on a local bridge.
+    ports: Mapping[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class PoolHost:
             raise NoInstance(exc.error) from exc
         if inst.container_id is None or inst.ip is None:
             raise EmuHTTPError(500, "the container stopped while it was starting")
-        return Started(container=inst.container_id, ip=inst.ip)
+        return Started(container=inst.container_id, ip=inst.ip, ports=dict(inst.host_ports))
 
     async def wait_exit(
         self, class_name: str, name: str, container: str, timeout: float
@@ -202,7 +205,8 @@ class _Calls:
 
     async def start(self, body: Mapping[str, Any]) -> dict[str, Any]:
         started = await self.host.start(_start_request(body))
-        return {"container": started.container, "ip": started.ip}
+        ports = {str(k): v for k, v in started.ports.items()}
+        return {"container": started.container, "ip": started.ip, "ports": ports}
 
     async def monitor(self, body: Mapping[str, Any]) -> dict[str, Any]:
         state = await self.host.wait_exit(

@@ -12,8 +12,9 @@ import requests
 
 from emulator.engines import Engine, EngineKind
 from emulator.testing import RunningEmulator
+from emulator.worker.runtime import RuntimeOptions
 from tests.engine_support import tcp_forward
-from tests.support import Project, container_gone
+from tests.support import REPO, Project, container_gone
 
 pytestmark = pytest.mark.docker
 
@@ -67,3 +68,24 @@ def test_remote_serves_the_seed_project_with_limits_on_published_ports(
         assert emu.status()["engine"] == "remote"
         cid = inst["container_id"]
     assert container_gone(docker_client, cid)
+
+
+def test_remote_runs_the_worker_on_published_ports(
+    tcp_engine: str, docker_client: docker.DockerClient
+) -> None:
+    """Worker mode: the runtime reaches each container on its published port, not on a bridge
+    address the client host cannot reach (once 'Container crashed while checking for ports')."""
+    engine = Engine.detect()
+    assert engine.kind is EngineKind.REMOTE
+    seed = REPO / "examples" / "seed" / "wrangler.jsonc"
+    with RunningEmulator.from_path(
+        seed, engine=engine, runtime=RuntimeOptions(persist=False)
+    ) as emu:
+        resp = requests.get(emu.url + "/info", timeout=120)  # the Worker's getRandom, then /info
+        assert resp.status_code == 200, resp.text
+        info = resp.json()
+        assert info["cpu_limit_vcpu"] == 1.0 and info["memory_limit_bytes"] == 6 * GIB
+        [inst] = emu.instances().values()
+        assert inst["ip"] == "127.0.0.1" and inst["host_ports"]["8000"] > 0
+        host = docker_client.api.inspect_container(inst["container_id"])["HostConfig"]
+        assert host["NanoCpus"] == 1_000_000_000

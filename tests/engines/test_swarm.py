@@ -10,6 +10,7 @@ once and `docker swarm leave --force` at its end (the `engine` fixture), under
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,9 @@ import requests
 from emulator import labels
 from emulator.config import Overrides
 from emulator.testing import RunningEmulator
+from emulator.worker.runtime import RuntimeOptions
 from tests.engine_support import EngineUnderTest
-from tests.support import Project, emu_cli
+from tests.support import REPO, Project, emu_cli
 
 pytestmark = pytest.mark.docker
 
@@ -97,3 +99,28 @@ def test_pending_for_memory_answers_503_with_the_schedulers_reason(
         assert 5 <= took < 5 + 3, f"answered after {took:.1f} s (--start-timeout 5 s)"
         assert len(services(docker_client, session)) == 1, "the pending service was removed"
         assert emu.instances()["two"]["state"] == "stopped"
+
+
+@SWARM
+def test_swarm_runs_the_worker(
+    tmp_path: Path, engine: EngineUnderTest, docker_client: docker.DockerClient
+) -> None:
+    """Worker mode on Swarm: the runtime reaches each task on its published port (it answered
+    'The container is not listening on port 8000' when it dialled the bridge address)."""
+    seed = tmp_path / "seed"
+    shutil.copytree(REPO / "examples" / "seed", seed)
+    config = seed / "wrangler.jsonc"
+    # Swarm reserves the limits; this 2-CPU node fits the seed only at 1/8 vCPU.
+    config.write_text(
+        config.read_text()
+        .replace('"standard-2"', '{"vcpu": 0.125, "memory_mib": 512, "disk_mb": 2000}')
+        .replace("../../executor/Dockerfile", str(REPO / "executor" / "Dockerfile"))
+    )
+    runtime = RuntimeOptions(persist=False)
+    with RunningEmulator.from_path(config, engine=engine.engine, runtime=runtime) as emu:
+        resp = requests.get(emu.url + "/info", timeout=120)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["cpu_limit_vcpu"] == 0.125
+        [service] = services(docker_client, emu.emulator.session_id)
+        limits = service.attrs["Spec"]["TaskTemplate"]["Resources"]["Limits"]
+        assert limits["NanoCPUs"] == 125_000_000

@@ -63,6 +63,12 @@ async function canConnect(address) {
   }
 }
 
+/** Where the runtime reaches a container's port: its bridge address, or (a remote engine, Swarm
+ * on the host) the host port the engine published it on. */
+function addressOf(info, port) {
+  return `${info.ip}:${info.ports?.[port] ?? port}`;
+}
+
 /** "/a?b" of "http://host:1/a?b". */
 function pathAndQuery(url) {
   const slash = url.indexOf("/", url.indexOf("//") + 2);
@@ -212,7 +218,7 @@ class EmuContainer {
       connect: (options) => {
         const info = this.#run?.info;
         if (!this.running || info === null || info === undefined) throw new Error(NOT_RUNNING);
-        return connect(`${info.ip}:${port}`, options);
+        return connect(addressOf(info, port), options);
       },
     };
   }
@@ -230,7 +236,7 @@ class EmuContainer {
     // tens of microseconds). `init` may be a Request itself, as the library passes it.
     const byUrl = typeof input === "string" || input instanceof URL;
     const request = byUrl ? init : init === undefined ? input : new Request(input, init);
-    const address = `${info.ip}:${port}`;
+    const address = addressOf(info, port);
     if (!run.ready.has(port)) await this.#waitListening(run, address, port, request?.signal);
     const target = `http://${address}${pathAndQuery(byUrl ? String(input) : input.url)}`;
     this.#stats.begin();
