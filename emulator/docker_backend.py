@@ -40,6 +40,7 @@ from .docker_types import (
     container_info,
     engine_info,
     event_from_raw,
+    looks_unreachable,
     network_missing,
     port_bindings,
     usage_from_stats,
@@ -104,7 +105,7 @@ class DockerBackend:
         except _UNREACHABLE as exc:
             raise DockerUnavailable(f"cannot reach the Docker engine: {_short(exc)}") from exc
         except docker.errors.DockerException as exc:
-            if isinstance(exc, docker.errors.APIError) or not _looks_unreachable(exc):
+            if isinstance(exc, docker.errors.APIError) or not looks_unreachable(exc):
                 raise DockerError(_short(exc)) from exc
             raise DockerUnavailable(f"cannot reach the Docker engine: {_short(exc)}") from exc
 
@@ -134,6 +135,10 @@ class DockerBackend:
         found = await self._run(info, timeout=15)
         self._log_files = docker_logs.log_files_dir(found.root_dir, found.logging_driver)
         return found
+
+    async def network_ipam(self, name: str) -> list[dict[str, str]]:
+        found = await self._run(lambda: self.client.api.inspect_network(name), timeout=10)
+        return list((found.get("IPAM") or {}).get("Config") or [])
 
     async def ping(self) -> bool:
         try:
@@ -296,7 +301,9 @@ class DockerBackend:
                     hostname=spec.hostname,
                     entrypoint=None if spec.entrypoint is None else list(spec.entrypoint),
                     detach=True,
-                    ports=list(bindings) if bindings else None,
+                    # Bare numbers: the SDK adds "/tcp" itself ("8080/tcp/tcp" exposes nothing,
+                    # and an image without EXPOSE then got no published port).
+                    ports=list(spec.publish_ports) or None,
                     host_config=api.create_host_config(
                         network_mode=spec.network,
                         privileged=False,
@@ -485,13 +492,6 @@ class DockerBackend:
 def _api_client(timeout: int | None) -> docker.APIClient:
     """A client of its own for a long call, so that it never holds up the shared one."""
     return docker.APIClient(timeout=timeout, **docker.utils.kwargs_from_env())  # type: ignore[arg-type]
-
-
-def _looks_unreachable(exc: BaseException) -> bool:
-    text = str(exc)
-    return (
-        "Connection" in text or "No such file" in text or "Error while fetching server API" in text
-    )
 
 
 def context_files(context: Path, ignore: list[str], dockerfile: str) -> list[str]:

@@ -216,3 +216,11 @@ def published_address(attrs: Mapping[str, Any]) -> str | None:
             if binding.get("HostIp"):
                 return str(binding["HostIp"])
     return None
+
+
+def looks_unreachable(exc: BaseException) -> bool:
+    """The SDK's words for an engine it cannot reach."""
+    text = str(exc)
+    return (
+        "Connection" in text or "No such file" in text or "Error while fetching server API" in text
+    )

@@ -30,6 +30,7 @@ from .control import Cockpit, prewarm
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
 from .engines import Engine
+from .engines.bridge import reachable_engine
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
@@ -183,6 +184,7 @@ class Emulator:
         # Whatever is left at the end (a start that raced the shutdown, a failed stop): by label.
         stack.push_async_callback(self._sweep_session)
         info = await self.docker.connect()
+        self.engine = await reachable_engine(self.engine, self.docker, self._out)
         await sweep_project(self.docker, self.project, keep_session=self.session_id)
         if self._worker is not None:
             await self._worker.prepare()  # npm packages; the public port still free

@@ -40,11 +40,17 @@ if shutil.which("node") is None:
 class WorkerEmu:
     """`emu up` in worker mode, as a user runs it; its output is collected as it comes."""
 
-    def __init__(self, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
-        command = [sys.executable, "-m", "emulator", "up", "-c", str(config)]
+        command = [*prefix, sys.executable, "-m", "emulator", "up", "-c", str(config)]
         self.proc = subprocess.Popen(
             [*command, "--port", str(self.port), *args],
             stdin=subprocess.DEVNULL,

@@ -80,7 +80,7 @@ async def test_start_passes_what_the_worker_asked(
         "labels": None,
     }
     status, data = await _post(client, "start", body)
-    assert (status, data) == (200, {"container": "c1", "ip": "172.18.0.5"})
+    assert (status, data) == (200, {"container": "c1", "ip": "172.18.0.5", "ports": {}})
     req = host.calls[0][1]
     assert req == StartRequest(
         class_name="Box",
