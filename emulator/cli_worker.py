@@ -8,13 +8,24 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .cli_options import runtime_options
-from .worker.toolchain import PINNED, ToolchainError, ensure_packages, find_node
+from .config import ConfigError, load_config
+from .worker.toolchain import (
+    CONTAINERS_PACKAGE,
+    DEFAULT_CONTAINERS_VERSION,
+    PINNED,
+    NodeInfo,
+    ToolchainError,
+    ensure_packages,
+    find_node,
+    plan_packages,
+)
 
 
 def register(main: click.Group, up: click.Command) -> None:
@@ -48,6 +59,23 @@ def register(main: click.Group, up: click.Command) -> None:
         ctx.invoke(up, **{**defaults, **kw})
 
     @main.command(
+        "install", short_help="Install worker mode's npm packages, once, for offline use."
+    )
+    @click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        help="Install what this project needs (default: wrangler and @cloudflare/containers "
+        f"{DEFAULT_CONTAINERS_VERSION}).",
+    )
+    def install(config_path: Path | None) -> None:
+        """Put the pinned wrangler (with its miniflare, workerd and esbuild) and the library into
+        emu's cache (~/.cache/emu, or $EMU_CACHE_DIR): later `emu up`s start with no network."""
+        folder = _ensure(_wanted(config_path))
+        click.echo(f"emu: worker mode's packages are in {folder}")
+
+    @main.command(
         "wrangler",
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
         short_help=f"The wrangler {PINNED['wrangler']} emu runs, with its Node.js.",
@@ -57,17 +85,36 @@ def register(main: click.Group, up: click.Command) -> None:
         """Run the wrangler that emu pins (installed once into emu's cache), e.g.
         `emu wrangler d1 migrations apply DB --local`: it reads and writes the same
         .wrangler/state as emu up."""
-        node = find_node()
-        if isinstance(node, str):
-            click.echo(f"emu: {node}", err=True)
-            sys.exit(1)
-        try:
-            folder = asyncio.run(
-                ensure_packages(node, PINNED, lambda line: click.echo(f"emu: {line}", err=True))
-            )
-        except ToolchainError as exc:
-            click.echo(f"emu: {exc}", err=True)
-            sys.exit(1)
-        cli = folder / "node_modules" / "wrangler" / "bin" / "wrangler.js"
+        node = _node()
+        cli = _ensure(PINNED) / "node_modules" / "wrangler" / "bin" / "wrangler.js"
         env = {**os.environ, "WRANGLER_SEND_METRICS": "false"}
         os.execve(node.node, [node.node, str(cli), *args], env)
+
+
+def _node() -> NodeInfo:
+    node = find_node()
+    if isinstance(node, str):
+        click.echo(f"emu: {node}", err=True)
+        sys.exit(1)
+    return node
+
+
+def _wanted(config_path: Path | None) -> Mapping[str, str]:
+    if config_path is None:
+        return {**PINNED, CONTAINERS_PACKAGE: DEFAULT_CONTAINERS_VERSION}
+    try:
+        main = load_config(config_path).main
+        return plan_packages((main or config_path).parent).wanted
+    except (ConfigError, ToolchainError) as exc:
+        click.echo(f"emu: {exc}", err=True)
+        sys.exit(2)
+
+
+def _ensure(wanted: Mapping[str, str]) -> Path:
+    try:
+        return asyncio.run(
+            ensure_packages(_node(), wanted, lambda line: click.echo(f"emu: {line}", err=True))
+        )
+    except ToolchainError as exc:
+        click.echo(f"emu: {exc}", err=True)
+        sys.exit(1)

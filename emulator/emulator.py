@@ -134,12 +134,6 @@ class Emulator:
         return _http_url(self.config.host, self.port)
 
     @property
-    def worker_inspector_url(self) -> str | None:
-        """Chrome DevTools' address of the Worker (--inspector-port), in worker mode."""
-        runtime = self._worker.runtime if self._worker is not None else None
-        return runtime.inspector_url if runtime is not None else None
-
-    @property
     def local_url(self) -> str:
         """`url`, as a client on this machine reaches it when emu listens on every address."""
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.config.host)
@@ -474,6 +468,11 @@ class Emulator:
         else:
             self._out("emu", line)
 
+    def _settled(self) -> bool:
+        front = self._front
+        ok = front is not None and front.refusing is None
+        return ok and all(p.image.settled for p in self.pools.values())
+
     def status(self) -> dict[str, Any]:
         front = self._front
         return {
@@ -481,13 +480,11 @@ class Emulator:
             "session": self.session_id,
             "project": self.project,
             "config": str(self.config.path),
-            "serving": self._ready
-            and front is not None
-            and front.refusing is None
-            and all(p.image.settled for p in self.pools.values()),
+            "serving": self._ready and self._settled(),
             "refusing": front.refusing if front is not None else "emu is not started yet",
             "engine_up": self.engine_up,
             "engine": str(self.engine.kind),
+            "mode": "no-worker" if self._worker is None else "worker",
             "disk_limits": self.disk_note or "enforced",
             "inflight": front.inflight if front is not None else 0,
             "classes": [p.snapshot() for p in self.pools.values()],

@@ -197,6 +197,9 @@ async def ensure_packages(
     work = await asyncio.to_thread(_work_dir, folder, wanted)
     try:
         env = {**os.environ, "PATH": f"{Path(node.node).parent}{os.pathsep}{os.environ['PATH']}"}
+        # The machine's CA store, as pip and curl trust it (a proxy's own CA included), not
+        # only the one compiled into Node.js.
+        env.setdefault("NODE_USE_SYSTEM_CA", "1")
         proc = await asyncio.create_subprocess_exec(
             *node.npm,
             "install",

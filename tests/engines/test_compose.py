@@ -63,17 +63,20 @@ def test_compose_serves_the_seed_with_limits_and_down_leaves_nothing(
     compose_up: tuple[str, str, int], docker_client: docker.DockerClient
 ) -> None:
     url, project, port = compose_up
-    session = requests.get(url + "/_emu/status", timeout=10).json()["session"]
-    resp = requests.get(url + "/info", headers={"x-emu-instance": "instance-2"}, timeout=60)
+    status = requests.get(url + "/_emu/status", timeout=10).json()
+    session = status["session"]
+    assert status["mode"] == "worker"  # the seed's Worker runs in workerd, in emu's image
+    resp = requests.get(url + "/info", timeout=60)  # its getRandom picks the instance
     assert resp.status_code == 200, resp.text
     assert resp.json()["cpu_limit_vcpu"] == 1.0
     assert resp.json()["memory_limit_bytes"] == 6 * GIB
     found = labels.docker_filter(labels.session_filter(session))
     [inst] = docker_client.containers.list(filters={"label": found})
-    assert inst.labels[labels.INSTANCE] == "instance-2"
+    assert inst.labels[labels.INSTANCE] == resp.json()["hostname"]
     assert inst.attrs["HostConfig"]["Memory"] == 6 * GIB
     assert not inst.attrs["Mounts"], "only emu's container gets the Docker socket"
-    assert len(docker_client.networks.list(filters={"label": found})) == 1
+    # Its network, and the internal one a start({enableInternet: false}) may ask for.
+    assert len(docker_client.networks.list(filters={"label": found})) == 2
 
     down = _compose(project, port, "down")
     assert down.returncode == 0, down.stderr[-2000:]

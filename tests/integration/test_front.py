@@ -157,7 +157,7 @@ def test_no_default_port_waits_for_the_requested_port(tmp_path: Path, emu_up: Em
     def out(source: str, line: str) -> None:
         lines.append(line)
 
-    _describe(emu.emulator, out, ModeChoice(False, "--no-worker"))  # type: ignore[arg-type]
+    _describe(emu.emulator, out, ModeChoice(False, "--no-worker"), None)  # type: ignore[arg-type]
     assert any("no defaultPort" in line for line in lines), lines
     assert not any("port None" in line for line in lines), lines
 
