@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Any
 import click
 
 from .cli_options import runtime_options
-from .config import ConfigError, load_config
+from .config import ConfigError, Overrides, load_config
+from .worker.project import worker_project
+from .worker.runtime import RuntimeOptions, WorkerError, WorkerRuntime
 from .worker.toolchain import (
     CONTAINERS_PACKAGE,
     DEFAULT_CONTAINERS_VERSION,
@@ -75,6 +78,28 @@ def register(main: click.Group, up: click.Command) -> None:
         folder = _ensure(_wanted(config_path))
         click.echo(f"emu: worker mode's packages are in {folder}")
 
+    @main.command("bundle", short_help="Write the bundle emu runs, as wrangler deploy --dry-run.")
+    @click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="wrangler.json, wrangler.jsonc or wrangler.toml (default: the one in this folder).",
+    )
+    @click.option("--env", "-e", metavar="NAME", envvar="CLOUDFLARE_ENV", help="env.NAME.")
+    @click.option(
+        "--outdir",
+        required=True,
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Where to write the modules.",
+    )
+    def bundle_cmd(config_path: Path | None, env: str | None, outdir: Path) -> None:
+        """Bundle the Worker as worker mode does (wrangler's module rules, define, alias and
+        nodejs_compat; emu's generated entry first) and write its modules to OUTDIR, one
+        line each: its kind and its name."""
+        for kind, name in asyncio.run(_bundle(config_path, env, outdir)):
+            click.echo(f"{kind}\t{name}")
+
     @main.command(
         "wrangler",
         context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
@@ -118,3 +143,44 @@ def _ensure(wanted: Mapping[str, str]) -> Path:
     except ToolchainError as exc:
         click.echo(f"emu: {exc}", err=True)
         sys.exit(1)
+
+
+async def _bundle(config_path: Path | None, env: str | None, outdir: Path) -> list[tuple[str, str]]:
+    try:
+        config = load_config(config_path, Overrides(env=env))
+        project = worker_project(config)
+        plan = plan_packages(project.main.parent)
+    except (ConfigError, ToolchainError) as exc:
+        click.echo(f"emu: {exc}", err=True)
+        sys.exit(2)
+    node = _node()
+    modules_dir = await ensure_packages(node, plan.wanted, lambda line: click.echo(f"emu: {line}"))
+    options = RuntimeOptions(persist=False, containers_dir=plan.containers if plan.linked else None)
+    runtime = WorkerRuntime(
+        project,
+        node,
+        modules_dir,
+        host="127.0.0.1",
+        port=0,
+        session="bundle",
+        out=lambda source, line: click.echo(f"{source}: {line}", err=True),
+        options=options,
+    )
+    try:
+        modules = await runtime.bundle("http://127.0.0.1:9", "bundle")
+        return await asyncio.to_thread(_copy, modules, outdir)
+    except WorkerError as exc:
+        click.echo(f"emu: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    finally:
+        await runtime.stop()
+
+
+def _copy(modules: list[dict[str, str]], outdir: Path) -> list[tuple[str, str]]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    for module in modules:
+        shutil.copyfile(module["path"], outdir / Path(module["path"]).name)
+    source_map = Path(modules[0]["path"] + ".map")  # the bundle's, for stack traces
+    if modules and source_map.is_file():
+        shutil.copyfile(source_map, outdir / source_map.name)
+    return [(module["type"], Path(module["path"]).name) for module in modules]

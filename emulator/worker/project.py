@@ -5,15 +5,12 @@ emu's `ctx.container` into each Container class without changing the user's file
 from __future__ import annotations
 
 import json
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import json5
-
 from ..config import Config, ConfigError
+from ..config.document import read_document
 
 SHIM = Path(__file__).resolve().parent / "js" / "shim.js"
 
@@ -28,12 +25,6 @@ class WorkerProject:
     config_path: Path
     env: str | None
     container_classes: tuple[str, ...]
-
-
-def _read(path: Path) -> Mapping[str, Any]:
-    text = path.read_text()
-    data = tomllib.loads(text) if path.suffix == ".toml" else json5.loads(text)
-    return data if isinstance(data, dict) else {}
 
 
 def worker_project(config: Config) -> WorkerProject:
@@ -79,3 +70,35 @@ def entry_module(
             f"user[{json.dumps(name)}], {json.dumps(name)}, FRONT, TOKEN, {source});"
         )
     return "\n".join(lines) + "\n"
+
+
+def unexported_class(project: WorkerProject, exports: list[str]) -> ConfigError | None:
+    """A Durable Object or Workflow binding of this Worker whose class its entry does not
+    export, as wrangler's bundling refuses it: the error names the config's file and line.
+    (workerd itself only warns, and each call to the binding then fails.)"""
+    doc = read_document(project.config_path, project.config_path.parent)
+    prefix: tuple[str | int, ...] = ("env", project.env) if project.env else ()
+    section: Any = doc.data
+    for key in prefix:
+        section = section.get(key, {}) if isinstance(section, dict) else {}
+    if not isinstance(section, dict):
+        return None
+    durable = section.get("durable_objects")
+    places: list[tuple[tuple[str | int, ...], Any]] = []
+    if isinstance(durable, dict) and isinstance(durable.get("bindings"), list):
+        places += [
+            (("durable_objects", "bindings", j), b) for j, b in enumerate(durable["bindings"])
+        ]
+    if isinstance(section.get("workflows"), list):
+        places += [(("workflows", j), w) for j, w in enumerate(section["workflows"])]
+    shown = ", ".join(sorted(e for e in exports if e != "default")) or "nothing but its default"
+    for path, entry in places:
+        if not isinstance(entry, dict) or entry.get("script_name"):
+            continue
+        name = entry.get("class_name")
+        if isinstance(name, str) and name not in exports:
+            return doc.error(
+                (*prefix, *path, "class_name"),
+                f"{project.main.name} exports no class {name} (it exports: {shown})",
+            )
+    return None

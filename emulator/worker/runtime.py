@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..reaper import Reaper
-from .project import WorkerProject, entry_module
+from .project import WorkerProject, entry_module, unexported_class
 from .toolchain import CONTAINERS_PACKAGE, NodeInfo
 
 RUNNER = Path(__file__).resolve().parent / "js" / "runner.mjs"
@@ -122,6 +122,19 @@ class WorkerRuntime:
 
     async def start(self, front_url: str, token: str) -> str:
         """Bundle and serve; return the public URL. Raises BundleError, WorkerError."""
+        await self.bundle(front_url, token)
+        self._send({"op": "serve"})
+        ready = await self._next("ready", "start_error")
+        if ready["t"] == "start_error":
+            raise WorkerError(self._start_failure(str(ready.get("message", ""))))
+        url = str(ready["url"]).rstrip("/")
+        self.url = url
+        self.inspector_url = ready.get("inspector")
+        return url
+
+    async def bundle(self, front_url: str, token: str) -> list[dict[str, str]]:
+        """Translate and bundle (the runner then waits for `serve`): the modules workerd gets,
+        the bundle first, as {"type", "path"}. Raises BundleError, ConfigProblem, WorkerError."""
         self._dir = Path(tempfile.mkdtemp(prefix=f"emu-worker-{self.session[:6]}-"))
         entry = self._dir / "entry.mjs"
         entry.write_text(
@@ -158,19 +171,16 @@ class WorkerRuntime:
         first = await self._next("bundled", "bundle_error", "config_error")
         if first["t"] == "config_error":
             raise ConfigProblem(str(first.get("message", "")).strip())
+        if first["t"] == "bundled":
+            problem = unexported_class(self.project, list(first.get("exports") or []))
+            if problem is not None:
+                raise ConfigProblem(str(problem))
         if first["t"] == "bundle_error":
             problems = [_problem(e) for e in first["errors"]]
             raise BundleError(
                 "the Worker does not bundle:\n" + "\n".join(p.describe() for p in problems)
             )
-        self._send({"op": "serve"})
-        ready = await self._next("ready", "start_error")
-        if ready["t"] == "start_error":
-            raise WorkerError(self._start_failure(str(ready.get("message", ""))))
-        url = str(ready["url"]).rstrip("/")
-        self.url = url
-        self.inspector_url = ready.get("inspector")
-        return url
+        return list(first.get("modules") or [])
 
     def _settings(self, entry: Path) -> dict[str, Any]:
         assert self._dir is not None

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import json5
 import pytest
 import requests
 
@@ -241,3 +242,67 @@ def test_the_seeds_pdf_parser_workflow_spreads_its_blocks(running: list[WorkerEm
     assert len(served) >= 3, served  # spread over the instances, not all on one
     reached = set(emu.instances())
     assert served <= reached and all(int(n[9:]) < 10 for n in reached)
+
+
+def json5_load(path: Path) -> object:
+    return json5.loads(path.read_text())
+
+
+def _sources(bundle_map: Path) -> set[str]:
+    """The files a bundle was made of (its source map's), as `today/...` or `containers/...`:
+    wrangler's map is relative to the folder it was built in, not where it is written."""
+    found = set()
+    for source in json.loads(bundle_map.read_text())["sources"]:
+        for root in ("/today/", "/containers/"):
+            if root in "/" + source:
+                found.add(root.strip("/") + "/" + ("/" + source).split(root, 1)[1])
+    return found
+
+
+def test_emus_bundle_is_wranglers(tmp_path: Path) -> None:
+    """emu bundle against wrangler deploy --dry-run --outdir, on the same project (wrangler's
+    copy without `containers`, so that it builds no image): the same additional modules, named
+    and typed alike, and the same source files (emu's generated entry and shim aside)."""
+    project = _today(tmp_path)
+    library = _library_copy(tmp_path / "lib" / "containers")
+    (project / "node_modules" / "@cloudflare").mkdir(parents=True)
+    (project / "node_modules" / "@cloudflare" / "containers").symlink_to(library)
+    ours = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "bundle",
+            "-c",
+            str(project / "wrangler.jsonc"),
+            "--outdir",
+            str(tmp_path / "emu"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert ours.returncode == 0, ours.stderr
+    listed = [line.split("\t") for line in ours.stdout.splitlines()]
+    wrangler_config = json.loads(json.dumps(json5_load(project / "wrangler.jsonc")))
+    for key in ("containers", "durable_objects", "migrations"):
+        wrangler_config.pop(key)
+    (project / "wrangler.json").write_text(json.dumps(wrangler_config))
+    theirs = _wrangler(
+        project, "deploy", "--dry-run", "--outdir", str(tmp_path / "wr"), "-c", "wrangler.json"
+    )
+    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
+    wrangler_modules = {p.name for p in (tmp_path / "wr").iterdir()} - {
+        "index.js",
+        "index.js.map",
+        "README.md",
+    }
+    assert listed[0] == ["ESModule", "__emu_worker.mjs"]
+    assert dict((name, kind) for kind, name in listed[1:]) == {
+        name: "Text" for name in wrangler_modules
+    }  # page.html, as Text, named by its content's hash alike
+    assert any(name.endswith("-page.html") for name in wrangler_modules)
+    # Beside emu's own entry and shim: the Worker and the library, the same files.
+    ours_sources = _sources(tmp_path / "emu" / "__emu_worker.mjs.map")
+    assert ours_sources == _sources(tmp_path / "wr" / "index.js.map")
+    assert {"today/src/index.ts", "containers/src/lib/container.ts"} <= ours_sources

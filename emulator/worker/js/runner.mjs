@@ -128,18 +128,20 @@ function translateAll(announce) {
 
 async function build() {
   const all = [];
+  let exports = [];
   for (const worker of translated) {
     const built = await buildOne(worker);
     if (built.errors) return built;
     all.push(built.modules);
+    if (all.length === 1) exports = built.exports;
   }
-  return { modules: all };
+  return { modules: all, exports };
 }
 
 async function buildOne(worker) {
   const { options, rules, define, alias } = worker;
   try {
-    const { modules } = await bundle({
+    const { modules, result } = await bundle({
       esbuild,
       requireTools,
       entry: worker.entry,
@@ -152,10 +154,13 @@ async function buildOne(worker) {
       compatibilityDate: options.compatibilityDate,
       compatibilityFlags: options.compatibilityFlags ?? [],
     });
+    let exports = [];
     if (worker.outfile === settings.outfile) {
       traceMap = new TraceMap(readFileSync(settings.outfile + ".map", "utf8"), settings.outfile);
+      const output = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint);
+      exports = output?.[1].exports ?? [];
     }
-    return { modules };
+    return { modules, exports };
   } catch (error) {
     const errors = (error.errors ?? [{ text: String(error?.message ?? error) }]).map((e) => ({
       text: e.text,
@@ -287,5 +292,5 @@ const built = await build();
 if (built.errors) send({ t: "bundle_error", errors: built.errors, fatal: true });
 else {
   pending = built.modules;
-  send({ t: "bundled", remote: translated[0].remote });
+  send({ t: "bundled", remote: translated[0].remote, exports: built.exports, modules: built.modules[0] });
 }
