@@ -156,6 +156,12 @@ def run_load(kw: dict[str, Any], running_url: Callable[[Path | None, str | None]
             ]
         else:
             mode = choose_mode(kw["worker"])
+            if mode.worker and kw["prewarm"]:
+                raise LoadFailed(
+                    "--prewarm: in worker mode the Worker's Durable Objects start the "
+                    "instances; prewarm with --no-worker",
+                    EXIT_BAD_INPUT,
+                )
             try:
                 configs = _configs(kw["config_path"], kw["env"], kw["seed"], variants, mode)
             except settings.SettingError as exc:
@@ -165,6 +171,8 @@ def run_load(kw: dict[str, Any], running_url: Callable[[Path | None, str | None]
         raise LoadFailed(str(exc)) from None
     except WorkerError as exc:
         raise LoadFailed(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt:  # asyncio.run has stopped the emu and the generator by now
+        raise LoadFailed("interrupted: no report", 130) from None
     _output(reports, kw)
 
 

@@ -13,6 +13,7 @@ import collections
 import json
 import random
 import resource
+import signal
 import sys
 import time
 from typing import Any
@@ -166,6 +167,8 @@ def _write(message: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    # Ctrl-C is emu load's to handle: it ends this process when it stops the run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     order = json.load(sys.stdin)
     driver = Driver(order["url"], Profile.from_json(order["profile"]), order.get("seed"))
     _write({"result": asyncio.run(driver.run())})
