@@ -217,3 +217,48 @@ def test_bad_input_exits_2_before_anything_starts(tmp_path: Path) -> None:
     assert both.exit_code == 2 and "give one of" in both.stderr
     for result in (bad_line, unknown, worker, config, url, both):
         assert "Traceback" not in result.output + result.stderr
+
+
+def _sample(t: float, **instances: dict[str, object]) -> dict[str, object]:
+    itype = {"name": "basic", "vcpu": 0.25, "memory_mib": 1024, "disk_mb": 4000}
+    rows = [{"name": name, "state": "healthy", **fields} for name, fields in instances.items()]
+    cls = {"class_name": "C", "max_instances": 2, "instance_type": itype, "instances": rows}
+    return {"time": t, "status": {"classes": [cls]}}
+
+
+def test_instance_usage_counts_growth_during_the_run() -> None:
+    from emulator.load import usage
+
+    def at(cpu: float, periods: int, throttled: int, **more: object) -> dict[str, object]:
+        return {"cpu_s": cpu, "cpu_throttled_s": cpu / 2, "cpu_periods": periods,
+                "cpu_throttled_periods": throttled, **more}  # fmt: skip
+
+    samples = [
+        _sample(0, a={"container_id": "x", "requests": 10, **at(5.0, 100, 10)}),
+        _sample(1, a={"container_id": "x", "requests": 30, "inflight": 4,
+                      "memory_bytes": 300 << 20, **at(6.0, 120, 25)},
+                b={"container_id": "y", "requests": 3, **at(1.0, 20, 15)}),
+    ]  # fmt: skip
+    rows = usage.instances(samples, [], {("C", "a"): 1.0, ("C", "b"): 0.5})
+    a, b = rows
+    # a ran before the run: only its growth counts; b started during it: all of it.
+    assert (a["requests"], a["cpu_s"], a["throttled_share"]) == (20, 1.0, 0.75)
+    assert (a["peak_inflight"], a["memory_peak_mib"], a["memory_peak_share"]) == (4, 300.0, 0.293)
+    assert (b["requests"], b["cpu_s"], b["throttled_share"]) == (3, 1.0, 0.75)
+    assert usage.throttled_share(samples) == pytest.approx((15 + 15) / (20 + 20))
+
+
+def test_docker_stats_give_cpu_used_and_periods() -> None:
+    from emulator.docker_types import usage_from_stats
+
+    stats = {
+        "memory_stats": {"usage": 5000, "stats": {"inactive_file": 1000}},
+        "cpu_stats": {
+            "cpu_usage": {"total_usage": 2_500_000_000},
+            "throttling_data": {"periods": 40, "throttled_periods": 10, "throttled_time": 5e8},
+        },
+    }
+    got = usage_from_stats(stats)
+    assert got is not None
+    assert (got.memory_bytes, got.cpu_s, got.cpu_throttled_s) == (4000, 2.5, 0.5)
+    assert (got.cpu_periods, got.cpu_throttled_periods) == (40, 10)
