@@ -37,7 +37,7 @@ def emu_load(*args: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("mode", ["--worker", "--no-worker"])
 def test_the_seed_under_concurrent_posts_is_reported(mode: str) -> None:
-    (run,) = emu_load(mode, "-n", "20", "-d", "3s", "--path", "/execute", "--body", POST)
+    (run,) = emu_load(mode, "-n", "20", "-d", "2s", "--path", "/execute", "--body", POST)
     assert run["mode"] == ("worker mode" if mode == "--worker" else "no-worker mode")
     assert run["requests"] >= 20 and run["status"] == {"200": run["requests"]}
     assert run["throughput_rps"] > 0 and run["latency_ok_ms"]["p50"] is not None
@@ -140,10 +140,24 @@ def test_cpu_work_against_a_small_limit_is_cpu_bound() -> None:
     (run,) = emu_load(
         "--no-worker", "--prewarm", "2",
         "--set", f"instances=2,max_instances=2,instance_type=basic,{DIAG}",
-        "-n", "4", "-d", "3s", "--path", "/diag/cpu?ms=400",
+        "-n", "4", "-d", "2s", "--path", "/diag/cpu?ms=400",
     )  # fmt: skip
     assert run["classes"]["PythonExecutorContainer"]["instance_type"]["name"] == "basic"
     assert run["host"]["vcpu_limits"] == 0.5
     assert run["throttled_share"] > 0.2, run["instances"]
     assert run["verdict"]["kind"] == "CPU-bound", run["verdict"]
     assert "a larger instance type or more instances would help" in run["verdict"]["text"]
+
+
+def test_compare_in_worker_mode_waits_the_librarys_retries_then_503s() -> None:
+    """In worker mode the Worker's own getRandom(env, 10) routes, and the library retries a
+    start for 8 s before its 503: the run waits for those answers, within --timeout."""
+    five, ten = emu_load(
+        "--worker", "--seed", "5", "--set", DIAG,
+        "--compare", "max_instances=5", "--compare", "max_instances=10",
+        "--rps", "30", "-d", "1s", "--path", "/diag/sleep?ms=100",
+    )  # fmt: skip
+    assert 0.2 < five["no_capacity_share"] < 0.8, five["status"]
+    assert five["verdict"]["kind"] == "capacity-bound" and five["peak_running"] == 5
+    assert five["latency_ms"]["max"] > 7000  # the library's retries
+    assert ten["no_capacity_share"] == 0 and ten["status"] == {"200": ten["requests"]}
