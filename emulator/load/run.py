@@ -81,7 +81,7 @@ async def measure(
         cpu_before = host_cpu()
         sampling = asyncio.ensure_future(sampler.run())
         try:
-            result = await _drive(url, profile, seed, sampler, on_progress)
+            result = await _drive(url, profile, seed, sampler, on_progress, run.label)
         finally:
             sampler.stop()
             await sampling
@@ -134,8 +134,38 @@ async def _settle(sampler: Sampler) -> None:
         before = now
 
 
+class _Feed:
+    """The progress, posted to the emu under load for its dashboard (`POST /_emu/load`); an emu
+    without that route, or a slow answer, costs the run nothing."""
+
+    def __init__(self, sampler: Sampler, run: str) -> None:
+        self.sampler, self.run = sampler, run
+        self.sending: set[asyncio.Task[None]] = set()
+
+    def post(self, sample: dict[str, Any]) -> None:
+        task = asyncio.ensure_future(self._send({"run": self.run, **sample}))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    async def _send(self, body: dict[str, Any]) -> None:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            url = self.sampler.url + "/_emu/load"
+            timeout = aiohttp.ClientTimeout(total=5)
+            async with self.sampler.session.post(url, json=body, timeout=timeout) as resp:
+                await resp.read()
+
+    async def flush(self) -> None:
+        if self.sending:
+            await asyncio.wait(self.sending, timeout=5)
+
+
 async def _drive(
-    url: str, profile: Profile, seed: int | None, sampler: Sampler, on_progress: Progress
+    url: str,
+    profile: Profile,
+    seed: int | None,
+    sampler: Sampler,
+    on_progress: Progress,
+    label: str = "load",
 ) -> dict[str, Any]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -151,14 +181,19 @@ async def _drive(
     await proc.stdin.drain()
     proc.stdin.close()
     result: dict[str, Any] | None = None
+    feed = _Feed(sampler, f"{label} {time.strftime('%H:%M:%S')}")
     try:
         async for line in proc.stdout:
             message = json.loads(line)
             if "progress" in message:
                 latest = sampler.samples[-1]["status"] if sampler.samples else None
-                on_progress({**message["progress"], "running": _running(latest)})
+                progress = {**message["progress"], "running": _running(latest)}
+                on_progress(progress)
+                feed.post(progress)
             else:
                 result = message["result"]
+        feed.post({"done": True})
+        await feed.flush()
     finally:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
 from emulator.cli import main
 from emulator.load.cost import load_rates
+from emulator.pytest_plugin import EmuUp
 
 pytestmark = pytest.mark.docker
 
@@ -26,6 +29,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 DIAG = "env.EXECUTOR_DIAGNOSTICS=1"  # the executor's /diag/ paths: sleep, cpu
 POST = '{"code": "print(sum(range(10000)))", "timeout_s": 10}'
+
+
+def _drawn(png: bytes) -> float:
+    """The share of a chart's pixels that its lines coloured, unlike the axes, grid and text
+    (greys)."""
+    shot = Image.open(io.BytesIO(png)).convert("RGB")
+    pixels = zip(*[iter(shot.tobytes())] * 3, strict=True)
+    return sum(1 for rgb in pixels if max(rgb) - min(rgb) > 60) / (shot.width * shot.height)
 
 
 def emu_load(*args: str) -> list[dict[str, Any]]:
@@ -127,11 +138,7 @@ def test_the_html_report_draws_its_charts_offline(compared: tuple[list[Any], Pat
                     f"document.querySelectorAll('#chart-{key} .trace').length > 0",
                     timeout=20_000,
                 )
-                shot = Image.open(io.BytesIO(chart.screenshot())).convert("RGB")
-                # The lines' pixels: coloured, unlike the axes, grid and text (greys).
-                pixels = zip(*[iter(shot.tobytes())] * 3, strict=True)
-                drawn = sum(1 for rgb in pixels if max(rgb) - min(rgb) > 60)
-                assert drawn > 0.002 * shot.width * shot.height, (key, drawn)
+                assert _drawn(chart.screenshot()) > 0.002, key
         finally:
             browser.close()
 
@@ -161,3 +168,34 @@ def test_compare_in_worker_mode_waits_the_librarys_retries_then_503s() -> None:
     assert five["verdict"]["kind"] == "capacity-bound" and five["peak_running"] == 5
     assert five["latency_ms"]["max"] > 7000  # the library's retries
     assert ten["no_capacity_share"] == 0 and ten["status"] == {"200": ten["requests"]}
+
+
+def test_the_dashboard_draws_a_running_load(emu_up: EmuUp) -> None:
+    """emu load --url posts its progress to the emu it drives; the dashboard draws it."""
+    emu = emu_up(REPO / "examples" / "hello" / "wrangler.jsonc")
+    outcome: dict[str, Any] = {}
+
+    def drive() -> None:
+        args = ["load", "--url", emu.url, "-n", "2", "-d", "4s", "--path", "/hi", "--json"]
+        outcome["result"] = CliRunner().invoke(main, args)
+
+    driving = threading.Thread(target=drive)
+    driving.start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                page.goto(emu.url + "/_emu/")
+                page.wait_for_function(
+                    "document.querySelectorAll('#load-rps .trace').length > 0", timeout=20_000
+                )
+                assert "running" in page.locator("#load-state").inner_text()
+                assert _drawn(page.locator("#load-rps").screenshot()) > 0
+            finally:
+                browser.close()
+    finally:
+        driving.join(timeout=120)
+    assert outcome["result"].exit_code == 0, outcome["result"].output
+    (run,) = requests.get(emu.url + "/_emu/load", timeout=10).json()["runs"]
+    assert run["done"] and run["points"] and run["run"].startswith("running emu ")
