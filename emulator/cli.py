@@ -18,7 +18,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from . import cli_control, cli_worker, labels
+from . import cli_control, cli_load, cli_worker, labels
 from . import config as config_mod
 from .cli_options import (
     config_option,
@@ -484,6 +484,7 @@ def _where_options(fn: F) -> F:
     return config_option(env(fn))
 
 
-# At the end: the control commands take this module's helpers.
+# At the end: the control and load commands take this module's helpers.
 cli_control.register(main, _where_options, _running_url)
 cli_worker.register(main, up)
+cli_load.register(main, _where_options, _running_url)

@@ -32,7 +32,12 @@ from .worker.toolchain import (
 
 
 def register(main: click.Group, up: click.Command) -> None:
-    @main.command(
+    for command in (_dev_command(up), install, bundle_cmd, wrangler):
+        main.add_command(command)
+
+
+def _dev_command(up: click.Command) -> click.Command:
+    @click.command(
         "dev",
         short_help="emu up with wrangler dev's flags, for scripts that spawn wrangler dev.",
     )
@@ -61,59 +66,62 @@ def register(main: click.Group, up: click.Command) -> None:
         defaults = {p.name: p.get_default(ctx) for p in up.params if p.name is not None}
         ctx.invoke(up, **{**defaults, **kw})
 
-    @main.command(
-        "install", short_help="Install worker mode's npm packages, once, for offline use."
-    )
-    @click.option(
-        "--config",
-        "-c",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False, exists=True),
-        help="Install what this project needs (default: wrangler and @cloudflare/containers "
-        f"{DEFAULT_CONTAINERS_VERSION}).",
-    )
-    def install(config_path: Path | None) -> None:
-        """Put the pinned wrangler (with its miniflare, workerd and esbuild) and the library into
-        emu's cache (~/.cache/emu, or $EMU_CACHE_DIR): later `emu up`s start with no network."""
-        folder = _ensure(_wanted(config_path))
-        click.echo(f"emu: worker mode's packages are in {folder}")
+    return dev
 
-    @main.command("bundle", short_help="Write the bundle emu runs, as wrangler deploy --dry-run.")
-    @click.option(
-        "--config",
-        "-c",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="wrangler.json, wrangler.jsonc or wrangler.toml (default: the one in this folder).",
-    )
-    @click.option("--env", "-e", metavar="NAME", envvar="CLOUDFLARE_ENV", help="env.NAME.")
-    @click.option(
-        "--outdir",
-        required=True,
-        type=click.Path(path_type=Path, file_okay=False),
-        help="Where to write the modules.",
-    )
-    def bundle_cmd(config_path: Path | None, env: str | None, outdir: Path) -> None:
-        """Bundle the Worker as worker mode does (wrangler's module rules, define, alias and
-        nodejs_compat; emu's generated entry first) and write its modules to OUTDIR, one
-        line each: its kind and its name."""
-        for kind, name in asyncio.run(_bundle(config_path, env, outdir)):
-            click.echo(f"{kind}\t{name}")
 
-    @main.command(
-        "wrangler",
-        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
-        short_help=f"The wrangler {PINNED['wrangler']} emu runs, with its Node.js.",
-    )
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def wrangler(args: tuple[str, ...]) -> None:
-        """Run the wrangler that emu pins (installed once into emu's cache), e.g.
-        `emu wrangler d1 migrations apply DB --local`: it reads and writes the same
-        .wrangler/state as emu up."""
-        node = _node()
-        cli = _ensure(PINNED) / "node_modules" / "wrangler" / "bin" / "wrangler.js"
-        env = {**os.environ, "WRANGLER_SEND_METRICS": "false"}
-        os.execve(node.node, [node.node, str(cli), *args], env)
+@click.command("install", short_help="Install worker mode's npm packages, once, for offline use.")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Install what this project needs (default: wrangler and @cloudflare/containers "
+    f"{DEFAULT_CONTAINERS_VERSION}).",
+)
+def install(config_path: Path | None) -> None:
+    """Put the pinned wrangler (with its miniflare, workerd and esbuild) and the library into
+    emu's cache (~/.cache/emu, or $EMU_CACHE_DIR): later `emu up`s start with no network."""
+    folder = _ensure(_wanted(config_path))
+    click.echo(f"emu: worker mode's packages are in {folder}")
+
+
+@click.command("bundle", short_help="Write the bundle emu runs, as wrangler deploy --dry-run.")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="wrangler.json, wrangler.jsonc or wrangler.toml (default: the one in this folder).",
+)
+@click.option("--env", "-e", metavar="NAME", envvar="CLOUDFLARE_ENV", help="env.NAME.")
+@click.option(
+    "--outdir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to write the modules.",
+)
+def bundle_cmd(config_path: Path | None, env: str | None, outdir: Path) -> None:
+    """Bundle the Worker as worker mode does (wrangler's module rules, define, alias and
+    nodejs_compat; emu's generated entry first) and write its modules to OUTDIR, one
+    line each: its kind and its name."""
+    for kind, name in asyncio.run(_bundle(config_path, env, outdir)):
+        click.echo(f"{kind}\t{name}")
+
+
+@click.command(
+    "wrangler",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    short_help=f"The wrangler {PINNED['wrangler']} emu runs, with its Node.js.",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def wrangler(args: tuple[str, ...]) -> None:
+    """Run the wrangler that emu pins (installed once into emu's cache), e.g.
+    `emu wrangler d1 migrations apply DB --local`: it reads and writes the same
+    .wrangler/state as emu up."""
+    node = _node()
+    cli = _ensure(PINNED) / "node_modules" / "wrangler" / "bin" / "wrangler.js"
+    env = {**os.environ, "WRANGLER_SEND_METRICS": "false"}
+    os.execve(node.node, [node.node, str(cli), *args], env)
 
 
 def _node() -> NodeInfo:

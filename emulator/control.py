@@ -24,6 +24,8 @@ from .docker_types import DockerError
 from .errors import EmuHTTPError
 from .front import EVENT_STREAM
 from .instances import INSTANCE_NAME, KEPT_LOG_LINES, Instance, State
+from .load.feed import LoadFeed
+from .load.feed import routes as load_routes
 from .pools import ClassPool
 from .requests_log import RequestLog
 
@@ -51,6 +53,7 @@ class Cockpit:
         self.status = status
         self.feed = feed
         self.usage = sse.UsageCache()  # memory and CPU readings, shared by the open streams
+        self.load = LoadFeed()  # a running `emu load`'s progress, for the dashboard
         self.event_count = 0  # lifecycle events ever seen: streams remember where they were
         self._listeners: set[Callable[[dict[str, Any]], None]] = set()
         self._streams: set[Callable[[], None]] = set()  # how to end each open stream
@@ -192,6 +195,7 @@ class Cockpit:
                 web.get("/_emu", local_only(dashboard.redirect)),
                 web.get("/_emu/", local_only(dashboard.index)),
                 web.get("/_emu/ui/{file}", local_only(dashboard.asset)),
+                *load_routes(self.load, local_only),
             ]
         )
         app[EVENT_STREAM] = local_only(lambda request: sse.event_stream(request, self))

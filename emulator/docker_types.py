@@ -102,6 +102,9 @@ class Usage:
 
     memory_bytes: int  # in use, without the inactive file cache (as `docker stats` counts)
     cpu_throttled_s: float  # time the CPU limit held it back, since it started
+    cpu_s: float = 0.0  # CPU time used, since it started
+    cpu_periods: int = 0  # CFS periods in which it ran, and those the limit cut short
+    cpu_throttled_periods: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,15 @@ def usage_from_stats(stats: Mapping[str, Any]) -> Usage | None:
         return None
     detail = memory.get("stats") or {}
     cache = detail.get("total_inactive_file", detail.get("inactive_file", 0))  # v1, v2
-    cpu = (stats.get("cpu_stats") or {}).get("throttling_data") or {}
-    return Usage(max(0, int(memory["usage"]) - int(cache)), cpu.get("throttled_time", 0) / 1e9)
+    cpu_stats = stats.get("cpu_stats") or {}
+    cpu = cpu_stats.get("throttling_data") or {}
+    return Usage(
+        max(0, int(memory["usage"]) - int(cache)),
+        cpu.get("throttled_time", 0) / 1e9,
+        cpu_s=(cpu_stats.get("cpu_usage") or {}).get("total_usage", 0) / 1e9,
+        cpu_periods=int(cpu.get("periods", 0)),
+        cpu_throttled_periods=int(cpu.get("throttled_periods", 0)),
+    )
 
 
 def event_from_raw(raw: Mapping[str, Any]) -> Event:

@@ -318,6 +318,9 @@ async def _add_usage(docker: DockerBackend, body: dict[str, Any]) -> None:
         if usage is not None:
             inst["memory_bytes"] = usage.memory_bytes
             inst["cpu_throttled_s"] = round(usage.cpu_throttled_s, 3)
+            inst["cpu_s"] = round(usage.cpu_s, 3)  # for emu load: CPU used, periods throttled
+            inst["cpu_periods"] = usage.cpu_periods
+            inst["cpu_throttled_periods"] = usage.cpu_throttled_periods
 
 
 async def _metrics(request: web.Request) -> web.Response:

@@ -85,6 +85,7 @@ def container_spec(
         "CLOUDFLARE_REGION": "LOCAL",
         "CLOUDFLARE_DURABLE_OBJECT_ID": options.durable_object_id or object_id,
         **(cfg.env_vars if options.env is None else options.env),
+        **cfg.forced_env,
     }
     return ContainerSpec(
         # The slug alone would make "Foo" and "foo", or "x_1" and "x-1", one container.

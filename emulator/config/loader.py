@@ -12,7 +12,7 @@ from typing import Any
 from emulator.durations import parse_duration
 from emulator.jsvalue import is_integer, literal
 
-from . import fields
+from . import fields, rehearsal
 from .bindings import Binding, Exports, Migrations, bindings, exports, migration_warning, migrations
 from .document import Document, locate, read_document, select_env
 from .formats import FieldPath
@@ -35,10 +35,17 @@ from .model import (
     ConfigError,
     ConfigWarning,
     FileOrigin,
+    InstanceType,
     Origin,
     Overrides,
 )
-from .source import Worker, default_instances, random_instances, scan_worker, source_settings
+from .source import (
+    Worker,
+    default_instances,
+    random_instances,
+    scan_worker,
+    source_settings,
+)
 
 
 def load_config(
@@ -154,10 +161,27 @@ class _ClassFlags:
 
     instances: int | None
     sleep_after: float | None
+    max_instances: int | None = None
+    instance_type: InstanceType | None = None
+    env_vars: Mapping[str, str] = field(default_factory=dict)
+    origin: Origin = DEFAULT  # of the three above
 
 
 def _class_flags(overrides: Overrides) -> _ClassFlags:
+    where = overrides.overrides_from
     return _ClassFlags(
+        max_instances=(
+            rehearsal.whole_number(where, "max_instances", overrides.max_instances)
+            if overrides.max_instances is not None
+            else None
+        ),
+        instance_type=(
+            rehearsal.instance_type(where, overrides.instance_type)
+            if overrides.instance_type is not None
+            else None
+        ),
+        env_vars=dict(overrides.env_vars),
+        origin=Origin(where),
         instances=(
             _flag_int("instances", overrides.instances, 1)
             if overrides.instances is not None
@@ -301,20 +325,10 @@ class _ContainerLoader:
         origins["build_context"] = image.build_context_origin
         image_vars = fields.image_vars(doc, index, setting("image_vars"))
         name = self.container_name(index, class_name, class_path, setting("name"))
-        max_value = setting("max_instances")
-        max_instances = (
-            fields.max_instances(doc, index, max_value)
-            if max_value is not None
-            else DEFAULT_MAX_INSTANCES
-        )
-        type_value = setting("instance_type")
-        instance_type = (
-            fields.instance_type(doc, (*base, "instance_type"), type_value)
-            if type_value is not None
-            else INSTANCE_TYPES[DEFAULT_INSTANCE_TYPE]
-        )
+        max_instances, instance_type = self.limits(setting, origins)
         binding = self.binding(class_name, class_path, origins)
         source = source_settings(self.worker, class_name, doc.cwd, origins, self.warnings)
+        source = rehearsal.with_env(source, self.flags.env_vars, self.flags.origin, origins)
         if self.flags.sleep_after is not None:
             source = replace(source, sleep_after=self.flags.sleep_after)
             origins["sleep_after"] = Origin("flag --sleep-after")
@@ -338,7 +352,30 @@ class _ContainerLoader:
             ping_endpoint=source.ping_endpoint,
             instances=instances,
             origins=origins,
+            forced_env=dict(self.flags.env_vars),
         )
+
+    def limits(self, setting: _Settings, origins: dict[str, Origin]) -> tuple[int, InstanceType]:
+        """max_instances and instance_type: the entry's, or what `emu load --set` says."""
+        doc, index = self.doc, setting.index
+        base = ("containers", index)
+        max_value = setting("max_instances")
+        max_instances = (
+            fields.max_instances(doc, index, max_value)
+            if max_value is not None
+            else DEFAULT_MAX_INSTANCES
+        )
+        type_value = setting("instance_type")
+        instance_type = (
+            fields.instance_type(doc, (*base, "instance_type"), type_value)
+            if type_value is not None
+            else INSTANCE_TYPES[DEFAULT_INSTANCE_TYPE]
+        )
+        if self.flags.max_instances is not None:
+            max_instances, origins["max_instances"] = self.flags.max_instances, self.flags.origin
+        if self.flags.instance_type is not None:
+            instance_type, origins["instance_type"] = self.flags.instance_type, self.flags.origin
+        return max_instances, instance_type
 
     def class_name(self, index: int, entry: Mapping[str, Any]) -> tuple[str, FieldPath]:
         """containers[index].class_name, or the class whose export names this container."""

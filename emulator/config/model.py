@@ -149,6 +149,9 @@ class ClassConfig:
     ping_endpoint: str  # "ping", "container/health", ... (no leading slash)
     instances: int  # N of getRandom(env.BINDING, N)
     origins: Mapping[str, Origin] = field(default_factory=dict)  # field name -> origin
+    # Environment variables set over the config's (`emu load --set env.NAME=VALUE`). They win
+    # also over the env the Worker's start() passes in worker mode, which is the class's own.
+    forced_env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,11 @@ class Overrides:
     seed: int | None = None
     host: str | None = None
     port: int | None = None
+    # Class settings only `emu load --set` overrides (for every class): a scaling rehearsal.
+    max_instances: int | None = None
+    instance_type: str | None = None  # a name or an alias, as in the config
+    env_vars: tuple[tuple[str, str], ...] = ()  # env.NAME=VALUE
+    overrides_from: str = "emu load --set"
 
 
 # ---------------------------------------------------------------------------------------------
