@@ -63,7 +63,8 @@ def _dev_command(up: click.Command) -> click.Command:
         del local
         if remote:
             raise click.UsageError("emu runs everything locally: --remote is not supported")
-        defaults = {p.name: p.get_default(ctx) for p in up.params if p.name is not None}
+        # up's own defaults (and environment variables), then what dev was given.
+        defaults = up.make_context("up", [], parent=ctx).params
         ctx.invoke(up, **{**defaults, **kw})
 
     return dev

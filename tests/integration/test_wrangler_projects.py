@@ -20,7 +20,7 @@ import requests
 from emulator.testing import wait_for
 from emulator.worker import toolchain
 from tests.integration.test_worker_mode import WorkerEmu, running
-from tests.support import REPO
+from tests.support import REPO, free_port
 
 pytestmark = pytest.mark.docker
 TODAY = REPO / "examples" / "today"
@@ -306,3 +306,72 @@ def test_emus_bundle_is_wranglers(tmp_path: Path) -> None:
     ours_sources = _sources(tmp_path / "emu" / "__emu_worker.mjs.map")
     assert ours_sources == _sources(tmp_path / "wr" / "index.js.map")
     assert {"today/src/index.ts", "containers/src/lib/container.ts"} <= ours_sources
+
+
+def test_a_runner_that_spawns_wrangler_dev_can_spawn_emu_dev(tmp_path: Path) -> None:
+    node = toolchain.find_node()
+    assert isinstance(node, toolchain.NodeInfo), node
+    config = _app(tmp_path, toolchain.DEFAULT_CONTAINERS_VERSION)
+    port = str(free_port())
+    done = subprocess.run(
+        [
+            *(node.node, str(Path(__file__).parent / "data" / "dropin" / "spawn.mjs")),
+            *(sys.executable, "-m", "emulator", "dev", "-c", str(config), "--port", port),
+            *("--ip", "127.0.0.1", "--local", "--no-persist", "--var", "A:b"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["url"] == f"http://127.0.0.1:{port}" and seen["status"] == 200
+    assert seen["body"].startswith("the Worker's own answer")
+
+
+def test_after_the_first_install_emu_starts_with_no_network(
+    tmp_path: Path, running: list[WorkerEmu]
+) -> None:
+    """npm's registry unreachable (a closed port): nothing is asked of it."""
+    config = _app(tmp_path, toolchain.DEFAULT_CONTAINERS_VERSION)
+    closed = f"http://127.0.0.1:{free_port()}/"
+    emu = WorkerEmu(config, "--no-persist", env={"npm_config_registry": closed})
+    running.append(emu)
+    emu.wait_serving()
+    assert emu.get("/").status_code == 200
+
+
+def test_inspector_port_serves_chrome_devtools(tmp_path: Path, running: list[WorkerEmu]) -> None:
+    config = _app(tmp_path, toolchain.DEFAULT_CONTAINERS_VERSION)
+    port = free_port()
+    emu = WorkerEmu(config, "--no-persist", "--inspector-port", str(port))
+    running.append(emu)
+    emu.wait_serving()
+    assert f"inspector: ws://127.0.0.1:{port}" in emu.output or "inspector:" in emu.output
+    targets = requests.get(f"http://127.0.0.1:{port}/json", timeout=10).json()
+    assert any("webSocketDebuggerUrl" in t for t in targets), targets
+
+
+def test_bad_bindings_are_named(tmp_path: Path) -> None:
+    """A binding to a class the Worker does not export: exit 2 with the file and line. A
+    remote-only binding: one line at start, never silently undefined."""
+    config = _app(tmp_path, toolchain.DEFAULT_CONTAINERS_VERSION)
+    data = json.loads(config.read_text())
+    data["ai"] = {"binding": "AI"}
+    data["durable_objects"]["bindings"].append({"name": "GHOST", "class_name": "Ghost"})
+    config.write_text(json.dumps(data, indent=2))
+    done = subprocess.run(
+        [sys.executable, "-m", "emulator", "up", "-c", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "env.AI (Workers AI): not available locally" in done.stdout
+    line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "Ghost" in text)
+    assert (
+        f"wrangler.jsonc:{line}: durable_objects.bindings[1].class_name: index.ts exports no "
+        "class Ghost (it exports: Echo)" in done.stderr
+    )
+    assert "Traceback" not in done.stderr
