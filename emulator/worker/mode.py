@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aiohttp import web
-from watchfiles import DefaultFilter, awatch
+from watchfiles import Change, DefaultFilter, awatch
 from yarl import URL
 
 from ..config import Config
@@ -129,14 +129,33 @@ class WorkerMode:
         return URL(url).port or self.config.port
 
     async def _watch_sources(self) -> None:
-        """Bundle again when a file under the Worker's folder changes (--watch)."""
+        """Bundle and translate again when the Worker's sources change, or the config, its
+        `.dev.vars` or `.env` files (vars, secrets and bindings) do (--watch)."""
         folder = self.project.main.parent
-        self._out("watch", f"watching {folder} for the Worker")
+        settings = self.project.config_path.parent
+        self._out("watch", f"watching {folder}, the config and its secrets files for the Worker")
+        sources = DefaultFilter()
+        names = {self.project.config_path.name}
+
+        def wanted(change: Change, path: str) -> bool:
+            where = Path(path)
+            if where.parent == settings and (
+                where.name in names or where.name.startswith((".dev.vars", ".env"))
+            ):
+                return True
+            return (
+                where.is_relative_to(folder)
+                and ".wrangler" not in where.parts
+                and sources(change, path)
+            )
+
         async for _changes in awatch(
             folder,
+            settings,
             stop_event=self._watch_stop,
             debounce=WATCH_DEBOUNCE_MS,
-            watch_filter=DefaultFilter(),
+            watch_filter=wanted,
+            recursive=True,
         ):
             if self.runtime is not None:
                 await self.runtime.reload()

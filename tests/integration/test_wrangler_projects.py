@@ -375,3 +375,22 @@ def test_bad_bindings_are_named(tmp_path: Path) -> None:
         "class Ghost (it exports: Echo)" in done.stderr
     )
     assert "Traceback" not in done.stderr
+
+
+def test_watch_reacts_to_dev_vars_and_the_config(tmp_path: Path, running: list[WorkerEmu]) -> None:
+    project = _today(tmp_path)
+    (project / ".dev.vars").write_text("SECRET=first\n")
+    emu = _start(project, running, "--watch", "--no-persist")
+    assert emu.get("/vars").json()["secret"] == "first"
+
+    def var(name: str) -> object:
+        try:
+            return emu.get("/vars", timeout=5).json()[name]
+        except requests.ConnectionError:  # workerd restarting with the new options
+            return None
+
+    (project / ".dev.vars").write_text("SECRET=second\n")
+    wait_for(lambda: var("secret") == "second", 30, "the new secret")
+    config = project / "wrangler.jsonc"
+    config.write_text(config.read_text().replace("hello from vars", "edited vars"))
+    wait_for(lambda: var("greeting") == "edited vars", 30, "the new var")
