@@ -48,6 +48,7 @@ from .front import ListenError
 from .instance_spec import Capacity, capacity_note
 from .runs import emu_states, stop_emu_up
 from .sweep import live_runs, remove_images, running_urls, sweep_project, sweep_session
+from .worker.describe import render as render_bindings
 from .worker.mode import ModeChoice, WorkerMode, choose_mode, describe_mode
 from .worker.runtime import RuntimeOptions, WorkerError
 from .worker.toolchain import ToolchainError
@@ -278,18 +279,26 @@ async def _force(emu: Emulator) -> None:
 @settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @worker_option
+@runtime_options
 def config_cmd(config_path: Path | None, as_json: bool, **kw: Any) -> None:
-    """Print the resolved settings and where each came from."""
+    """Print the resolved settings and where each came from; in worker mode, every binding
+    and var of the Worker too (secrets masked)."""
     mode = choose_mode(kw.pop("worker"))
+    runtime = pop_runtime_options(kw)
     config = _load(config_path, flag_overrides(kw))
     notes = _engine_notes(config)
+    bindings = cli_worker.bindings_of(config, mode, runtime) if mode.worker else None
     if as_json:
         data = config_mod.as_json(config)
         data["mode"] = {"worker": mode.worker, "reason": mode.reason}
+        if bindings is not None:
+            data["bindings"] = bindings
         click.echo(json.dumps({**data, "engine_notes": notes}, indent=2))
     else:
         click.echo(f"mode: {describe_mode(mode)}")
         click.echo(config_mod.describe(config))
+        if bindings is not None:
+            click.echo("\n" + render_bindings(bindings))
         if notes:
             click.echo("\nthis Docker engine\n" + "\n".join(f"  - {n}" for n in notes))
 

@@ -16,7 +16,9 @@ from typing import Any
 import click
 
 from .cli_options import runtime_options
-from .config import ConfigError, Overrides, load_config
+from .config import Config, ConfigError, Overrides, load_config
+from .worker.describe import describe_bindings
+from .worker.mode import ModeChoice
 from .worker.project import worker_project
 from .worker.runtime import RuntimeOptions, WorkerError, WorkerRuntime
 from .worker.toolchain import (
@@ -27,6 +29,8 @@ from .worker.toolchain import (
     ToolchainError,
     ensure_packages,
     find_node,
+    installed,
+    package_dir,
     plan_packages,
 )
 
@@ -193,3 +197,17 @@ def _copy(modules: list[dict[str, str]], outdir: Path) -> list[tuple[str, str]]:
     if modules and source_map.is_file():
         shutil.copyfile(source_map, outdir / source_map.name)
     return [(module["type"], Path(module["path"]).name) for module in modules]
+
+
+def bindings_of(config: Config, mode: ModeChoice, runtime: RuntimeOptions) -> dict[str, Any]:
+    """`emu config`'s bindings, when worker mode's packages are installed (no install here)."""
+    if mode.node is None:
+        return {"error": mode.reason}
+    try:
+        project = worker_project(config)
+        folder = package_dir(plan_packages(project.main.parent).wanted)
+    except (ConfigError, ToolchainError) as exc:
+        return {"error": str(exc)}
+    if not installed(folder):
+        return {"error": "worker mode's packages are not installed yet (emu install)"}
+    return describe_bindings(project, mode.node, folder, runtime.vars)

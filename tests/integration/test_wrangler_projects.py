@@ -80,6 +80,28 @@ def test_a_project_made_today_with_every_local_binding(
     (project / ".dev.vars").write_text("SECRET=from-dev-vars\nthis line is broken\n")
     migrated = _wrangler(project, "d1", "migrations", "apply", "DB", "--local")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "config",
+            "-c",
+            str(project / "wrangler.jsonc"),
+            "--var",
+            "FROM_FLAG:flagged",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    table = {
+        line.split()[0]: line.split()[1:] for line in shown.stdout.splitlines() if "env." in line
+    }
+    assert table["env.SECRET"] == ["****", ".dev.vars"] and "from-dev-vars" not in shown.stdout
+    assert table["env.FROM_FLAG"] == ["flagged", "--var"]
+    assert table["env.KV"] == ["KV", "namespace", "today-kv"]
     emu = _start(project, running, "--var", "FROM_FLAG:flagged")
     out = emu.output
     assert (

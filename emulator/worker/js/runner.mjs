@@ -64,7 +64,7 @@ function bindingNames(value) {
 
 /** wrangler's translation of the config, with emu's changes: --var, the date fallback, the
  * remote-only bindings taken out, Durable Objects kept in memory while their container runs. */
-function translate(configPath, announce) {
+function translate(configPath, announce, primary = true) {
   const config = wrangler.unstable_readConfig({ config: configPath, env: settings.env ?? undefined });
   const { workerOptions, define, externalWorkers, main } = wrangler.unstable_getMiniflareWorkerOptions(
     config,
@@ -75,7 +75,7 @@ function translate(configPath, announce) {
   const rules = options.modulesRules ?? [];
   delete options.modulesRules;
   delete options.rootPath;
-  if (announce === "primary") options.bindings = { ...(options.bindings ?? {}), ...settings.vars };
+  if (primary) options.bindings = { ...(options.bindings ?? {}), ...settings.vars };
   let date = options.compatibilityDate ?? newestDate;
   if (date > newestDate) {
     if (announce) {
@@ -110,12 +110,12 @@ function translate(configPath, announce) {
 /** The primary Worker (emu's, with ctx.container) and the others run beside it (--extra-worker,
  * as `wrangler dev -c A -c B`), each translated and bundled on its own. */
 function translateAll(announce) {
-  const primary = translate(settings.configPath, announce ? "primary" : false);
+  const primary = translate(settings.configPath, announce);
   primary.entry = settings.entry;
   primary.outfile = settings.outfile;
   primary.projectDir = settings.projectDir;
   const extra = settings.extraWorkers.map((configPath, i) => {
-    const worker = translate(configPath, announce ? "extra" : false);
+    const worker = translate(configPath, announce, false);
     return {
       ...worker,
       entry: worker.main,
@@ -280,7 +280,53 @@ commands.on("line", (line) => {
 commands.on("close", () => stop(0));
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop(0));
 
+// What each binding is, and where each var came from, for `emu config` (values of secrets are
+// not sent: emu masks them).
+const KINDS = {
+  kvNamespaces: "KV namespace",
+  r2Buckets: "R2 bucket",
+  d1Databases: "D1 database",
+  queueProducers: "Queue producer",
+  workflows: "Workflow",
+  serviceBindings: "service",
+  durableObjects: "Durable Object",
+  hyperdrives: "Hyperdrive",
+  ratelimits: "rate limit",
+  analyticsEngineDatasets: "Analytics Engine",
+  secretsStoreSecrets: "Secrets Store secret",
+  sendEmail: "send email",
+};
+
+function describe() {
+  const { config, options, remote } = translate(settings.configPath, false);
+  // (--var is applied by translate, over vars and secrets alike)
+  const fromConfig = new Set(Object.keys(config.vars ?? {}));
+  const vars = Object.entries(options.bindings ?? {}).map(([name, value]) => {
+    const source = name in settings.vars ? "--var" : fromConfig.has(name) ? "vars" : "secret";
+    return { name, source, value: source === "secret" ? null : value };
+  });
+  const bindings = [];
+  for (const [key, kind] of Object.entries(KINDS)) {
+    for (const [name, spec] of Object.entries(options[key] ?? {})) {
+      const target = typeof spec === "string" ? spec : (spec?.className ?? spec?.name ?? spec?.id ?? spec?.queueName ?? "");
+      bindings.push({ name, kind, target: String(target) });
+    }
+  }
+  if (options.assets?.binding) bindings.push({ name: options.assets.binding, kind: "static assets", target: options.assets.directory });
+  for (const queue of Object.keys(options.queueConsumers ?? {})) bindings.push({ name: "(consumer)", kind: "Queue consumer", target: queue });
+  for (const cron of options.cronTriggers ?? []) bindings.push({ name: "(cron)", kind: "cron trigger", target: cron });
+  send({ t: "described", vars, bindings, remote });
+}
+
 mkdirSync(join(settings.outdir, "tmp"), { recursive: true });
+if (settings.describeOnly) {
+  try {
+    describe();
+  } catch (error) {
+    send({ t: "config_error", message: String(error?.message ?? error) });
+  }
+  process.exit(0);
+}
 try {
   translated = translateAll(true);
 } catch (error) {
