@@ -61,3 +61,21 @@ def test_a_port_published_twice_is_reached_on_its_ipv4_one() -> None:
         {"TargetPort": 8000, "PublishedPort": 32892},  # [::]
     ]
     assert _published(both) == {8000: 32895}
+
+
+def test_the_bridge_gateway_is_read_or_derived_from_the_subnet() -> None:
+    from emulator.engines.bridge import gateway
+
+    assert gateway([{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]) == "172.18.0.1"
+    # The default bridge lists only its subnet; the engine gives the host its first address.
+    assert gateway([{"Subnet": "172.17.0.0/16"}]) == "172.17.0.1"
+    assert gateway([{"Subnet": "fd00::/64"}]) is None and gateway([]) is None
+
+
+async def test_an_address_this_host_lacks_is_an_unreachable_bridge() -> None:
+    from emulator.engines.bridge import bridge_unreachable
+
+    assert await bridge_unreachable("127.0.0.1") is None
+    why = await bridge_unreachable("203.0.113.7")  # TEST-NET-3: never this host's; no traffic
+    assert why is not None and "not an address of this host" in why
+    assert await bridge_unreachable(None) is not None
