@@ -73,7 +73,7 @@ def write_project(root: Path, max_instances: int) -> Path:
   "name": "bench-worker",
   "main": "src/index.ts",
   "compatibility_date": "2025-10-01",
-  "containers": [{{ "class_name": "Web", "image": "{NGINX}",
+  "containers": [{{ "class_name": "Web", "image": "docker.io/library/{NGINX}",
                     "max_instances": {max_instances}, "instance_type": "{INSTANCE_TYPE}" }}],
   "durable_objects": {{ "bindings": [{{ "name": "WEB", "class_name": "Web" }}] }},
   "migrations": [{{ "tag": "v1", "new_sqlite_classes": ["Web"] }}],

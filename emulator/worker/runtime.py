@@ -170,7 +170,7 @@ class WorkerRuntime:
         self._stderr = asyncio.create_task(self._read_stderr(), name="worker stderr")
         first = await self._next("bundled", "bundle_error", "config_error")
         if first["t"] == "config_error":
-            raise ConfigProblem(str(first.get("message", "")).strip())
+            raise ConfigProblem(_config_problem(str(first.get("message", ""))))
         if first["t"] == "bundled":
             problem = unexported_class(self.project, list(first.get("exports") or []))
             if problem is not None:
@@ -321,6 +321,20 @@ class WorkerRuntime:
         assert proc is not None and proc.stderr is not None
         async for raw in proc.stderr:
             self._line(raw.decode(errors="replace").rstrip("\n"))
+
+
+IMAGE_REFUSED = "does not appear to be a valid path to a Dockerfile, or a valid image registry"
+
+
+def _config_problem(message: str) -> str:
+    """wrangler's own refusal, with what emu adds where its words alone leave the user stuck."""
+    message = message.strip()
+    if IMAGE_REFUSED in message:
+        message += (
+            "\n  (worker mode validates the config as wrangler does: name an image with its "
+            "registry, e.g. docker.io/library/nginx:1.22, which emu finds locally as nginx:1.22)"
+        )
+    return message
 
 
 def _loopback(host: str) -> bool:
