@@ -131,11 +131,17 @@ def main() -> None:
     show_default=True,
     help="Record each request for the dashboard and /_emu/requests.",
 )
+@click.option(
+    "--debug-headers/--no-debug-headers",
+    default=True,
+    show_default=True,
+    help="Name the instances that served a response in its x-emu-instance header.",
+)
 @engine_option
 @worker_option
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
-    keys = ("watch", "access_log", "reaper", "prewarm", "request_feed")
+    keys = ("watch", "access_log", "reaper", "prewarm", "request_feed", "debug_headers")
     options: dict[str, Any] = {k: kw.pop(k) for k in keys}
     options["engine"] = _engine(kw.pop("engine"))
     mode = choose_mode(kw.pop("worker"))
@@ -161,16 +167,12 @@ async def _up(
     reaper: bool,
     prewarm: int,
     request_feed: bool,
+    debug_headers: bool,
     engine: Engine,
     mode: ModeChoice,
 ) -> None:
     out = Printer(json_logs, source_width(config.classes))
-    worker = None
-    if mode.node is not None:
-        try:
-            worker = WorkerMode(config, mode.node, out=out, watch=watch)
-        except ConfigError as exc:
-            _fail(str(exc), EXIT_BAD_CONFIG)
+    worker = _worker_mode(config, mode, out, watch, feed=request_feed, headers=debug_headers)
     emu = Emulator(
         config,
         on_output=out,
@@ -181,6 +183,7 @@ async def _up(
         reaper=reaper,
         prewarm=prewarm,
         request_feed=request_feed,
+        debug_headers=debug_headers,
         engine=engine,
         reload=lambda: load_config(config.path, overrides),
         worker=worker,
@@ -234,6 +237,17 @@ class _Signals:
         else:
             self._out("emu", "forced: removing containers now")
             self._force.append(asyncio.ensure_future(_force(self._emu)))
+
+
+def _worker_mode(
+    config: Config, mode: ModeChoice, out: Printer, watch: bool, *, feed: bool, headers: bool
+) -> WorkerMode | None:
+    if mode.node is None:
+        return None
+    try:
+        return WorkerMode(config, mode.node, out=out, watch=watch, feed=feed, debug_headers=headers)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
 
 
 def _describe(emu: Emulator, out: Printer, mode: ModeChoice) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from .cold_starts import ColdStarts
 from .config import ClassConfig
 from .docker_backend import DockerBackend
 from .docker_types import Event
@@ -57,6 +58,7 @@ class Runtime:
     restore_networks: Callable[[], Awaitable[None]] = _nothing  # makes removed networks again
     # The Worker runs (worker mode): its library does readiness and sleepAfter, not emu.
     worker_mode: bool = False
+    cold_starts: ColdStarts = field(default_factory=ColdStarts)  # histograms, for metrics
 
 
 class ClassPool:

@@ -13,8 +13,9 @@ from typing import Any
 FEED_SIZE = 1000  # records kept; the dashboard shows the last 200
 
 # time (wall clock), method, path, class or None, instance or None, status, duration in ms,
-# waited for a start, routed by getRandom (not by x-emu-instance)
-Record = tuple[float, str, str, str | None, str | None, int, float, bool, bool]
+# waited for a start, routed by getRandom (not by x-emu-instance), and in worker mode more
+# fields (the container requests made for it, whether it is tied to a request of the Worker)
+Record = tuple[float, str, str, str | None, str | None, int, float, bool, bool, Any]
 FIELDS = (
     "time",
     "method",
@@ -31,8 +32,10 @@ CLIENT_GONE = 499
 
 
 def as_dict(record: Record) -> dict[str, Any]:
-    out = dict(zip(FIELDS, record, strict=True))
+    out = dict(zip(FIELDS, record[:9], strict=True))
     out["duration_ms"] = round(record[6], 2)
+    if record[9] is not None:
+        out.update(record[9])
     return out
 
 

@@ -22,6 +22,7 @@ from yarl import URL
 from ..config import Config
 from ..pools import ClassPool
 from ..reaper import Reaper
+from ..requests_log import RequestLog
 from .api import PoolHost, routes
 from .project import WorkerProject, worker_project
 from .runtime import WorkerError, WorkerRuntime
@@ -70,12 +71,15 @@ class WorkerMode:
         *,
         out: Callable[[str, str], None],
         watch: bool = False,
+        feed: bool = True,
+        debug_headers: bool = True,
     ) -> None:
         self.project: WorkerProject = worker_project(config)
         self.node = node
         self.config = config
         self._out = out
         self._watch = watch
+        self._cockpit = {"feed": feed, "debugHeaders": debug_headers}
         self._token = secrets.token_hex(16)
         self._modules: Path | None = None
         self.runtime: WorkerRuntime | None = None
@@ -97,8 +101,10 @@ class WorkerMode:
                         f"{exc.strerror or exc}"
                     ) from exc
 
-    def routes(self, pools: Mapping[str, ClassPool]) -> list[web.RouteDef]:
-        return routes(PoolHost(pools), self._token)
+    def routes(
+        self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None
+    ) -> list[web.RouteDef]:
+        return routes(PoolHost(pools, feed), self._token)
 
     async def start(self, front_url: str, session: str, reaper: Reaper | None) -> int:
         """Bundle and serve the Worker; the public port it listens on."""
@@ -112,6 +118,7 @@ class WorkerMode:
             session=session,
             out=self._out,
             reaper=reaper,
+            cockpit=self._cockpit,
         )
         url = await self.runtime.start(front_url, self._token)
         if self._watch:

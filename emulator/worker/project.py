@@ -70,10 +70,16 @@ def worker_project(config: Config) -> WorkerProject:
 
 
 def entry_module(
-    project: WorkerProject, front_url: str, token: str, *, public_only: bool = False
+    project: WorkerProject,
+    front_url: str,
+    token: str,
+    *,
+    public_only: bool = False,
+    cockpit: Mapping[str, bool] | None = None,
 ) -> str:
     """The module workerd runs: the Worker's exports, with each Container class wrapped so that
-    its `ctx.container` is emu's, and the default export answering `/_emu/*` from emu's front."""
+    its `ctx.container` is emu's, and the default export answering `/_emu/*` from emu's front.
+    `cockpit`: wrapWorker's options (the request feed, debug headers)."""
     main = json.dumps(str(project.main))
     source = json.dumps(project.main.name)
     lines = [
@@ -83,7 +89,8 @@ def entry_module(
         f"export * from {main};",
         f"const FRONT = {json.dumps(front_url)};",
         f"const TOKEN = {json.dumps(token)};",
-        f"export default wrapWorker(user.default, FRONT, {json.dumps(public_only)});",
+        f"export default wrapWorker(user.default, FRONT, {json.dumps(public_only)}, TOKEN, "
+        f"{json.dumps(dict(cockpit or {}))});",
     ]
     for name in project.container_classes:
         lines.append(

@@ -16,7 +16,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ class WorkerRuntime:
         session: str,
         out: Callable[[str, str], None],
         reaper: Reaper | None = None,
+        cockpit: Mapping[str, bool] | None = None,
     ) -> None:
         self.project = project
         self.node = node
@@ -79,6 +80,7 @@ class WorkerRuntime:
         self.session = session
         self._out = out
         self._reaper = reaper
+        self._cockpit = dict(cockpit or {})  # wrapWorker's options: feed, debugHeaders
         self._dir: Path | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -97,7 +99,13 @@ class WorkerRuntime:
         self._dir = Path(tempfile.mkdtemp(prefix=f"emu-worker-{self.session[:6]}-"))
         entry = self._dir / "entry.mjs"
         entry.write_text(
-            entry_module(self.project, front_url, token, public_only=not _loopback(self.host))
+            entry_module(
+                self.project,
+                front_url,
+                token,
+                public_only=not _loopback(self.host),
+                cockpit=self._cockpit,
+            )
         )
         settings = {
             "entry": str(entry),
@@ -109,7 +117,7 @@ class WorkerRuntime:
             # The project's own node_modules come first; emu's cache fills in what it lacks.
             "nodePaths": [str(self.modules_dir / "node_modules")],
             "compatibilityDate": self.project.compatibility_date,
-            "compatibilityFlags": list(self.project.compatibility_flags),
+            "compatibilityFlags": with_als(self.project.compatibility_flags),
             "vars": dict(self.project.vars),
             "durableObjects": dict(self.project.durable_objects),
             "host": self.host,
@@ -249,6 +257,15 @@ class WorkerRuntime:
         assert proc is not None and proc.stderr is not None
         async for raw in proc.stderr:
             self._line(raw.decode(errors="replace").rstrip("\n"))
+
+
+def with_als(flags: Iterable[str]) -> list[str]:
+    """The Worker's flags, with AsyncLocalStorage (the shim follows each request with it):
+    `nodejs_als` unless `nodejs_compat` gives it already."""
+    out = list(flags)
+    if not {"nodejs_compat", "nodejs_compat_v2", "nodejs_als"} & set(out):
+        out.append("nodejs_als")
+    return out
 
 
 def _loopback(host: str) -> bool:

@@ -6,6 +6,8 @@
 // The generated entry module imports this file and wraps each class named in `containers[]`
 // (see emulator/worker/project.py); the user's files are not changed.
 import { connect } from "cloudflare:sockets";
+// Needs the nodejs_als (or nodejs_compat) flag, which emu adds (emulator/worker/runtime.py).
+import { AsyncLocalStorage } from "node:async_hooks";
 
 // The library recognises these texts (lower-cased, as substrings): @cloudflare/containers
 // src/lib/container.ts. The platform's runtime words its errors the same way.
@@ -24,6 +26,22 @@ const FAST_RETRY_MS = 5;
 const REPORT_MS = 1000;
 // What emu's front answers to any client; the rest of /_emu/ is for loopback clients only.
 const PUBLIC_EMU = /^\/_emu\/(status|events|metrics)(\?|$)/;
+// The library's readiness probes fetch these hosts (besides the class's pingEndpoint host).
+const HEALTHCHECK_HOST = "containerstarthealthcheck";
+// Carries a request's id from the Worker to its Durable Object; the Durable Object's wrapper takes
+// it off before the user's code (or the container) sees the request.
+const REQUEST_HEADER = "x-emu-request-id";
+const INSTANCE_HEADER = "x-emu-instance";
+const MAX_PENDING = 10000; // request records waiting for their report; more are dropped
+
+// The cockpit's settings, from the generated entry (wrapWorker): a request feed, debug headers.
+const cockpit = { feed: false, debugHeaders: false, runtime: null };
+// The request being served, in the Worker (its record) and in a Durable Object (see `trace`).
+const als = new AsyncLocalStorage();
+// The Worker's requests in flight by id. The Worker and its Durable Objects share this module
+// (one isolate), so a Durable Object adds the container requests it makes to the Worker's record.
+const live = new Map();
+let lastId = 0;
 
 class Runtime {
   constructor(url, token) {
@@ -70,11 +88,16 @@ function pathAndQuery(url) {
 }
 
 /** Requests through getTcpPort().fetch, for emu's status: counted here and sent at most once
- * per REPORT_MS, not once per request. In flight: until the response's headers are in. */
+ * per REPORT_MS, not once per request. In flight: until the response's headers are in. The
+ * library's readiness probes are counted apart; `records` are container requests that no request
+ * of the Worker's own record took (made outside one, or after it was answered). */
 class Stats {
   #send;
   #requests = 0;
   #inflight = 0;
+  #probes = 0;
+  #coldWaits = [];
+  #records = [];
   #timer = null;
 
   constructor(send) {
@@ -84,6 +107,21 @@ class Stats {
   begin() {
     this.#requests++;
     this.#inflight++;
+    this.#schedule();
+  }
+
+  probe() {
+    this.#probes++;
+    this.#schedule();
+  }
+
+  coldWait(ms) {
+    this.#coldWaits.push(ms);
+    this.#schedule();
+  }
+
+  record(record) {
+    if (this.#records.length < MAX_PENDING) this.#records.push(record);
     this.#schedule();
   }
 
@@ -98,9 +136,17 @@ class Stats {
 
   #flush() {
     this.#timer = null;
-    const requests = this.#requests;
-    this.#requests = 0;
-    this.#send({ requests, inflight: this.#inflight }).catch(() => {});
+    const counts = {
+      requests: this.#requests,
+      inflight: this.#inflight,
+      probes: this.#probes,
+      cold_waits_ms: this.#coldWaits,
+      records: this.#records,
+    };
+    this.#requests = this.#probes = 0;
+    this.#coldWaits = [];
+    this.#records = [];
+    this.#send(counts).catch(() => {});
   }
 }
 
@@ -109,6 +155,8 @@ class EmuContainer {
   #who;
   #run = null;
   #stats;
+  #firstNeed = null; // when the first request that waits for the next start came in
+  pingHost = "ping"; // the class's pingEndpoint host, set once the class is constructed
 
   constructor(runtime, className, ctx) {
     this.#runtime = runtime;
@@ -128,7 +176,7 @@ class EmuContainer {
     if (this.running) {
       throw new Error("start() cannot be called on a container that is already running.");
     }
-    const run = { ended: false, info: null, ready: new Set(), startedAt: 0 };
+    const run = { ended: false, info: null, ready: new Set(), startedAt: 0, served: false };
     run.started = this.#runtime
       .call("start", {
         ...this.#who,
@@ -217,7 +265,63 @@ class EmuContainer {
     };
   }
 
+  /** A request reached the Durable Object: does it wait for a start (cold)? */
+  arrived(trace) {
+    const run = this.#run;
+    trace.cold = run === null || run.ended || !run.served;
+    if (trace.cold && this.#firstNeed === null) this.#firstNeed = trace.req?.t0 ?? trace.t0;
+  }
+
   async #fetch(port, input, init) {
+    const url = typeof input === "string" || input instanceof URL ? String(input) : input.url;
+    const host = url.slice(url.indexOf("//") + 2).split(/[/:?]/, 1)[0];
+    if (host === HEALTHCHECK_HOST || host === this.pingHost) {
+      this.#stats.probe();
+      return this.#send(port, input, init);
+    }
+    const began = Date.now();
+    this.#stats.begin();
+    let status = null;
+    try {
+      const response = await this.#send(port, input, init);
+      status = response.status;
+      this.#served();
+      return response;
+    } finally {
+      this.#stats.end();
+      this.#record(port, url, init ?? input, status, began);
+    }
+  }
+
+  /** The first answer after a start: how long its first request waited, as its client did. */
+  #served() {
+    const run = this.#run;
+    if (run !== null && !run.served) {
+      run.served = true;
+      if (this.#firstNeed !== null) this.#stats.coldWait(Date.now() - this.#firstNeed);
+      this.#firstNeed = null;
+    }
+  }
+
+  #record(port, url, request, status, began) {
+    const trace = als.getStore();
+    const record = {
+      class: this.#who.class,
+      instance: this.#who.name,
+      port,
+      method: request?.method ?? "GET",
+      path: pathAndQuery(url),
+      status,
+      time: began / 1000,
+      ms: Date.now() - began,
+      cold: trace?.cold ?? false,
+    };
+    const req = trace?.req;
+    if (req !== undefined && !req.done) req.containers.push(record);
+    else if (cockpit.feed) this.#stats.record({ ...record, request: trace?.rid ?? null });
+  }
+
+  async #send(port, input, init) {
     const run = this.#run;
     if (run === null || run.ended) throw new Error(NOT_RUNNING);
     let info;
@@ -233,7 +337,6 @@ class EmuContainer {
     const address = `${info.ip}:${port}`;
     if (!run.ready.has(port)) await this.#waitListening(run, address, port, request?.signal);
     const target = `http://${address}${pathAndQuery(byUrl ? String(input) : input.url)}`;
-    this.#stats.begin();
     try {
       return await fetch(target, request);
     } catch (error) {
@@ -243,8 +346,6 @@ class EmuContainer {
         throw new Error(`${NOT_LISTENING} on port ${port}`, { cause: error });
       }
       throw error;
-    } finally {
-      this.#stats.end();
     }
   }
 
@@ -269,13 +370,28 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
     constructor(ctx, env, ...rest) {
       // Set on the real ctx before the base constructor reads it; a Proxy around ctx is
       // refused by workerd's DurableObject constructor.
-      if (ctx.container === undefined) {
-        Object.defineProperty(ctx, "container", {
-          value: new EmuContainer(runtime, className, ctx),
-          configurable: true,
-        });
+      const container = ctx.container === undefined ? new EmuContainer(runtime, className, ctx) : null;
+      if (container !== null) {
+        Object.defineProperty(ctx, "container", { value: container, configurable: true });
       }
       super(ctx, env, ...rest);
+      if (container !== null && typeof this.pingEndpoint === "string") {
+        container.pingHost = this.pingEndpoint.split("/", 1)[0];
+      }
+    }
+
+    fetch(request, ...rest) {
+      // The request's id, off the request: the user's code and the container never see it.
+      const rid = request.headers.get(REQUEST_HEADER);
+      const trace = { rid, req: rid === null ? undefined : live.get(rid), t0: Date.now(), cold: false };
+      const container = this.ctx?.container;
+      if (container instanceof EmuContainer) container.arrived(trace);
+      if (rid !== null) {
+        const headers = new Headers(request.headers);
+        headers.delete(REQUEST_HEADER);
+        request = new Request(request, { headers });
+      }
+      return als.run(trace, () => super.fetch(request, ...rest));
     }
   };
   Object.defineProperty(Wrapped, "name", { value: Base.name });
@@ -291,9 +407,98 @@ function errorResponse(error) {
   });
 }
 
+/** Durable Object stubs' fetch, made to carry the id of the request being served (see `live`).
+ * Every stub shares one prototype: patched once, on the first request. */
+function carryRequestIds(env) {
+  const namespace = Object.values(env ?? {}).find((v) => typeof v?.idFromName === "function");
+  if (namespace === undefined) return;
+  const proto = Object.getPrototypeOf(namespace.get(namespace.idFromName("emu")));
+  const original = proto.fetch;
+  if (typeof original !== "function" || original.emu) return;
+  const fetch = function (input, init) {
+    const rid = als.getStore()?.rid;
+    if (rid === undefined || rid === null) return original.call(this, input, init);
+    const request = init === undefined && input instanceof Request ? input : new Request(input, init);
+    const headers = new Headers(request.headers);
+    headers.set(REQUEST_HEADER, rid);
+    return original.call(this, request, { headers });
+  };
+  fetch.emu = true;
+  Object.defineProperty(proto, "fetch", { value: fetch, configurable: true, writable: true });
+}
+
+/** The response, naming the instances that served it (an emu extra: --no-debug-headers). */
+function withInstances(response, containers) {
+  const names = [...new Set(containers.map((c) => c.instance))].join(", ");
+  try {
+    response.headers.set(INSTANCE_HEADER, names);
+    return response;
+  } catch {
+    // Immutable (a fetch's or a stub's response): a copy, as the platform's own would be.
+  }
+  const headers = new Headers(response.headers);
+  headers.set(INSTANCE_HEADER, names);
+  const { status, statusText, webSocket } = response;
+  if (webSocket) return new Response(null, { status, statusText, headers, webSocket });
+  return new Response(response.body, { status, statusText, headers });
+}
+
+// The Worker's request records, sent to emu in one report per REPORT_MS.
+const pending = [];
+let reporting = false;
+
+function recordRequest(request, trace, status, ctx) {
+  if (pending.length < MAX_PENDING) {
+    pending.push({
+      time: trace.t0 / 1000,
+      method: request.method,
+      path: pathAndQuery(request.url),
+      status,
+      ms: Date.now() - trace.t0,
+      containers: trace.containers,
+    });
+  }
+  if (reporting || typeof ctx?.waitUntil !== "function") return;
+  reporting = true;
+  // The report is sent from this request's context, kept alive for it: a timer of its own would
+  // not outlive the request in a stateless Worker.
+  ctx.waitUntil(
+    sleep(REPORT_MS).then(() => {
+      reporting = false;
+      const records = pending.splice(0);
+      return cockpit.runtime.call("requests", { records }).catch(() => {});
+    }),
+  );
+}
+
+/** The user's fetch, traced: its record for the request feed and the debug header. */
+async function traced(request, ctx, env, call) {
+  if (!cockpit.feed && !cockpit.debugHeaders) return call();
+  if (lastId === 0) carryRequestIds(env);
+  const trace = { rid: String(++lastId), t0: Date.now(), containers: [], done: false };
+  live.set(trace.rid, trace);
+  let response;
+  try {
+    response = await als.run(trace, call);
+  } finally {
+    trace.done = true;
+    live.delete(trace.rid);
+  }
+  if (cockpit.feed) recordRequest(request, trace, response.status, ctx);
+  if (cockpit.debugHeaders && trace.containers.length > 0) {
+    response = withInstances(response, trace.containers);
+  }
+  return response;
+}
+
 /** The Worker's default export, with `/_emu/*` sent to emu's front and exceptions turned into
- * a 500 that carries the stack (which also goes to emu's output). */
-export function wrapWorker(worker, frontUrl, publicOnly) {
+ * a 500 that carries the stack (which also goes to emu's output). With `options.feed`, each
+ * request is recorded, with the container requests made for it; with `options.debugHeaders`,
+ * its response names them in x-emu-instance. */
+export function wrapWorker(worker, frontUrl, publicOnly, token, options = {}) {
+  cockpit.feed = Boolean(options.feed);
+  cockpit.debugHeaders = Boolean(options.debugHeaders);
+  cockpit.runtime = new Runtime(frontUrl, token ?? "");
   const toEmu = (request) => {
     // Every request passes here: a string test, not a URL parse.
     const path = pathAndQuery(request.url);
@@ -307,17 +512,20 @@ export function wrapWorker(worker, frontUrl, publicOnly) {
     }
     return fetch(`${frontUrl}${path}`, request);
   };
+  const guarded = async (call) => {
+    try {
+      return await call();
+    } catch (error) {
+      return errorResponse(error);
+    }
+  };
   if (typeof worker === "function") {
     // A class-based Worker (WorkerEntrypoint).
     const Wrapped = class extends worker {
       async fetch(request) {
         const emu = toEmu(request);
         if (emu !== null) return emu;
-        try {
-          return await super.fetch(request);
-        } catch (error) {
-          return errorResponse(error);
-        }
+        return traced(request, this.ctx, this.env, () => guarded(() => super.fetch(request)));
       }
     };
     Object.defineProperty(Wrapped, "name", { value: worker.name });
@@ -332,11 +540,8 @@ export function wrapWorker(worker, frontUrl, publicOnly) {
       if (typeof handlers.fetch !== "function") {
         return new Response("The Worker has no fetch handler\n", { status: 500 });
       }
-      try {
-        return await handlers.fetch.call(handlers, request, env, ctx);
-      } catch (error) {
-        return errorResponse(error);
-      }
+      const call = () => guarded(() => handlers.fetch.call(handlers, request, env, ctx));
+      return traced(request, ctx, env, call);
     },
   };
 }
