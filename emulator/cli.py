@@ -256,9 +256,14 @@ def _describe(emu: Emulator, out: Printer, mode: ModeChoice) -> None:
         cfg = pool.config
         # Without one, each request's cf-container-target-port is waited for on first use.
         port = "no defaultPort" if cfg.default_port is None else f"port {cfg.default_port}"
+        # The names getRandom spreads over, where something does (emu itself in no-worker mode).
+        if cfg.get_random:
+            names = f"getRandom over {cfg.instances} instance names, "
+        else:
+            names = "" if mode.worker else f"{cfg.instances} instance names, "
         out(
             "emu",
-            f"{cfg.class_name} (env.{cfg.binding}): {cfg.instances} instance names, "
+            f"{cfg.class_name} (env.{cfg.binding}): {names}"
             f"max {cfg.max_instances} running, {cfg.instance_type.name} "
             f"({cfg.instance_type.vcpu:g} vCPU, {cfg.instance_type.memory_mib} MiB), "
             f"{port}, sleepAfter {format_duration(cfg.sleep_after)}",

@@ -149,6 +149,9 @@ class ClassConfig:
     ping_endpoint: str  # "ping", "container/health", ... (no leading slash)
     instances: int  # N of getRandom(env.BINDING, N)
     origins: Mapping[str, Origin] = field(default_factory=dict)  # field name -> origin
+    # The Worker source calls getRandom on this class's bindings (N above is read from it). In
+    # worker mode only then does N mean anything: the Worker routes, not emu.
+    get_random: bool = False
 
 
 @dataclass(frozen=True)

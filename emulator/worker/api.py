@@ -258,9 +258,13 @@ class _Calls:
         return {}
 
 
-def routes(host: ContainerHost, token: str) -> list[web.RouteDef]:
+def routes(
+    host: ContainerHost, token: str, map_stack: Callable[[str], Awaitable[str]] | None = None
+) -> list[web.RouteDef]:
     """The runtime API's routes; every call must carry `token` (only the generated Worker has
-    it), so that nothing else on this machine can start or stop containers through it."""
+    it), so that nothing else on this machine can start or stop containers through it.
+    `map_stack`: `POST /_emu/runtime/stack` turns a Worker exception's stack into the user's
+    files and lines (for its 500 body)."""
 
     def route(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:
@@ -285,4 +289,11 @@ def routes(host: ContainerHost, token: str) -> list[web.RouteDef]:
 
     calls = _Calls(host)
     ops = ("start", "monitor", "signal", "destroy", "report", "requests")
-    return [web.post(f"/_emu/runtime/{op}", route(getattr(calls, op))) for op in ops]
+    out = [web.post(f"/_emu/runtime/{op}", route(getattr(calls, op))) for op in ops]
+    if map_stack is not None:
+
+        async def stack(body: Mapping[str, Any]) -> dict[str, Any]:
+            return {"stack": await map_stack(str(body["stack"]))}
+
+        out.append(web.post("/_emu/runtime/stack", route(stack)))
+    return out

@@ -104,7 +104,10 @@ class WorkerMode:
     def routes(
         self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None
     ) -> list[web.RouteDef]:
-        return routes(PoolHost(pools, feed), self._token)
+        return routes(PoolHost(pools, feed), self._token, self._map_stack)
+
+    async def _map_stack(self, text: str) -> str:
+        return text if self.runtime is None else await self.runtime.map_stack(text)
 
     async def start(self, front_url: str, session: str, reaper: Reaper | None) -> int:
         """Bundle and serve the Worker; the public port it listens on."""

@@ -147,6 +147,8 @@ commands.on("line", (line) => {
   if (command.op === "serve") serve();
   else if (command.op === "reload") reload();
   else if (command.op === "stop") stop(0);
+  // A Worker exception's stack, for its 500 body (emulator/worker/runtime.py map_stack).
+  else if (command.op === "map") send({ t: "mapped", id: command.id, text: command.text.split("\n").map(mapLine).join("\n") });
 });
 commands.on("close", () => stop(0));
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop(0));

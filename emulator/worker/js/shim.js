@@ -398,9 +398,15 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
   return Wrapped;
 }
 
-function errorResponse(error) {
-  const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
-  console.error(`Uncaught exception in the Worker's fetch: ${stack}`);
+async function errorResponse(error) {
+  let stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
+  console.error(`Uncaught exception in the Worker's fetch: ${stack}`); // the log maps its lines
+  try {
+    // The body too names the user's files and lines, not the bundle's: emu has its source map.
+    stack = (await cockpit.runtime.call("stack", { stack })).stack ?? stack;
+  } catch {
+    // the bundle's lines, then
+  }
   return new Response(`Worker threw exception\n\n${stack}\n`, {
     status: 500,
     headers: { "content-type": "text/plain; charset=utf-8" },

@@ -1,0 +1,32 @@
+import { Container, getContainer } from '@cloudflare/containers';
+
+export class Echo extends Container {
+  defaultPort = 8080;
+  sleepAfter = '5m';
+}
+
+type Env = { ECHO: DurableObjectNamespace<Echo> };
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    const { pathname } = new URL(request.url);
+    if (pathname === '/two') {
+      // One request of the Worker's, two containers: what each saw, and what the Worker saw.
+      const a = await getContainer(env.ECHO, 'left').fetch(request);
+      const b = await getContainer(env.ECHO, 'right').fetch(new Request('http://echo/b'));
+      return Response.json({
+        left: await a.json(),
+        right: await b.json(),
+        workerSaw: [...request.headers.keys()],
+        stubAnswered: [a.headers.get('x-emu-instance'), b.headers.get('x-emu-instance')],
+      });
+    }
+    if (pathname === '/boom') {
+      throw new Error('boom in the cockpit Worker');
+    }
+    if (pathname.startsWith('/one/')) {
+      return getContainer(env.ECHO, pathname.slice(5)).fetch(request);
+    }
+    return new Response('the cockpit Worker\n');
+  },
+};
