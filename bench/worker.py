@@ -9,6 +9,8 @@
      the container;
    - worker mode, a path the Worker answers itself (no Durable Object, no container);
    - `--no-worker`, emu's own front proxying to the same container;
+   - worker mode with `--no-request-feed --no-debug-headers`: the shim follows no request (the
+     cost of the request feed and x-emu-instance is the first line against this one);
    and the floor of 10 x wrangler dev's 270 req/s.
 2. cold start in worker mode: first request to a new name (getContainer) until its 200, median of
    --cold-reps; against a bare `docker run` of the same image with the same limits, from the
@@ -209,18 +211,20 @@ def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def throughput(
-    wrk: str, worker: EmuProcess, plain: EmuProcess, args: dict[str, Any]
+    wrk: str, worker: EmuProcess, plain: EmuProcess, quiet: EmuProcess, args: dict[str, Any]
 ) -> dict[str, Any]:
-    """Both emus run at once and take turns, so that a busy moment of the machine falls on
-    both sides alike; the best round of each."""
+    """The emus run at once and take turns, so that a busy moment of the machine falls on
+    every side alike; the best round of each."""
     runs: dict[str, list[dict[str, Any]]] = {
         "worker_container": [],
         "worker_only": [],
         "no_worker": [],
+        "worker_no_feed": [],
     }
     for _ in range(args["rounds"]):
         runs["worker_container"].append(wrk_rps(wrk, worker.url + "/", args))
         runs["no_worker"].append(wrk_rps(wrk, plain.url + "/", args))
+        runs["worker_no_feed"].append(wrk_rps(wrk, quiet.url + "/", args))
         runs["worker_only"].append(wrk_rps(wrk, worker.url + "/worker-only", args))
     return {key: best(r) for key, r in runs.items()}
 
@@ -238,14 +242,16 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         with temp_dir("emu-bench-worker-") as root:
             config = write_project(root, max_instances=reps + 2)
             say("worker mode and --no-worker, side by side: throughput")
+            off = ("--no-request-feed", "--no-debug-headers")
             with (
                 EmuProcess(config, "--no-logs", worker=True) as emu,
                 EmuProcess(config, "--no-logs") as plain,
+                EmuProcess(config, "--no-logs", *off, worker=True) as quiet,
             ):
-                for url in (emu.url + "/", plain.url + "/"):
+                for url in (emu.url + "/", plain.url + "/", quiet.url + "/"):
                     check = functools.partial(answers_200, url)
                     wait_for(check, COLD_TIMEOUT, "the container")
-                results.update(throughput(wrk, emu, plain, args))
+                results.update(throughput(wrk, emu, plain, quiet, args))
                 results["memory_mib"] = memory(emu.pid)
                 results["memory_mib"]["front_no_worker"] = round(proc_sample(plain.pid).rss_mib, 1)
                 say("cold starts: worker mode and bare docker run, alternately")
@@ -263,7 +269,17 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             strict=True,
         )
     ]
+    feed = [
+        on / off
+        for on, off in zip(
+            results["worker_container"]["rounds_rps"],
+            results["worker_no_feed"]["rounds_rps"],
+            strict=True,
+        )
+    ]
     results["ratios"] = {
+        "feed_on_vs_off_rps": round(statistics.median(feed), 3),
+        "feed_on_vs_off_rounds": [round(r, 3) for r in feed],
         "worker_vs_no_worker_rps": round(statistics.median(per_round), 3),
         "worker_vs_no_worker_rounds": [round(r, 3) for r in per_round],
         "worker_vs_floor_rps": round(rps / FLOOR_RPS, 2),
@@ -293,8 +309,11 @@ def table(r: dict[str, Any]) -> str:
                     ("worker_container", "worker mode: Worker -> DO -> container"),
                     ("worker_only", "worker mode: answered by the Worker"),
                     ("no_worker", "--no-worker: emu's front -> container"),
+                    ("worker_no_feed", "worker mode, no feed, no debug headers"),
                 )
             ),
+            f"request feed and x-emu-instance on / off: {q['feed_on_vs_off_rps']:.3f} (median "
+            f"of the rounds: {', '.join(f'{x:.3f}' for x in q['feed_on_vs_off_rounds'])})",
             f"worker mode / --no-worker: {q['worker_vs_no_worker_rps']:.2f} (median of the "
             f"rounds: {', '.join(f'{x:.2f}' for x in q['worker_vs_no_worker_rounds'])}); "
             f"worker mode / floor (10 x wrangler dev's {WRANGLER_DEV_RPS:g}): "

@@ -29,6 +29,7 @@ EMULATOR_OPTIONS = (
     "reaper",
     "prewarm",
     "request_feed",
+    "debug_headers",
     "engine",
 )
 
@@ -51,7 +52,7 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     are those of `emulator.config.Overrides` (`instances`, `sleep_after`, `start_timeout`,
     `stop_grace`, `seed`, `host`, `port`; `port` is 0, a free one, unless given), plus the
     `Emulator` options `follow_logs`, `watch`, `access_log`, `on_output`, `on_event`,
-    `prewarm`, `request_feed` and `engine`.
+    `prewarm`, `request_feed`, `debug_headers` and `engine`.
 
     What it returns also controls the instances, for faults on demand: `kill`, `signal`,
     `pause`, `unpause`, `start_instance`, `stop_instance`, `logs`, `wait_for` and `requests`.
