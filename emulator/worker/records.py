@@ -65,23 +65,44 @@ def container(raw: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class Containers:
+    """A record's container requests, as the shim sent them; turned into fields when read."""
+
+    __slots__ = ("raw", "source", "tied")
+
+    def __init__(self, raw: list[Any], source: str, tied: bool) -> None:
+        self.raw = raw
+        self.source = source
+        self.tied = tied
+
+    def fields(self) -> dict[str, Any]:
+        containers = [container(c) for c in self.raw if isinstance(c, dict)]
+        return {
+            "source": self.source,
+            "tied": self.tied,
+            "instances": list(dict.fromkeys(c["instance"] for c in containers)),
+            "containers": containers,
+        }
+
+
 def worker_record(raw: Mapping[str, Any]) -> Record:
     """A request the Worker served: `class` and `instance` are of its first container request;
-    `instances` names them all, in order."""
-    containers = [container(c) for c in raw.get("containers") or [] if isinstance(c, dict)]
-    names = list(dict.fromkeys(c["instance"] for c in containers))
-    first = containers[0] if containers else None
+    `instances` names them all, in order. Little work here: 3,000 a second may come."""
+    containers = raw.get("containers")
+    if not isinstance(containers, list):
+        containers = []
+    first = containers[0] if containers and isinstance(containers[0], dict) else None
     return (
         float(raw.get("time") or 0),
         str(raw.get("method", "GET")),
         str(raw.get("path", "/")),
-        first["class"] if first else None,
-        first["instance"] if first else None,
+        None if first is None else str(first.get("class")),
+        None if first is None else str(first.get("instance")),
         _status(raw.get("status")),
         float(raw.get("ms") or 0),
-        any(c["cold"] for c in containers),
+        any(isinstance(c, dict) and c.get("cold") for c in containers),
         False,
-        {"source": "worker", "tied": True, "instances": names, "containers": containers},
+        Containers(containers, "worker", True),
     )
 
 
@@ -98,5 +119,5 @@ def untied_record(raw: Mapping[str, Any]) -> Record:
         one["duration_ms"],
         one["cold"],
         False,
-        {"source": "container", "tied": False, "instances": [one["instance"]], "containers": [one]},
+        Containers([raw], "container", False),
     )

@@ -139,6 +139,7 @@ def test_a_request_reaching_two_containers_shows_both(cockpit: WorkerEmu) -> Non
     assert ID_HEADER not in body["workerSaw"]
     assert ID_HEADER not in body["left"]["headers"] and ID_HEADER not in body["right"]["headers"]
     assert body["stubAnswered"] == [None, None]
+    assert ID_HEADER not in body["plainSaw"]["headers"]  # nor a Durable Object of no container
     (record,) = records(cockpit, 1, "/two")
     assert record["instances"] == ["left", "right"]
     assert [(c["instance"], c["path"]) for c in record["containers"]] == [
@@ -147,10 +148,19 @@ def test_a_request_reaching_two_containers_shows_both(cockpit: WorkerEmu) -> Non
     ]
 
 
+def test_a_container_request_over_rpc_is_recorded_not_tied(cockpit: WorkerEmu) -> None:
+    r = cockpit.get("/rpc", timeout=120)
+    assert r.status_code == 200 and r.text == "200", r.text
+    (alone,) = records(cockpit, 1, "/from-rpc")
+    assert alone["tied"] is False and alone["instance"] == "rpc-one" and alone["cold"]
+    (worker,) = records(cockpit, 1, "/rpc")
+    assert worker["tied"] and worker["containers"] == [] and worker["instance"] is None
+
+
 def test_a_worker_exception_body_names_the_users_file_and_line(cockpit: WorkerEmu) -> None:
     r = cockpit.get("/boom")
     assert r.status_code == 500 and "boom in the cockpit Worker" in r.text
-    assert "src/index.ts:25:" in r.text, r.text  # the user's file and line, not the bundle's
+    assert "src/index.ts:42:" in r.text, r.text  # the user's file and line, not the bundle's
     assert "__emu_worker" not in r.text
 
 

@@ -176,8 +176,10 @@ def test_a_worker_record_names_every_instance_it_reached() -> None:
         }
     )
     assert record[:9] == (5.0, "POST", "/x?y", "Box", "b", 200, 9.0, True, False)
-    extra = record[9]
+    assert record[9] is not None
+    extra = record[9].fields()
     assert extra["instances"] == ["b", "a"] and extra["tied"] is True
     assert [c["status"] for c in extra["containers"]] == [200, 502, 204]  # 502: no answer
     alone = untied_record({**reached[0], "path": "/rpc", "request": None})
-    assert alone[2:5] == ("/rpc", "Box", "b") and alone[9]["tied"] is False
+    assert alone[2:5] == ("/rpc", "Box", "b")
+    assert alone[9] is not None and alone[9].fields()["tied"] is False

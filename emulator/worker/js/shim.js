@@ -28,20 +28,24 @@ const REPORT_MS = 1000;
 const PUBLIC_EMU = /^\/_emu\/(status|events|metrics)(\?|$)/;
 // The library's readiness probes fetch these hosts (besides the class's pingEndpoint host).
 const HEALTHCHECK_HOST = "containerstarthealthcheck";
-// Carries a request's id from the Worker to its Durable Object; the Durable Object's wrapper takes
-// it off before the user's code (or the container) sees the request.
-const REQUEST_HEADER = "x-emu-request-id";
 const INSTANCE_HEADER = "x-emu-instance";
 const MAX_PENDING = 10000; // request records waiting for their report; more are dropped
 
 // The cockpit's settings, from the generated entry (wrapWorker): a request feed, debug headers.
 const cockpit = { feed: false, debugHeaders: false, runtime: null };
-// The request being served, in the Worker (its record) and in a Durable Object (see `trace`).
+// The request being served: `{req}` in the Worker, `{req, t0, cold}` in a Durable Object, where
+// `req` is the Worker's record of the request (undefined where none is known: an RPC method, an
+// alarm). The Worker and its Durable Objects share this module (one isolate), so a Durable Object
+// adds the container requests it makes to that record.
 const als = new AsyncLocalStorage();
-// The Worker's requests in flight by id. The Worker and its Durable Objects share this module
-// (one isolate), so a Durable Object adds the container requests it makes to the Worker's record.
-const live = new Map();
-let lastId = 0;
+// How a record crosses a stub's fetch, which no context passes: the stub queues it under the
+// Durable Object's id with the request's URL, and the Durable Object's fetch takes the first one
+// with its URL. Nothing is added to the request, so neither the user's code nor the container
+// can see it. (Two requests with one URL in flight to one Durable Object at once may swap
+// records; both name the same instance.)
+const handoff = new Map();
+const objectIds = new WeakMap(); // a wrapped Durable Object -> its id, as a string
+let stubsPatched = false;
 
 class Runtime {
   constructor(url, token) {
@@ -280,6 +284,7 @@ class EmuContainer {
       return this.#send(port, input, init);
     }
     const began = Date.now();
+    const first = this.#run !== null && !this.#run.served; // the first answer after a start
     this.#stats.begin();
     let status = null;
     try {
@@ -289,7 +294,7 @@ class EmuContainer {
       return response;
     } finally {
       this.#stats.end();
-      this.#record(port, url, init ?? input, status, began);
+      this.#record(port, url, init ?? input, status, began, first);
     }
   }
 
@@ -303,7 +308,7 @@ class EmuContainer {
     }
   }
 
-  #record(port, url, request, status, began) {
+  #record(port, url, request, status, began, first) {
     const trace = als.getStore();
     const record = {
       class: this.#who.class,
@@ -314,11 +319,11 @@ class EmuContainer {
       status,
       time: began / 1000,
       ms: Date.now() - began,
-      cold: trace?.cold ?? false,
+      cold: trace?.cold ?? first, // outside a request's trace: did it meet a fresh start?
     };
     const req = trace?.req;
     if (req !== undefined && !req.done) req.containers.push(record);
-    else if (cockpit.feed) this.#stats.record({ ...record, request: trace?.rid ?? null });
+    else if (cockpit.feed) this.#stats.record(record);
   }
 
   async #send(port, input, init) {
@@ -368,6 +373,7 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
   const runtime = new Runtime(runtimeUrl, token);
   const Wrapped = class extends Base {
     constructor(ctx, env, ...rest) {
+      objectIds.set(ctx, ctx.id.toString());
       // Set on the real ctx before the base constructor reads it; a Proxy around ctx is
       // refused by workerd's DurableObject constructor.
       const container = ctx.container === undefined ? new EmuContainer(runtime, className, ctx) : null;
@@ -381,17 +387,45 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
     }
 
     fetch(request, ...rest) {
-      // The request's id, off the request: the user's code and the container never see it.
-      const rid = request.headers.get(REQUEST_HEADER);
-      const trace = { rid, req: rid === null ? undefined : live.get(rid), t0: Date.now(), cold: false };
+      const trace = traceOf(this.ctx, request);
       const container = this.ctx?.container;
       if (container instanceof EmuContainer) container.arrived(trace);
-      if (rid !== null) {
-        const headers = new Headers(request.headers);
-        headers.delete(REQUEST_HEADER);
-        request = new Request(request, { headers });
-      }
       return als.run(trace, () => super.fetch(request, ...rest));
+    }
+  };
+  Object.defineProperty(Wrapped, "name", { value: Base.name });
+  return Wrapped;
+}
+
+/** What a Durable Object's fetch serves: the Worker's record the stub queued for it, if any. */
+function traceOf(ctx, request) {
+  const trace = { req: undefined, t0: Date.now(), cold: false };
+  const key = ctx === undefined ? undefined : objectIds.get(ctx);
+  const queue = key === undefined ? undefined : handoff.get(key);
+  if (queue !== undefined) {
+    const url = request.url;
+    const at = queue[0].url === url ? 0 : queue.findIndex((entry) => entry.url === url);
+    if (at >= 0) {
+      const [entry] = queue.splice(at, 1);
+      if (queue.length === 0) handoff.delete(key);
+      if (!entry.req.done) trace.req = entry.req;
+    }
+  }
+  return trace;
+}
+
+/** Another Durable Object class of the Worker (not in containers[]): followed too, so that the
+ * container requests of what it calls stay tied to the Worker's request. */
+export function wrapDurableObject(Base) {
+  if (typeof Base !== "function" || typeof Base.prototype?.fetch !== "function") return Base;
+  const Wrapped = class extends Base {
+    constructor(ctx, env, ...rest) {
+      super(ctx, env, ...rest);
+      if (typeof ctx?.id?.toString === "function") objectIds.set(ctx, ctx.id.toString());
+    }
+
+    fetch(request, ...rest) {
+      return als.run(traceOf(this.ctx, request), () => super.fetch(request, ...rest));
     }
   };
   Object.defineProperty(Wrapped, "name", { value: Base.name });
@@ -413,21 +447,27 @@ async function errorResponse(error) {
   });
 }
 
-/** Durable Object stubs' fetch, made to carry the id of the request being served (see `live`).
- * Every stub shares one prototype: patched once, on the first request. */
-function carryRequestIds(env) {
+/** Durable Object stubs' fetch, made to hand the request's record over (see `handoff`). Every
+ * stub shares one prototype: patched once, on the first request. */
+function handRecordsOver(env) {
+  stubsPatched = true;
   const namespace = Object.values(env ?? {}).find((v) => typeof v?.idFromName === "function");
   if (namespace === undefined) return;
   const proto = Object.getPrototypeOf(namespace.get(namespace.idFromName("emu")));
   const original = proto.fetch;
   if (typeof original !== "function" || original.emu) return;
   const fetch = function (input, init) {
-    const rid = als.getStore()?.rid;
-    if (rid === undefined || rid === null) return original.call(this, input, init);
-    const request = init === undefined && input instanceof Request ? input : new Request(input, init);
-    const headers = new Headers(request.headers);
-    headers.set(REQUEST_HEADER, rid);
-    return original.call(this, request, { headers });
+    const req = als.getStore()?.req;
+    if (req !== undefined && !req.done) {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      const key = this.id.toString();
+      const entry = { url, req };
+      const queue = handoff.get(key);
+      if (queue === undefined) handoff.set(key, [entry]);
+      else queue.push(entry);
+      req.handed.push(key, entry);
+    }
+    return original.call(this, input, init);
   };
   fetch.emu = true;
   Object.defineProperty(proto, "fetch", { value: fetch, configurable: true, writable: true });
@@ -435,18 +475,21 @@ function carryRequestIds(env) {
 
 /** The response, naming the instances that served it (an emu extra: --no-debug-headers). */
 function withInstances(response, containers) {
-  const names = [...new Set(containers.map((c) => c.instance))].join(", ");
-  try {
-    response.headers.set(INSTANCE_HEADER, names);
-    return response;
-  } catch {
-    // Immutable (a fetch's or a stub's response): a copy, as the platform's own would be.
+  let names = containers[0].instance;
+  for (let i = 1; i < containers.length; i++) {
+    const name = containers[i].instance;
+    if (!containers.slice(0, i).some((c) => c.instance === name)) names += `, ${name}`;
   }
-  const headers = new Headers(response.headers);
-  headers.set(INSTANCE_HEADER, names);
   const { status, statusText, webSocket } = response;
-  if (webSocket) return new Response(null, { status, statusText, headers, webSocket });
-  return new Response(response.body, { status, statusText, headers });
+  if (webSocket) {
+    const headers = new Headers(response.headers);
+    headers.set(INSTANCE_HEADER, names);
+    return new Response(null, { status, statusText, headers, webSocket });
+  }
+  // A copy: a stub's (or fetch's) response has immutable headers.
+  const copy = new Response(response.body, response);
+  copy.headers.set(INSTANCE_HEADER, names);
+  return copy;
 }
 
 // The Worker's request records, sent to emu in one report per REPORT_MS.
@@ -477,18 +520,28 @@ function recordRequest(request, trace, status, ctx) {
   );
 }
 
+/** What no Durable Object took (its fetch failed before it ran) leaves the queues. */
+function unhand(handed) {
+  for (let i = 0; i < handed.length; i += 2) {
+    const queue = handoff.get(handed[i]);
+    const at = queue === undefined ? -1 : queue.indexOf(handed[i + 1]);
+    if (at < 0) continue;
+    queue.splice(at, 1);
+    if (queue.length === 0) handoff.delete(handed[i]);
+  }
+}
+
 /** The user's fetch, traced: its record for the request feed and the debug header. */
 async function traced(request, ctx, env, call) {
   if (!cockpit.feed && !cockpit.debugHeaders) return call();
-  if (lastId === 0) carryRequestIds(env);
-  const trace = { rid: String(++lastId), t0: Date.now(), containers: [], done: false };
-  live.set(trace.rid, trace);
+  if (!stubsPatched) handRecordsOver(env);
+  const trace = { t0: Date.now(), containers: [], done: false, handed: [] };
   let response;
   try {
-    response = await als.run(trace, call);
+    response = await als.run({ req: trace }, call);
   } finally {
     trace.done = true;
-    live.delete(trace.rid);
+    unhand(trace.handed);
   }
   if (cockpit.feed) recordRequest(request, trace, response.status, ctx);
   if (cockpit.debugHeaders && trace.containers.length > 0) {
