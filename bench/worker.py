@@ -268,6 +268,43 @@ def throughput(wrk: str, emus: dict[str, EmuProcess], args: dict[str, Any]) -> d
     return {key: best(r) for key, r in runs.items()}
 
 
+def feed_cost(wrk: str, config: Path, args: dict[str, Any]) -> dict[str, Any]:
+    """--only-feed: the request feed and x-emu-instance on, the feed alone, and both off, in
+    turns over --rounds; the medians of each round's ratios, in req/s and in workerd's CPU per
+    request (which a busy machine sways less)."""
+    off = ("--no-request-feed", "--no-debug-headers")
+    with (
+        EmuProcess(config, "--no-logs", worker=True) as on,
+        EmuProcess(config, "--no-logs", off[1], worker=True) as fed,
+        EmuProcess(config, "--no-logs", *off, worker=True) as quiet,
+    ):
+        sides = {"worker_container": on, "worker_feed_only": fed, "worker_no_feed": quiet}
+        for emu in sides.values():
+            wait_for(functools.partial(answers_200, emu.url + "/"), COLD_TIMEOUT, "the container")
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in sides}
+        for _ in range(args["rounds"]):
+            for key, emu in sides.items():
+                runs[key].append(wrk_rps(wrk, emu.url + "/", args, emu))
+
+    def ratios(key: str, field: str) -> list[float]:
+        pairs = zip(runs[key], runs["worker_no_feed"], strict=True)
+        return [round(a[field] / b[field], 3) for a, b in pairs]
+
+    out: dict[str, Any] = {key: best(r) for key, r in runs.items()}
+    out["ratios"] = {
+        f"{name}_{field}": {
+            "median": statistics.median(ratios(key, field)),
+            "rounds": ratios(key, field),
+        }
+        for name, key in (
+            ("on_vs_off", "worker_container"),
+            ("feed_only_vs_off", "worker_feed_only"),
+        )
+        for field in ("rps", "runtime_cpu_us")
+    }
+    return out
+
+
 def run(args: dict[str, Any]) -> dict[str, Any]:
     wrk = require_wrk()
     client = docker_client()
@@ -280,6 +317,10 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         require_image(client, NGINX)
         with temp_dir("emu-bench-worker-") as root:
             config = write_project(root, max_instances=reps + 2)
+            if args["only_feed"]:
+                say("the request feed: on, alone, off, in turns")
+                results.update(feed_cost(wrk, config, args))
+                return results
             say("worker mode and --no-worker, side by side: throughput")
             off = ("--no-request-feed", "--no-debug-headers")
             with (
@@ -343,7 +384,33 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+def feed_table(r: dict[str, Any]) -> str:
+    s, q = r["settings"], r["ratios"]
+    lines = [
+        f"worker mode, the request feed: {NGINX}, wrk {s['connections']} connections, "
+        f"{s['duration']:g} s per run, {s['rounds']} rounds in turns",
+        "",
+        f"{'':40} {'req/s':>8} {'workerd us':>10} {'front us':>9}",
+    ]
+    for key, label in (
+        ("worker_container", "feed and x-emu-instance on"),
+        ("worker_feed_only", "feed on, --no-debug-headers"),
+        ("worker_no_feed", "--no-request-feed --no-debug-headers"),
+    ):
+        one = r[key]
+        lines.append(
+            f"{label:40} {one['rps']:>8} {one['runtime_cpu_us']:>10.1f} {one['front_cpu_us']:>9.1f}"
+        )
+    lines.append("")
+    for name, ratio in q.items():
+        rounds = ", ".join(f"{x:.3f}" for x in ratio["rounds"])
+        lines.append(f"{name}: {ratio['median']:.3f} (rounds {rounds})")
+    return "\n".join(lines)
+
+
 def table(r: dict[str, Any]) -> str:
+    if r["settings"].get("only_feed"):
+        return feed_table(r)
     s, q, m = r["settings"], r["ratios"], r["memory_mib"]
     return "\n".join(
         [
@@ -394,6 +461,7 @@ def table(r: dict[str, Any]) -> str:
 @click.option("--threads", default=2, show_default=True, help="wrk threads.")
 @click.option("--cold-reps", default=8, show_default=True, help="Cold starts per side.")
 @click.option("--rounds", default=2, show_default=True, help="wrk runs per side, taking turns.")
+@click.option("--only-feed", is_flag=True, help="Only the request feed's cost: on, alone, off.")
 @out_option("worker-results.json")
 def main(**args: Any) -> None:
     """Measure worker mode against --no-worker and a bare docker run."""

@@ -62,9 +62,7 @@ def test_entry_wraps_each_container_class_and_keeps_the_rest(tmp_path: Path) -> 
     project = worker_project(load_config(_project(tmp_path)))
     text = entry_module(project, "http://127.0.0.1:4321", "tok")
     main = json.dumps(str(tmp_path / "src" / "index.ts"))
-    assert f"export * from {main};" in text  # any other export stays as it is
-    # Room, a Durable Object of no container, only takes the shim's request id off its requests.
-    assert 'export const Room = wrapDurableObject(user["Room"]);' in text
+    assert f"export * from {main};" in text  # Room and any other export stay as they are
     assert json.dumps(str(SHIM)) in text
     assert 'export const Box = wrapContainerClass(user["Box"], "Box", FRONT, TOKEN,' in text
     assert "export default wrapWorker(user.default, FRONT, false, TOKEN, {});" in text

@@ -33,10 +33,11 @@ const MAX_PENDING = 10000; // request records waiting for their report; more are
 
 // The cockpit's settings, from the generated entry (wrapWorker): a request feed, debug headers.
 const cockpit = { feed: false, debugHeaders: false, runtime: null };
-// The request being served: `{req}` in the Worker, `{req, t0, cold}` in a Durable Object, where
-// `req` is the Worker's record of the request (undefined where none is known: an RPC method, an
-// alarm). The Worker and its Durable Objects share this module (one isolate), so a Durable Object
-// adds the container requests it makes to that record.
+// The Worker's request being served (`{req}`: its record), in the Worker's own code. The Worker
+// and its Durable Objects share this module (one isolate), so a Durable Object adds the container
+// requests it makes to that record. Only the Worker runs in a context of it: one kept through
+// the library's many awaits in a Durable Object cost workerd a few percent of its time, and
+// there the request object itself says what a container request serves (see `serve`).
 const als = new AsyncLocalStorage();
 // How a record crosses a stub's fetch, which no context passes: the stub queues it under the
 // Durable Object's id with the request's URL, and the Durable Object's fetch takes the first one
@@ -160,6 +161,7 @@ class EmuContainer {
   #run = null;
   #stats;
   #firstNeed = null; // when the first request that waits for the next start came in
+  #serving = new Map(); // the Durable Object's requests in flight -> their traces
   pingHost = "ping"; // the class's pingEndpoint host, set once the class is constructed
 
   constructor(runtime, className, ctx) {
@@ -269,8 +271,32 @@ class EmuContainer {
     };
   }
 
+  /** The Durable Object serves `request` (`call`): what its container requests are made for. */
+  async serve(trace, request, call) {
+    this.#arrived(trace);
+    this.#serving.set(request, trace);
+    try {
+      return await call();
+    } finally {
+      this.#serving.delete(request);
+    }
+  }
+
+  /** Which of the requests in flight a container request serves: the library passes the very
+   * request it got; else the only one; else the one of this URL. */
+  #traceFor(input, init, url) {
+    const serving = this.#serving;
+    const direct = serving.get(init) ?? serving.get(input);
+    if (direct !== undefined || serving.size === 0) return direct;
+    if (serving.size === 1) return serving.values().next().value;
+    for (const [request, trace] of serving) {
+      if (request.url.replace("https:", "http:") === url) return trace;
+    }
+    return undefined;
+  }
+
   /** A request reached the Durable Object: does it wait for a start (cold)? */
-  arrived(trace) {
+  #arrived(trace) {
     const run = this.#run;
     trace.cold = run === null || run.ended || !run.served;
     if (trace.cold && this.#firstNeed === null) this.#firstNeed = trace.req?.t0 ?? trace.t0;
@@ -285,6 +311,7 @@ class EmuContainer {
     }
     const began = Date.now();
     const first = this.#run !== null && !this.#run.served; // the first answer after a start
+    const trace = this.#traceFor(input, init, url);
     this.#stats.begin();
     let status = null;
     try {
@@ -294,7 +321,7 @@ class EmuContainer {
       return response;
     } finally {
       this.#stats.end();
-      this.#record(port, url, init ?? input, status, began, first);
+      this.#record(trace, port, url, init ?? input, status, began, first);
     }
   }
 
@@ -308,8 +335,7 @@ class EmuContainer {
     }
   }
 
-  #record(port, url, request, status, began, first) {
-    const trace = als.getStore();
+  #record(trace, port, url, request, status, began, first) {
     const record = {
       class: this.#who.class,
       instance: this.#who.name,
@@ -389,8 +415,8 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
     fetch(request, ...rest) {
       const trace = traceOf(this.ctx, request);
       const container = this.ctx?.container;
-      if (container instanceof EmuContainer) container.arrived(trace);
-      return als.run(trace, () => super.fetch(request, ...rest));
+      if (!(container instanceof EmuContainer)) return super.fetch(request, ...rest);
+      return container.serve(trace, request, () => super.fetch(request, ...rest));
     }
   };
   Object.defineProperty(Wrapped, "name", { value: Base.name });
@@ -412,24 +438,6 @@ function traceOf(ctx, request) {
     }
   }
   return trace;
-}
-
-/** Another Durable Object class of the Worker (not in containers[]): followed too, so that the
- * container requests of what it calls stay tied to the Worker's request. */
-export function wrapDurableObject(Base) {
-  if (typeof Base !== "function" || typeof Base.prototype?.fetch !== "function") return Base;
-  const Wrapped = class extends Base {
-    constructor(ctx, env, ...rest) {
-      super(ctx, env, ...rest);
-      if (typeof ctx?.id?.toString === "function") objectIds.set(ctx, ctx.id.toString());
-    }
-
-    fetch(request, ...rest) {
-      return als.run(traceOf(this.ctx, request), () => super.fetch(request, ...rest));
-    }
-  };
-  Object.defineProperty(Wrapped, "name", { value: Base.name });
-  return Wrapped;
 }
 
 async function errorResponse(error) {
