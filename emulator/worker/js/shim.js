@@ -45,7 +45,7 @@ const als = new AsyncLocalStorage();
 // can see it. (Two requests with one URL in flight to one Durable Object at once may swap
 // records; both name the same instance.)
 const handoff = new Map();
-const objectIds = new WeakMap(); // a wrapped Durable Object -> its id, as a string
+const objectIds = new WeakMap(); // a Container class object's ctx -> its id, as a string
 let stubsPatched = false;
 
 class Runtime {
