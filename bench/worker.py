@@ -9,6 +9,9 @@
      the container;
    - worker mode, a path the Worker answers itself (no Durable Object, no container);
    - `--no-worker`, emu's own front proxying to the same container;
+   - worker mode with `--no-request-feed --no-debug-headers`: the shim follows no request (the
+     cost of the request feed and x-emu-instance is the first line against this one), and with
+     `--no-debug-headers` only (the request feed's own cost, without the header's response copy);
    and the floor of 10 x wrangler dev's 270 req/s.
 2. cold start in worker mode: first request to a new name (getContainer) until its 200, median of
    --cold-reps; against a bare `docker run` of the same image with the same limits, from the
@@ -107,14 +110,43 @@ def say(text: str) -> None:
     click.echo(f"bench: {text}", err=True)
 
 
-def wrk_rps(wrk: str, url: str, args: dict[str, Any]) -> dict[str, Any]:
+def cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += proc_sample(pid).cpu_s
+    return total
+
+
+def runtime_pids(emu: EmuProcess) -> list[int]:
+    """workerd's processes: where a worker-mode request's JavaScript runs."""
+    found = []
+    for pid in descendants(emu.pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "workerd":
+                found.append(pid)
+    return found
+
+
+def wrk_rps(wrk: str, url: str, args: dict[str, Any], emu: EmuProcess) -> dict[str, Any]:
+    """req/s and latency; and the CPU that the runtime (workerd) and emu's front spent per
+    request, which a busy machine sways much less than it sways req/s."""
     shape = {"connections": args["connections"], "threads": args["threads"]}
     run_wrk(wrk, url, duration=2, **shape)  # warm-up, not counted
+    runtime = runtime_pids(emu)
+    before = cpu_s(runtime), cpu_s([emu.pid])
     result = run_wrk(wrk, url, duration=args["duration"], **shape)
+    after = cpu_s(runtime), cpu_s([emu.pid])
     bad = {k: v for k, v in result.errors.items() if v}
     if bad or result.counters.get("status", {}).keys() - {"200"}:
         raise BenchError(f"errors hitting {url}: {bad} {result.counters}")
-    return {"rps": round(result.rps), "latency_ms": result.latency_ms}
+    per = 1e6 / max(result.requests, 1)
+    return {
+        "rps": round(result.rps),
+        "latency_ms": result.latency_ms,
+        "runtime_cpu_us": round((after[0] - before[0]) * per, 1),
+        "front_cpu_us": round((after[1] - before[1]) * per, 1),
+    }
 
 
 def memory(emu_pid: int) -> dict[str, float]:
@@ -205,24 +237,72 @@ def cold_starts(emu: EmuProcess, client: docker.DockerClient, reps: int) -> dict
 
 
 def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {**max(runs, key=lambda r: r["rps"]), "rounds_rps": [r["rps"] for r in runs]}
+    return {
+        **max(runs, key=lambda r: r["rps"]),
+        "rounds_rps": [r["rps"] for r in runs],
+        # CPU per request: the median of the rounds (the best round's req/s is another round's)
+        "runtime_cpu_us": statistics.median(r["runtime_cpu_us"] for r in runs),
+        "front_cpu_us": statistics.median(r["front_cpu_us"] for r in runs),
+    }
 
 
-def throughput(
-    wrk: str, worker: EmuProcess, plain: EmuProcess, args: dict[str, Any]
-) -> dict[str, Any]:
-    """Both emus run at once and take turns, so that a busy moment of the machine falls on
-    both sides alike; the best round of each."""
+def throughput(wrk: str, emus: dict[str, EmuProcess], args: dict[str, Any]) -> dict[str, Any]:
+    """The emus run at once and take turns, so that a busy moment of the machine falls on
+    every side alike; the best round of each."""
     runs: dict[str, list[dict[str, Any]]] = {
         "worker_container": [],
         "worker_only": [],
         "no_worker": [],
+        "worker_no_feed": [],
+        "worker_feed_only": [],
     }
     for _ in range(args["rounds"]):
-        runs["worker_container"].append(wrk_rps(wrk, worker.url + "/", args))
-        runs["no_worker"].append(wrk_rps(wrk, plain.url + "/", args))
-        runs["worker_only"].append(wrk_rps(wrk, worker.url + "/worker-only", args))
+        for key, emu, path in (
+            ("worker_container", emus["worker"], "/"),
+            ("no_worker", emus["plain"], "/"),
+            ("worker_no_feed", emus["quiet"], "/"),
+            ("worker_feed_only", emus["feed"], "/"),
+            ("worker_only", emus["worker"], "/worker-only"),
+        ):
+            runs[key].append(wrk_rps(wrk, emu.url + path, args, emu))
     return {key: best(r) for key, r in runs.items()}
+
+
+def feed_cost(wrk: str, config: Path, args: dict[str, Any]) -> dict[str, Any]:
+    """--only-feed: the request feed and x-emu-instance on, the feed alone, and both off, in
+    turns over --rounds; the medians of each round's ratios, in req/s and in workerd's CPU per
+    request (which a busy machine sways less)."""
+    off = ("--no-request-feed", "--no-debug-headers")
+    with (
+        EmuProcess(config, "--no-logs", worker=True) as on,
+        EmuProcess(config, "--no-logs", off[1], worker=True) as fed,
+        EmuProcess(config, "--no-logs", *off, worker=True) as quiet,
+    ):
+        sides = {"worker_container": on, "worker_feed_only": fed, "worker_no_feed": quiet}
+        for emu in sides.values():
+            wait_for(functools.partial(answers_200, emu.url + "/"), COLD_TIMEOUT, "the container")
+        runs: dict[str, list[dict[str, Any]]] = {key: [] for key in sides}
+        for _ in range(args["rounds"]):
+            for key, emu in sides.items():
+                runs[key].append(wrk_rps(wrk, emu.url + "/", args, emu))
+
+    def ratios(key: str, field: str) -> list[float]:
+        pairs = zip(runs[key], runs["worker_no_feed"], strict=True)
+        return [round(a[field] / b[field], 3) for a, b in pairs]
+
+    out: dict[str, Any] = {key: best(r) for key, r in runs.items()}
+    out["ratios"] = {
+        f"{name}_{field}": {
+            "median": statistics.median(ratios(key, field)),
+            "rounds": ratios(key, field),
+        }
+        for name, key in (
+            ("on_vs_off", "worker_container"),
+            ("feed_only_vs_off", "worker_feed_only"),
+        )
+        for field in ("rps", "runtime_cpu_us")
+    }
+    return out
 
 
 def run(args: dict[str, Any]) -> dict[str, Any]:
@@ -237,15 +317,23 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         require_image(client, NGINX)
         with temp_dir("emu-bench-worker-") as root:
             config = write_project(root, max_instances=reps + 2)
+            if args["only_feed"]:
+                say("the request feed: on, alone, off, in turns")
+                results.update(feed_cost(wrk, config, args))
+                return results
             say("worker mode and --no-worker, side by side: throughput")
+            off = ("--no-request-feed", "--no-debug-headers")
             with (
                 EmuProcess(config, "--no-logs", worker=True) as emu,
                 EmuProcess(config, "--no-logs") as plain,
+                EmuProcess(config, "--no-logs", *off, worker=True) as quiet,
+                EmuProcess(config, "--no-logs", off[1], worker=True) as fed,
             ):
-                for url in (emu.url + "/", plain.url + "/"):
-                    check = functools.partial(answers_200, url)
+                emus = {"worker": emu, "plain": plain, "quiet": quiet, "feed": fed}
+                for one in emus.values():
+                    check = functools.partial(answers_200, one.url + "/")
                     wait_for(check, COLD_TIMEOUT, "the container")
-                results.update(throughput(wrk, emu, plain, args))
+                results.update(throughput(wrk, emus, args))
                 results["memory_mib"] = memory(emu.pid)
                 results["memory_mib"]["front_no_worker"] = round(proc_sample(plain.pid).rss_mib, 1)
                 say("cold starts: worker mode and bare docker run, alternately")
@@ -263,7 +351,25 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             strict=True,
         )
     ]
+    off = results["worker_no_feed"]["rounds_rps"]
+    feed = [a / b for a, b in zip(results["worker_container"]["rounds_rps"], off, strict=True)]
+    only = [a / b for a, b in zip(results["worker_feed_only"]["rounds_rps"], off, strict=True)]
     results["ratios"] = {
+        "feed_on_vs_off_rps": round(statistics.median(feed), 3),
+        "feed_on_vs_off_rounds": [round(r, 3) for r in feed],
+        "feed_only_vs_off_rps": round(statistics.median(only), 3),
+        "feed_only_vs_off_rounds": [round(r, 3) for r in only],
+        # The runtime's CPU per request, feed and header on against all off (1.05: 5 % more).
+        "feed_cpu_on_vs_off": round(
+            results["worker_container"]["runtime_cpu_us"]
+            / results["worker_no_feed"]["runtime_cpu_us"],
+            3,
+        ),
+        "feed_only_cpu_vs_off": round(
+            results["worker_feed_only"]["runtime_cpu_us"]
+            / results["worker_no_feed"]["runtime_cpu_us"],
+            3,
+        ),
         "worker_vs_no_worker_rps": round(statistics.median(per_round), 3),
         "worker_vs_no_worker_rounds": [round(r, 3) for r in per_round],
         "worker_vs_floor_rps": round(rps / FLOOR_RPS, 2),
@@ -278,23 +384,58 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
+def feed_table(r: dict[str, Any]) -> str:
+    s, q = r["settings"], r["ratios"]
+    lines = [
+        f"worker mode, the request feed: {NGINX}, wrk {s['connections']} connections, "
+        f"{s['duration']:g} s per run, {s['rounds']} rounds in turns",
+        "",
+        f"{'':40} {'req/s':>8} {'workerd us':>10} {'front us':>9}",
+    ]
+    for key, label in (
+        ("worker_container", "feed and x-emu-instance on"),
+        ("worker_feed_only", "feed on, --no-debug-headers"),
+        ("worker_no_feed", "--no-request-feed --no-debug-headers"),
+    ):
+        one = r[key]
+        lines.append(
+            f"{label:40} {one['rps']:>8} {one['runtime_cpu_us']:>10.1f} {one['front_cpu_us']:>9.1f}"
+        )
+    lines.append("")
+    for name, ratio in q.items():
+        rounds = ", ".join(f"{x:.3f}" for x in ratio["rounds"])
+        lines.append(f"{name}: {ratio['median']:.3f} (rounds {rounds})")
+    return "\n".join(lines)
+
+
 def table(r: dict[str, Any]) -> str:
+    if r["settings"].get("only_feed"):
+        return feed_table(r)
     s, q, m = r["settings"], r["ratios"], r["memory_mib"]
     return "\n".join(
         [
             f"worker mode: {NGINX} ({INSTANCE_TYPE}), wrk {s['connections']} connections, "
             f"{s['duration']:g} s per run, {r['machine']['cpus']} CPUs",
             "",
-            f"{'':40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}",
+            f"{'':40} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'workerd us':>10} {'front us':>9}",
             *(
                 f"{label:40} {r[key]['rps']:>8} {r[key]['latency_ms']['p50']:>8.2f} "
-                f"{r[key]['latency_ms']['p99']:>8.2f}"
+                f"{r[key]['latency_ms']['p99']:>8.2f} {r[key]['runtime_cpu_us']:>10.1f} "
+                f"{r[key]['front_cpu_us']:>9.1f}"
                 for key, label in (
                     ("worker_container", "worker mode: Worker -> DO -> container"),
                     ("worker_only", "worker mode: answered by the Worker"),
                     ("no_worker", "--no-worker: emu's front -> container"),
+                    ("worker_no_feed", "worker mode, no feed, no debug headers"),
+                    ("worker_feed_only", "worker mode, feed, no debug headers"),
                 )
             ),
+            f"request feed and x-emu-instance on / off: {q['feed_on_vs_off_rps']:.3f} (median "
+            f"of the rounds: {', '.join(f'{x:.3f}' for x in q['feed_on_vs_off_rounds'])}); "
+            f"the feed alone / off: {q['feed_only_vs_off_rps']:.3f} "
+            f"({', '.join(f'{x:.3f}' for x in q['feed_only_vs_off_rounds'])}); workerd CPU per "
+            f"request, on / off: {q['feed_cpu_on_vs_off']:.3f}, the feed alone / off: "
+            f"{q['feed_only_cpu_vs_off']:.3f}",
             f"worker mode / --no-worker: {q['worker_vs_no_worker_rps']:.2f} (median of the "
             f"rounds: {', '.join(f'{x:.2f}' for x in q['worker_vs_no_worker_rounds'])}); "
             f"worker mode / floor (10 x wrangler dev's {WRANGLER_DEV_RPS:g}): "
@@ -320,6 +461,7 @@ def table(r: dict[str, Any]) -> str:
 @click.option("--threads", default=2, show_default=True, help="wrk threads.")
 @click.option("--cold-reps", default=8, show_default=True, help="Cold starts per side.")
 @click.option("--rounds", default=2, show_default=True, help="wrk runs per side, taking turns.")
+@click.option("--only-feed", is_flag=True, help="Only the request feed's cost: on, alone, off.")
 @out_option("worker-results.json")
 def main(**args: Any) -> None:
     """Measure worker mode against --no-worker and a bare docker run."""

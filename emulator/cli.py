@@ -38,10 +38,10 @@ from .cli_output import (
     source_width,
     status_table,
 )
+from .cli_worker import describe, worker_mode
 from .config import Config, ConfigError, Overrides, default_port, find_config, load_config
 from .docker_backend import DockerBackend
 from .docker_types import ContainerInfo, DockerError, DockerUnavailable
-from .durations import format_duration
 from .emulator import Emulator
 from .engines import Engine, EngineError
 from .front import ListenError
@@ -49,7 +49,7 @@ from .instance_spec import Capacity, capacity_note
 from .runs import emu_states, stop_emu_up
 from .sweep import live_runs, remove_images, running_urls, sweep_project, sweep_session
 from .worker.describe import render as render_bindings
-from .worker.mode import ModeChoice, WorkerMode, choose_mode, describe_mode
+from .worker.mode import ModeChoice, choose_mode, describe_mode
 from .worker.runtime import RuntimeOptions, WorkerError
 from .worker.toolchain import ToolchainError
 
@@ -134,12 +134,18 @@ def main() -> None:
     show_default=True,
     help="Record each request for the dashboard and /_emu/requests.",
 )
+@click.option(
+    "--debug-headers/--no-debug-headers",
+    default=True,
+    show_default=True,
+    help="Name the instances that served a response in its x-emu-instance header.",
+)
 @engine_option
 @worker_option
 @runtime_options
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
-    keys = ("watch", "access_log", "reaper", "prewarm", "request_feed")
+    keys = ("watch", "access_log", "reaper", "prewarm", "request_feed", "debug_headers")
     options: dict[str, Any] = {k: kw.pop(k) for k in keys}
     options["runtime"] = pop_runtime_options(kw)
     options["engine"] = _engine(kw.pop("engine"))
@@ -166,17 +172,15 @@ async def _up(
     reaper: bool,
     prewarm: int,
     request_feed: bool,
+    debug_headers: bool,
     engine: Engine,
     mode: ModeChoice,
     runtime: RuntimeOptions,
 ) -> None:
     out = Printer(json_logs, source_width(config.classes))
-    worker = None
-    if mode.node is not None:
-        try:
-            worker = WorkerMode(config, mode.node, out=out, watch=watch, options=runtime)
-        except ConfigError as exc:
-            _fail(str(exc), EXIT_BAD_CONFIG)
+    worker = worker_mode(
+        config, mode, out, watch, feed=request_feed, headers=debug_headers, runtime=runtime
+    )
     emu = Emulator(
         config,
         on_output=out,
@@ -187,6 +191,7 @@ async def _up(
         reaper=reaper,
         prewarm=prewarm,
         request_feed=request_feed,
+        debug_headers=debug_headers,
         engine=engine,
         reload=lambda: load_config(config.path, overrides),
         worker=worker,
@@ -208,7 +213,7 @@ async def _up(
     except WorkerError as exc:
         sys.stdout.flush()  # the runtime's own lines first
         _fail(str(exc), exc.exit_code)
-    _describe(emu, out, mode, worker)
+    describe(emu, out, mode, worker)
     await signals.stop.wait()
     await emu.stop()
     out("emu", "stopped; all containers and networks removed")
@@ -240,31 +245,6 @@ class _Signals:
         else:
             self._out("emu", "forced: removing containers now")
             self._force.append(asyncio.ensure_future(_force(self._emu)))
-
-
-def _describe(emu: Emulator, out: Printer, mode: ModeChoice, worker: WorkerMode | None) -> None:
-    """What emu up serves, once it serves."""
-    for pool in emu.pools.values():
-        cfg = pool.config
-        # Without one, each request's cf-container-target-port is waited for on first use.
-        port = "no defaultPort" if cfg.default_port is None else f"port {cfg.default_port}"
-        out(
-            "emu",
-            f"{cfg.class_name} (env.{cfg.binding}): {cfg.instances} instance names, "
-            f"max {cfg.max_instances} running, {cfg.instance_type.name} "
-            f"({cfg.instance_type.vcpu:g} vCPU, {cfg.instance_type.memory_mib} MiB), "
-            f"{port}, sleepAfter {format_duration(cfg.sleep_after)}",
-        )
-    if emu.config.env is not None:
-        out("emu", f"wrangler environment {emu.config.env} (Worker {emu.config.worker_name})")
-    out("emu", f"mode {describe_mode(mode)}")
-    out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
-    out("emu", f"dashboard: {emu.local_url}/_emu/ (or: emu open)")
-    inspector = worker.runtime.inspector_url if worker and worker.runtime else None
-    if inspector is not None:
-        out("emu", f"inspector: {inspector} (Chrome DevTools: chrome://inspect)")
-    # What scripts and test runners that spawn `wrangler dev` wait for.
-    out("emu", f"Ready on {emu.local_url}")
 
 
 async def _force(emu: Emulator) -> None:

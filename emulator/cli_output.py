@@ -132,7 +132,7 @@ def status_table(data: dict[str, Any]) -> str:
         lines += [
             "",
             f"{cls['class_name']} (env.{cls['binding']}): {cls['running']}/{cls['max_instances']} "
-            f"running, {cls['instances_n']} names, {itype['name']} ({itype['vcpu']:g} vCPU, "
+            f"running, {_names_text(cls)}{itype['name']} ({itype['vcpu']:g} vCPU, "
             f"{itype['memory_mib']} MiB)"
             + (f", image error: {cls['image_error']}" if cls["image_error"] else ""),
         ]
@@ -153,6 +153,15 @@ def status_table(data: dict[str, Any]) -> str:
         ]
         lines += columns(rows)
     return "\n".join(lines)
+
+
+def _names_text(cls: dict[str, Any]) -> str:
+    """getRandom's N where it applies, and the instances requests reached."""
+    n = cls.get("instances_n")
+    spread = "" if n is None else f"getRandom over {n} names, "
+    reached = cls.get("reached") or []
+    more = f" and {len(reached) - 5} more" if len(reached) > 5 else ""
+    return spread + (f"reached {', '.join(reached[:5])}{more}; " if reached else "")
 
 
 def _sleeps_text(inst: dict[str, Any]) -> str:

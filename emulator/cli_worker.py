@@ -16,9 +16,12 @@ from typing import Any
 import click
 
 from .cli_options import runtime_options
+from .cli_output import Printer
 from .config import Config, ConfigError, Overrides, load_config
+from .durations import format_duration
+from .emulator import Emulator
 from .worker.describe import describe_bindings
-from .worker.mode import ModeChoice
+from .worker.mode import ModeChoice, WorkerMode, describe_mode
 from .worker.project import worker_project
 from .worker.runtime import RuntimeOptions, WorkerError, WorkerRuntime
 from .worker.toolchain import (
@@ -211,3 +214,60 @@ def bindings_of(config: Config, mode: ModeChoice, runtime: RuntimeOptions) -> di
     if not installed(folder):
         return {"error": "worker mode's packages are not installed yet (emu install)"}
     return describe_bindings(project, mode.node, folder, runtime.vars)
+
+
+def worker_mode(
+    config: Config,
+    mode: ModeChoice,
+    out: Printer,
+    watch: bool,
+    *,
+    feed: bool,
+    headers: bool,
+    runtime: RuntimeOptions,
+) -> WorkerMode | None:
+    if mode.node is None:
+        return None
+    try:
+        return WorkerMode(
+            config,
+            mode.node,
+            out=out,
+            watch=watch,
+            feed=feed,
+            debug_headers=headers,
+            options=runtime,
+        )
+    except ConfigError as exc:
+        click.echo(f"emu: {exc}", err=True)
+        sys.exit(2)
+
+
+def describe(emu: Emulator, out: Printer, mode: ModeChoice, worker: WorkerMode | None) -> None:
+    """What emu up serves, once it serves."""
+    for pool in emu.pools.values():
+        cfg = pool.config
+        # Without one, each request's cf-container-target-port is waited for on first use.
+        port = "no defaultPort" if cfg.default_port is None else f"port {cfg.default_port}"
+        # The names getRandom spreads over, where something does (emu itself in no-worker mode).
+        if cfg.get_random:
+            names = f"getRandom over {cfg.instances} instance names, "
+        else:
+            names = "" if mode.worker else f"{cfg.instances} instance names, "
+        out(
+            "emu",
+            f"{cfg.class_name} (env.{cfg.binding}): {names}"
+            f"max {cfg.max_instances} running, {cfg.instance_type.name} "
+            f"({cfg.instance_type.vcpu:g} vCPU, {cfg.instance_type.memory_mib} MiB), "
+            f"{port}, sleepAfter {format_duration(cfg.sleep_after)}",
+        )
+    if emu.config.env is not None:
+        out("emu", f"wrangler environment {emu.config.env} (Worker {emu.config.worker_name})")
+    out("emu", f"mode {describe_mode(mode)}")
+    out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
+    out("emu", f"dashboard: {emu.local_url}/_emu/ (or: emu open)")
+    inspector = worker.runtime.inspector_url if worker and worker.runtime else None
+    if inspector is not None:
+        out("emu", f"inspector: {inspector} (Chrome DevTools: chrome://inspect)")
+    # What scripts and test runners that spawn `wrangler dev` wait for.
+    out("emu", f"Ready on {emu.local_url}")

@@ -69,7 +69,7 @@ class Emulator:
     given, receives each lifecycle event instead: its fields, as `/_emu/events` lists them, and
     the line `on_output` would have got. `prewarm` starts instance-0 .. instance-(N-1) of every
     class before serving; `request_feed=False` records no requests (the dashboard's feed and
-    `/_emu/requests` stay empty).
+    `/_emu/requests` stay empty); `debug_headers=False` leaves x-emu-instance off responses.
 
     With `worker` (worker mode), the Worker runs in workerd on the public address and this
     front listens on a loopback port of its own, for the Worker's runtime API and `/_emu/*`.
@@ -89,6 +89,7 @@ class Emulator:
         reaper: bool = True,
         prewarm: int = 0,
         request_feed: bool = True,
+        debug_headers: bool = True,
         engine: Engine | None = None,
         worker: WorkerMode | None = None,
     ) -> None:
@@ -118,6 +119,7 @@ class Emulator:
         self.pools: dict[str, ClassPool] = {}
         self._prewarm = prewarm
         self.feed = RequestLog() if request_feed else None
+        self._debug_headers = debug_headers
         self.cockpit = Cockpit(self.pools, self.docker, self.events, self.status, self.feed)
         self._registry = metrics.registry(self.pools.values)
         self._state = SessionState()
@@ -238,9 +240,9 @@ class Emulator:
     async def _serve(self, stack: AsyncExitStack) -> None:
         """Listen, then make the networks (so that they can say where: `emu status` finds the
         URL on them; the session sweep removes them)."""
-        self._front = front = Front(self.pools, self._out, self.feed)
+        self._front = front = Front(self.pools, self._out, self.feed, self._debug_headers)
         worker = self._worker
-        runtime_api = worker.routes(self.pools) if worker is not None else []
+        runtime_api = worker.routes(self.pools, self.feed) if worker is not None else []
 
         def install(app: web.Application) -> None:
             self.cockpit.install(app)

@@ -65,8 +65,10 @@ class Front:
         pools: Mapping[str, ClassPool],
         out: Callable[[str, str], None],
         feed: RequestLog | None = None,
+        debug_headers: bool = True,
     ) -> None:
         self.pools = pools
+        self.debug_headers = debug_headers  # x-emu-instance on responses, an emu extra
         self.feed = feed  # what the front answered, for the dashboard; None: not recorded
         self._single = next(iter(pools.values())) if len(pools) == 1 else None
         self._bindings = {p.config.binding.lower(): p for p in pools.values()}
@@ -137,14 +139,21 @@ class Front:
             port = target_port(request, inst)
             if inst.state != "healthy":
                 cold = True
+                if inst.first_need is None:
+                    inst.first_need = began
                 await inst.ensure_started(port)
             assert self.session is not None  # set up with the app
-            resp = await forward(request, inst, self.session, route.path, port)
+            resp = await forward(
+                request, inst, self.session, route.path, port, header=self.debug_headers
+            )
+            if inst.first_need is not None:  # the first answer after a start
+                inst.waited((time.perf_counter() - inst.first_need) * 1000)
+                inst.first_need = None
             status = resp.status
             return resp
         except EmuHTTPError as exc:
             status = exc.status
-            return error_response(request, exc, inst)
+            return error_response(request, exc, inst, header=self.debug_headers)
         finally:
             if inst is not None:
                 inst.end()
@@ -160,6 +169,7 @@ class Front:
                         (time.perf_counter() - began) * 1000,
                         cold,
                         random,
+                        None,
                     )
                 )
             self.inflight -= 1
@@ -179,11 +189,11 @@ class Front:
 
 
 def error_response(
-    request: web.Request, exc: EmuHTTPError, inst: Instance | None = None
+    request: web.Request, exc: EmuHTTPError, inst: Instance | None = None, *, header: bool = True
 ) -> web.Response:
     """The library's own text as text/plain where it has one (see `PlatformError`), else, or
-    when the client asks for JSON, emu's JSON with the details."""
-    headers = {INSTANCE_HEADER: inst.name} if inst is not None else None
+    when the client asks for JSON, emu's JSON with the details. `header`: x-emu-instance."""
+    headers = {INSTANCE_HEADER: inst.name} if inst is not None and header else None
     if exc.plain and "application/json" not in request.headers.get("Accept", ""):
         return web.Response(text=exc.error, status=exc.status, headers=headers)
     body = exc.body()

@@ -79,9 +79,13 @@ class Instance(Stopping):
         self.exit_code: int | None = None
         self.oom_killed = False
         self.last_error: str | None = None
-        self.cold_start_ms: float | None = None
+        self.cold_start_ms: float | None = None  # the container's own start
+        # The last cold start as the first request that needed it waited it (see waited()).
+        self.client_cold_start_ms: float | None = None
+        self.first_need: float | None = None  # perf_counter: a request waits for a start
         self.starts = 0
         self.requests = 0
+        self.probes = 0  # readiness probes (emu's, or the library's in worker mode)
         self.options = StartOptions()  # set by the Worker's start() in worker mode
         self.paused = False  # frozen by the control API (`docker pause`), an emu extra
         # The output of its last container, read just before that was removed: (time, line).
@@ -130,6 +134,12 @@ class Instance(Stopping):
     def end(self) -> None:
         self.inflight -= 1
         self.renew()
+
+    def waited(self, ms: float) -> None:
+        """The first request after a start got its answer `ms` after it came in."""
+        self.client_cold_start_ms = ms
+        cls = self.pool.config.class_name
+        self.pool.runtime.cold_starts.client.labels(cls).observe(ms / 1000)
 
     async def wait_exit(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -218,6 +228,8 @@ class Instance(Stopping):
             await self._start_failed(exc)
             raise
         self.cold_start_ms = (self._loop.time() - began) * 1000
+        starts = self.pool.runtime.cold_starts.container
+        starts.labels(self.pool.config.class_name).observe(self.cold_start_ms / 1000)
         if self._stop_task is not None:
             return  # a stop was asked for during the start (emu is shutting down)
         self.state = State.HEALTHY
@@ -307,6 +319,7 @@ class Instance(Stopping):
             exited.cancel()
 
     async def _probe(self, port: int, path: str, host: str, timeout: float) -> bool:
+        self.probes += 1
         try:
             async with self.pool.runtime.session.get(
                 f"http://{self.ip}:{self.host_ports.get(port, port)}{path}",
@@ -426,6 +439,10 @@ class Instance(Stopping):
             ),
             "kill_in_s": None if (kill_in := self.kill_in()) is None else round(kill_in, 1),
             "cold_start_ms": None if self.cold_start_ms is None else round(self.cold_start_ms, 1),
+            "client_cold_start_ms": (
+                None if self.client_cold_start_ms is None else round(self.client_cold_start_ms, 1)
+            ),
+            "probes": self.probes,
             "exit_code": self.exit_code,
             "oom_killed": self.oom_killed,
             "last_error": self.last_error,

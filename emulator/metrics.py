@@ -21,31 +21,45 @@ class EmuCollector(Collector):
         requests = CounterMetricFamily(
             "emu_requests", "Requests routed to an instance", labels=labels
         )
+        probes = CounterMetricFamily(
+            "emu_readiness_probes", "Readiness probes of an instance (not requests)", labels=labels
+        )
         starts = CounterMetricFamily("emu_starts", "Container starts of an instance", labels=labels)
         inflight = GaugeMetricFamily("emu_inflight", "Requests in flight", labels=labels)
         healthy = GaugeMetricFamily(
             "emu_instance_healthy", "1 when the instance is healthy", labels=labels
         )
         cold = GaugeMetricFamily(
-            "emu_cold_start_seconds", "The instance's last cold start", labels=labels
+            "emu_cold_start_seconds", "The instance's last container start", labels=labels
+        )
+        waited = GaugeMetricFamily(
+            "emu_cold_start_client_last_seconds",
+            "The instance's last cold start as its first request waited it",
+            labels=labels,
         )
         running = GaugeMetricFamily(
             "emu_running_containers", "Containers holding a slot", labels=["class_name"]
         )
         limit = GaugeMetricFamily("emu_max_instances", "max_instances", labels=["class_name"])
-        for pool in self._pools():
+        pools = list(self._pools())
+        for pool in pools:
             name = pool.config.class_name
             running.add_metric([name], pool.slots_used())
             limit.add_metric([name], pool.config.max_instances)
             for inst in pool.instances.values():
                 key = [name, inst.name]
                 requests.add_metric(key, inst.requests)
+                probes.add_metric(key, inst.probes)
                 starts.add_metric(key, inst.starts)
                 inflight.add_metric(key, inst.inflight)
                 healthy.add_metric(key, 1 if inst.state is State.HEALTHY else 0)
                 if inst.cold_start_ms is not None:
                     cold.add_metric(key, inst.cold_start_ms / 1000)
-        yield from (requests, starts, inflight, healthy, cold, running, limit)
+                if inst.client_cold_start_ms is not None:
+                    waited.add_metric(key, inst.client_cold_start_ms / 1000)
+        yield from (requests, probes, starts, inflight, healthy, cold, waited, running, limit)
+        if pools:  # one session's: every pool shares its runtime
+            yield from pools[0].runtime.cold_starts.collect()
 
 
 def registry(pools: Callable[[], Iterable[ClassPool]]) -> CollectorRegistry:

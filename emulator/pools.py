@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 
+from .cold_starts import ColdStarts
 from .config import ClassConfig
 from .docker_backend import DockerBackend
 from .docker_types import Event
@@ -57,6 +58,7 @@ class Runtime:
     restore_networks: Callable[[], Awaitable[None]] = _nothing  # makes removed networks again
     # The Worker runs (worker mode): its library does readiness and sleepAfter, not emu.
     worker_mode: bool = False
+    cold_starts: ColdStarts = field(default_factory=ColdStarts)  # histograms, for metrics
 
 
 class ClassPool:
@@ -187,7 +189,11 @@ class ClassPool:
             "name": cfg.name,
             "image": self.image.ref,
             "image_error": self.image.error,
-            "instances_n": cfg.instances,
+            # getRandom's N: where the Worker calls getRandom, or emu routes as it does
+            # (no-worker mode); None for a Worker that picks its instances otherwise.
+            "instances_n": cfg.instances if cfg.get_random or not self.worker_mode else None,
+            # The instances the Worker's requests reached (a prewarmed one may have none yet).
+            "reached": [i.name for i in sorted(self.instances.values(), key=_order) if i.requests],
             "max_instances": cfg.max_instances,
             "running": self.slots_used(),
             "instance_type": {

@@ -89,11 +89,17 @@ def target_port(request: web.Request, inst: Instance) -> int:
 
 
 async def forward(
-    request: web.Request, inst: Instance, session: aiohttp.ClientSession, path: str, port: int
+    request: web.Request,
+    inst: Instance,
+    session: aiohttp.ClientSession,
+    path: str,
+    port: int,
+    *,
+    header: bool = True,  # x-emu-instance, an emu extra (off with --no-debug-headers)
 ) -> web.StreamResponse:
     url = URL(f"http://{inst.ip}:{inst.host_ports.get(port, port)}{path}", encoded=True)
     if request.headers.get("upgrade", "").lower() == "websocket":
-        return await _websocket(request, inst, session, url, port)
+        return await _websocket(request, inst, session, url, port, header)
     data = request.content if request.body_exists else None
     try:
         async with session.request(
@@ -105,7 +111,8 @@ async def forward(
             auto_decompress=False,
         ) as up:
             headers = _filtered(up.headers)
-            headers[INSTANCE_HEADER] = inst.name
+            if header:
+                headers[INSTANCE_HEADER] = inst.name
             length = up.content_length
             if request.method == "HEAD" or up.status in NO_BODY_STATUS:
                 resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
@@ -190,7 +197,12 @@ async def _disconnected(inst: Instance, exc: BaseException) -> EmuHTTPError:
 
 
 async def _websocket(
-    request: web.Request, inst: Instance, session: aiohttp.ClientSession, url: URL, port: int
+    request: web.Request,
+    inst: Instance,
+    session: aiohttp.ClientSession,
+    url: URL,
+    port: int,
+    header: bool,
 ) -> web.StreamResponse:
     protocols = [
         p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
@@ -208,7 +220,8 @@ async def _websocket(
         raise await _disconnected(inst, exc) from exc
     # The subprotocol is the one the container chose.
     down = web.WebSocketResponse(protocols=[up.protocol] if up.protocol else (), autoping=False)
-    down.headers[INSTANCE_HEADER] = inst.name
+    if header:
+        down.headers[INSTANCE_HEADER] = inst.name
     try:
         await down.prepare(request)
 

@@ -31,6 +31,7 @@ EMULATOR_OPTIONS = (
     "reaper",
     "prewarm",
     "request_feed",
+    "debug_headers",
     "engine",
 )
 
@@ -59,9 +60,9 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     are those of `emulator.config.Overrides` (`instances`, `sleep_after`, `start_timeout`,
     `stop_grace`, `seed`, `host`, `port`; `port` is 0, a free one, unless given), plus the
     `Emulator` options `follow_logs`, `watch`, `access_log`, `on_output`, `on_event`,
-    `prewarm`, `request_feed` and `engine`, and `worker` (default: the `emu_worker` ini
-    setting, true: the Worker runs in workerd as `emu up` runs it) with `runtime` (its
-    `RuntimeOptions`: --var, --persist-to, ...).
+    `prewarm`, `request_feed`, `debug_headers` and `engine`, and `worker` (default: the
+    `emu_worker` ini setting, true: the Worker runs in workerd as `emu up` runs it) with
+    `runtime` (its `RuntimeOptions`: --var, --persist-to, ...).
 
     What it returns also controls the instances, for faults on demand: `kill`, `signal`,
     `pause`, `unpause`, `start_instance`, `stop_instance`, `logs`, `wait_for` and `requests`.

@@ -20,6 +20,7 @@ LIBRARY_FIELDS = frozenset(
         "entrypoint",
         "ping_endpoint",
         "instances",
+        "get_random",
     ]
 )
 

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import collections
 import itertools
-from typing import Any
+from typing import Any, Protocol
 
 FEED_SIZE = 1000  # records kept; the dashboard shows the last 200
 
 # time (wall clock), method, path, class or None, instance or None, status, duration in ms,
-# waited for a start, routed by getRandom (not by x-emu-instance)
-Record = tuple[float, str, str, str | None, str | None, int, float, bool, bool]
+# waited for a start, routed by getRandom (not by x-emu-instance), and in worker mode more
+# fields (the container requests made for it, whether it is tied to a request of the Worker)
+
+
+class Extra(Protocol):
+    """More fields of a record, made when it is read (the hot path only keeps what it got)."""
+
+    def fields(self) -> dict[str, Any]: ...
+
+
+Record = tuple[float, str, str, str | None, str | None, int, float, bool, bool, Extra | None]
 FIELDS = (
     "time",
     "method",
@@ -31,8 +40,10 @@ CLIENT_GONE = 499
 
 
 def as_dict(record: Record) -> dict[str, Any]:
-    out = dict(zip(FIELDS, record, strict=True))
+    out = dict(zip(FIELDS, record[:9], strict=True))
     out["duration_ms"] = round(record[6], 2)
+    if record[9] is not None:
+        out.update(record[9].fields())
     return out
 
 

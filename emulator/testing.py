@@ -39,8 +39,15 @@ def _worker_mode(
     if mode.node is None:
         raise RuntimeError(f"worker mode: {mode.reason}; pass worker=False for --no-worker")
     out = options.get("on_output") or (lambda source, line: _log.info("%s | %s", source, line))
-    watch = bool(options.get("watch", False))
-    return WorkerMode(config, mode.node, out=out, watch=watch, options=runtime)
+    return WorkerMode(
+        config,
+        mode.node,
+        out=out,
+        watch=bool(options.get("watch", False)),
+        feed=bool(options.get("request_feed", True)),
+        debug_headers=bool(options.get("debug_headers", True)),
+        options=runtime,
+    )
 
 
 class RunningEmulator:

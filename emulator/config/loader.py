@@ -332,7 +332,7 @@ class _ContainerLoader:
         if self.flags.sleep_after is not None:
             source = replace(source, sleep_after=self.flags.sleep_after)
             origins["sleep_after"] = Origin("flag --sleep-after")
-        instances = self.instances(class_name, max_instances, origins)
+        instances, get_random = self.instances(class_name, max_instances, origins)
         return ClassConfig(
             class_name=class_name,
             binding=binding,
@@ -353,6 +353,7 @@ class _ContainerLoader:
             instances=instances,
             origins=origins,
             forced_env=dict(self.flags.env_vars),
+            get_random=get_random,
         )
 
     def limits(self, setting: _Settings, origins: dict[str, Origin]) -> tuple[int, InstanceType]:
@@ -442,16 +443,20 @@ class _ContainerLoader:
             self.warnings.append(warning)
         return found[0].name
 
-    def instances(self, class_name: str, max_instances: int, origins: dict[str, Origin]) -> int:
-        """N of getRandom(env.BINDING, N) for the class's bindings, or the flag, or 3."""
+    def instances(
+        self, class_name: str, max_instances: int, origins: dict[str, Origin]
+    ) -> tuple[int, bool]:
+        """N of getRandom(env.BINDING, N) for the class's bindings, or the flag, or 3; and
+        whether the Worker calls getRandom on them."""
+        names = [b.name for b in self.bindings.get(class_name, [])]
+        found = random_instances(self.worker, names, self.doc.cwd)
         if self.flags.instances is not None:
             count, origins["instances"] = self.flags.instances, Origin("flag --instances")
         else:
-            names = [b.name for b in self.bindings.get(class_name, [])]
-            count, origins["instances"] = (
-                random_instances(self.worker, names, self.doc.cwd) or default_instances()
-            )
-        if count > max_instances:
+            count, origins["instances"] = found or default_instances()
+        # Only about a spread the Worker (or the flag) asks for: a Worker without getRandom
+        # spreads nothing.
+        if count > max_instances and (found is not None or self.flags.instances is not None):
             self.warnings.append(
                 ConfigWarning(
                     origins["instances"],
@@ -461,7 +466,7 @@ class _ContainerLoader:
                     mention=origins["max_instances"],
                 )
             )
-        return count
+        return count, found is not None
 
     def check_links(self) -> None:
         """Every export's `container` names a containers[] entry."""

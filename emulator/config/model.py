@@ -152,6 +152,9 @@ class ClassConfig:
     # Environment variables set over the config's (`emu load --set env.NAME=VALUE`). They win
     # also over the env the Worker's start() passes in worker mode, which is the class's own.
     forced_env: Mapping[str, str] = field(default_factory=dict)
+    # The Worker source calls getRandom on this class's bindings (N above is read from it). In
+    # worker mode only then does N mean anything: the Worker routes, not emu.
+    get_random: bool = False
 
 
 @dataclass(frozen=True)

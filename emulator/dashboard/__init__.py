@@ -14,6 +14,7 @@ FILES = {
     "app.css": "text/css; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "load.js": "text/javascript; charset=utf-8",  # a running `emu load`, drawn
+    "icon.svg": "image/svg+xml",
 }
 
 

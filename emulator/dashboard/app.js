@@ -41,10 +41,13 @@ function classPanel(cls) {
     cls.image_error ? el("span", { class: "pill bad" }, "image error: " + cls.image_error) : "");
   const rows = cls.instances.map((i) => instanceRow(cls, i));
   const table = el("table", { class: "instances" },
-    el("thead", {}, el("tr", {}, ...["instance", "state", "requests", "in flight", "cold start",
-      "sleeps in", "memory", "throttled", "last error", ""].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ...["instance", "state", "requests", "probes", "in flight",
+      "cold start (container)", "cold start (client)", "sleeps in", "memory", "throttled",
+      "last error", ""].map((h) => el("th", {}, h)))),
     el("tbody", {}, ...rows));
-  return el("div", { class: "panel", "data-class": cls.class_name }, head, table, chart(cls));
+  // getRandom's spread only where something spreads (the Worker's getRandom, or emu without it).
+  const spread = cls.instances_n == null ? "" : chart(cls);
+  return el("div", { class: "panel", "data-class": cls.class_name }, head, table, spread);
 }
 
 function instanceRow(cls, i) {
@@ -60,8 +63,11 @@ function instanceRow(cls, i) {
   return el("tr", { "data-instance": i.name, "data-class": cls.class_name },
     el("td", {}, name),
     el("td", { class: "state " + i.state }, i.state + (i.paused ? " (paused)" : "")),
-    el("td", { class: "requests" }, i.requests), el("td", {}, i.inflight),
+    el("td", { class: "requests" }, i.requests), el("td", { class: "probes" }, i.probes ?? 0),
+    el("td", {}, i.inflight),
     el("td", {}, i.cold_start_ms == null ? "-" : `${Math.round(i.cold_start_ms)} ms`),
+    el("td", { class: "client-cold" },
+      i.client_cold_start_ms == null ? "-" : `${Math.round(i.client_cold_start_ms)} ms`),
     el("td", {}, sleep), el("td", {}, mem),
     el("td", {}, i.cpu_throttled_s == null ? "-" : `${i.cpu_throttled_s.toFixed(1)} s`),
     el("td", { class: "err" }, err),
@@ -132,16 +138,28 @@ function addRequests(records, skipped) {
   drawFeed();
 }
 
+// The instances a record reached: in worker mode every container request made for it.
+const reached = (r) => r.instances ?? (r.instance ? [r.instance] : []);
+
+// Worker mode: what the Worker's request did, one line per container request; and a container
+// request no request of the Worker holds (an RPC method, an alarm) says so.
+function via(r) {
+  if (r.tied === false) return "container request, not tied to a request of the Worker";
+  return (r.containers ?? []).map((c) =>
+    `${c.method} ${c.path} -> ${c.instance}:${c.port} ${c.status} ${c.duration_ms} ms${c.cold ? " cold" : ""}`).join("\n");
+}
+
 function drawFeed() {
-  const names = new Set(state.feed.map((r) => r.instance).filter(Boolean));
+  const names = new Set(state.feed.flatMap(reached));
   const select = $("#feed-filter");
   for (const name of names) {
     if (![...select.options].some((o) => o.value === name)) select.append(el("option", { value: name }, name));
   }
-  const rows = state.feed.filter((r) => !state.filter || r.instance === state.filter).slice().reverse();
-  $("#feed tbody").replaceChildren(...rows.map((r) => el("tr", { "data-instance": r.instance || "" },
+  const rows = state.feed.filter((r) => !state.filter || reached(r).includes(state.filter)).slice().reverse();
+  $("#feed tbody").replaceChildren(...rows.map((r) => el("tr", { "data-instance": reached(r).join(", "), title: via(r) },
     el("td", {}, new Date(r.time * 1000).toLocaleTimeString()), el("td", {}, r.method),
-    el("td", { class: "path", title: r.path }, r.path), el("td", { class: "instance" }, r.instance || "-"),
+    el("td", { class: "path", title: r.path }, r.path),
+    el("td", { class: "instance" }, (reached(r).join(", ") || "-") + (r.tied === false ? " (untied)" : "")),
     el("td", {}, r.status), el("td", {}, r.duration_ms.toFixed(1)), el("td", {}, r.cold ? "cold" : ""))));
 }
 

@@ -1,9 +1,10 @@
 """The container runtime API on emu's front: what the shim behind `ctx.container` calls.
 
 `POST /_emu/runtime/{start,monitor,signal,destroy,report}` with a JSON body naming the class and the
-Durable Object's name. The routes talk to a `ContainerHost`; `PoolHost` is the one over emu's
-instance pools, so that naming, labels, limits, max_instances, logs, status, events and cleanup
-are those of `emu up --no-worker`.
+Durable Object's name; `POST /_emu/runtime/requests` with the Worker's request records. The routes
+talk to a `ContainerHost`; `PoolHost` is the one over emu's instance pools, so that naming,
+labels, limits, max_instances, logs, status, events and cleanup are those of
+`emu up --no-worker`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from ..errors import EmuHTTPError, NoCapacity
 from ..instance_spec import StartOptions
 from ..instances import HOLDS_SLOT, Instance, State
 from ..pools import ClassPool
+from ..requests_log import RequestLog
+from .records import Counts, counts, untied_record, worker_record
 
 TOKEN_HEADER = "x-emu-runtime-token"
 MONITOR_WAIT = 50.0  # a long poll answers "still running" after this; the shim asks again
@@ -79,14 +82,17 @@ class ContainerHost(Protocol):
 
     async def destroy(self, class_name: str, name: str, container: str, reason: str) -> None: ...
 
-    def report(self, class_name: str, name: str, requests: int, inflight: int) -> None: ...
+    def report(self, class_name: str, name: str, counts: Counts) -> None: ...
+
+    def record(self, records: list[Mapping[str, Any]]) -> None: ...
 
 
 class PoolHost:
     """The runtime API over emu's ClassPools."""
 
-    def __init__(self, pools: Mapping[str, ClassPool]) -> None:
+    def __init__(self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None) -> None:
         self._pools = pools
+        self._feed = feed
         self._signalled: set[str] = set()  # container ids the runtime sent a stop signal
         self._refused: dict[tuple[str, str], float] = {}  # (class, name) -> last no_capacity
 
@@ -158,16 +164,28 @@ class PoolHost:
         self._signalled.add(container)
         await asyncio.shield(inst.stop(reason, grace=0.0, signal="SIGKILL"))
 
-    def report(self, class_name: str, name: str, requests: int, inflight: int) -> None:
+    def report(self, class_name: str, name: str, counts: Counts) -> None:
         """The shim's counts since its last report, for `/_emu/status` and metrics."""
+        if self._feed is not None:
+            for record in counts.records:
+                self._feed.add(untied_record(record))
         pool = self._pools.get(class_name)
         inst = pool.instances.get(name) if pool is not None else None
         if inst is None:
             return  # forgotten meanwhile: only history is lost
-        inst.requests += max(requests, 0)
-        inst.inflight = max(inflight, 0)
-        if requests:
+        inst.requests += max(counts.requests, 0)
+        inst.inflight = max(counts.inflight, 0)
+        inst.probes += max(counts.probes, 0)
+        for waited in counts.cold_waits_ms:
+            inst.waited(waited)
+        if counts.requests:
             inst.last_activity = time.time()
+
+    def record(self, records: list[Mapping[str, Any]]) -> None:
+        """The Worker's request records, each with the container requests made for it."""
+        if self._feed is not None:
+            for record in records:
+                self._feed.add(worker_record(record))
 
 
 def _str_map(value: object, what: str) -> dict[str, str] | None:
@@ -233,16 +251,24 @@ class _Calls:
         return {}
 
     async def report(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        requests, inflight = body["requests"], body["inflight"]
-        if not isinstance(requests, int) or not isinstance(inflight, int):
-            raise EmuHTTPError(400, "requests and inflight must be integers")
-        self.host.report(str(body["class"]), str(body["name"]), requests, inflight)
+        self.host.report(str(body["class"]), str(body["name"]), counts(body))
+        return {}
+
+    async def requests(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        records = body["records"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise EmuHTTPError(400, "records must be an array of objects")
+        self.host.record(records)
         return {}
 
 
-def routes(host: ContainerHost, token: str) -> list[web.RouteDef]:
+def routes(
+    host: ContainerHost, token: str, map_stack: Callable[[str], Awaitable[str]] | None = None
+) -> list[web.RouteDef]:
     """The runtime API's routes; every call must carry `token` (only the generated Worker has
-    it), so that nothing else on this machine can start or stop containers through it."""
+    it), so that nothing else on this machine can start or stop containers through it.
+    `map_stack`: `POST /_emu/runtime/stack` turns a Worker exception's stack into the user's
+    files and lines (for its 500 body)."""
 
     def route(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def serve(request: web.Request) -> web.Response:
@@ -266,5 +292,12 @@ def routes(host: ContainerHost, token: str) -> list[web.RouteDef]:
         return serve
 
     calls = _Calls(host)
-    ops = ("start", "monitor", "signal", "destroy", "report")
-    return [web.post(f"/_emu/runtime/{op}", route(getattr(calls, op))) for op in ops]
+    ops = ("start", "monitor", "signal", "destroy", "report", "requests")
+    out = [web.post(f"/_emu/runtime/{op}", route(getattr(calls, op))) for op in ops]
+    if map_stack is not None:
+
+        async def stack(body: Mapping[str, Any]) -> dict[str, Any]:
+            return {"stack": await map_stack(str(body["stack"]))}
+
+        out.append(web.post("/_emu/runtime/stack", route(stack)))
+    return out

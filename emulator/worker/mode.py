@@ -22,6 +22,7 @@ from yarl import URL
 from ..config import Config
 from ..pools import ClassPool
 from ..reaper import Reaper
+from ..requests_log import RequestLog
 from .api import PoolHost, routes
 from .dev_vars import check_dev_vars
 from .project import WorkerProject, worker_project
@@ -73,6 +74,8 @@ class WorkerMode:
         out: Callable[[str, str], None],
         watch: bool = False,
         options: RuntimeOptions | None = None,
+        feed: bool = True,
+        debug_headers: bool = True,
     ) -> None:
         self.project: WorkerProject = worker_project(config)
         self.options = options or RuntimeOptions()
@@ -80,6 +83,7 @@ class WorkerMode:
         self.config = config
         self._out = out
         self._watch = watch
+        self._cockpit = {"feed": feed, "debugHeaders": debug_headers}
         self._token = secrets.token_hex(16)
         self._modules: Path | None = None
         self.runtime: WorkerRuntime | None = None
@@ -106,8 +110,13 @@ class WorkerMode:
                         f"{exc.strerror or exc}"
                     ) from exc
 
-    def routes(self, pools: Mapping[str, ClassPool]) -> list[web.RouteDef]:
-        return routes(PoolHost(pools), self._token)
+    def routes(
+        self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None
+    ) -> list[web.RouteDef]:
+        return routes(PoolHost(pools, feed), self._token, self._map_stack)
+
+    async def _map_stack(self, text: str) -> str:
+        return text if self.runtime is None else await self.runtime.map_stack(text)
 
     async def start(self, front_url: str, session: str, reaper: Reaper | None) -> int:
         """Bundle and serve the Worker; the public port it listens on."""
@@ -122,6 +131,7 @@ class WorkerMode:
             out=self._out,
             reaper=reaper,
             options=self.options,
+            cockpit=self._cockpit,
         )
         url = await self.runtime.start(front_url, self._token)
         if self._watch:

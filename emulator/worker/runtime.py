@@ -29,6 +29,7 @@ RUNNER = Path(__file__).resolve().parent / "js" / "runner.mjs"
 BUNDLE_NAME = "__emu_worker.mjs"
 READY_TIMEOUT = 60.0  # bundling and starting workerd take a second or two
 STOP_TIMEOUT = 10.0
+MAP_TIMEOUT = 2.0  # for the runner to map an exception's stack
 KEEP_LINES = 40  # of the runtime's output, for the message when it fails to start
 
 
@@ -96,6 +97,7 @@ class WorkerRuntime:
         out: Callable[[str, str], None],
         reaper: Reaper | None = None,
         options: RuntimeOptions | None = None,
+        cockpit: Mapping[str, bool] | None = None,
     ) -> None:
         self.project = project
         self.options = options or RuntimeOptions()
@@ -107,11 +109,13 @@ class WorkerRuntime:
         self.session = session
         self._out = out
         self._reaper = reaper
+        self._cockpit = dict(cockpit or {})  # wrapWorker's options: feed, debugHeaders
         self._dir: Path | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stderr: asyncio.Task[None] | None = None
         self._messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._mapping: dict[int, asyncio.Future[str]] = {}  # map_stack calls, by id
         self._recent: list[str] = []
         self._stopping = False
         self.url: str | None = None
@@ -144,6 +148,7 @@ class WorkerRuntime:
                 token,
                 public_only=not _loopback(self.host),
                 test_scheduled=self.options.test_scheduled,
+                cockpit=self._cockpit,
             )
         )
         settings = self._settings(entry)
@@ -226,6 +231,21 @@ class WorkerRuntime:
             return f"the Worker threw while loading:\n{stack}"
         return f"the Workers runtime failed to start: {message}"
 
+    async def map_stack(self, text: str) -> str:
+        """A stack with the bundle's lines turned into the user's files and lines, as the log
+        shows them (the runner has the bundle's source map); `text` itself when it cannot."""
+        key = len(self._mapping) + 1
+        while key in self._mapping:
+            key += 1
+        future = self._mapping[key] = asyncio.get_running_loop().create_future()
+        try:
+            self._send({"op": "map", "id": key, "text": text})
+            return await asyncio.wait_for(future, MAP_TIMEOUT)
+        except TimeoutError:
+            return text
+        finally:
+            self._mapping.pop(key, None)
+
     async def reload(self) -> None:
         """Bundle again and hand the new code to workerd (--watch)."""
         self._send({"op": "reload"})
@@ -307,6 +327,10 @@ class WorkerRuntime:
                     self._out("watch", problem)
             elif kind == "reloaded":
                 self._out("watch", "Worker bundled again and reloaded")
+            elif kind == "mapped":
+                future = self._mapping.get(int(message.get("id", 0)))
+                if future is not None and not future.done():
+                    future.set_result(str(message.get("text", "")))
             elif kind == "reload_error":
                 self._out("watch", f"reloading the Worker failed: {message.get('message')}")
             else:

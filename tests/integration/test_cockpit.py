@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import docker
@@ -59,6 +60,21 @@ def test_bad_control_requests_get_clear_errors_and_the_front_goes_on(emu_up: Emu
     emu.wait_for("instance-2", "stopped_with_code", 30)  # the hello server exits 0 on SIGTERM
     assert requests.get(emu.url + "/y", timeout=60).status_code == 200
     assert emu.emulator.status()["serving"]
+
+
+def test_no_worker_probes_and_cold_starts_apart_and_no_debug_headers(emu_up: EmuUp) -> None:
+    emu = emu_up(HELLO, debug_headers=False, instances=1)
+    began = time.perf_counter()
+    first = requests.get(emu.url + "/first", timeout=60)
+    client_ms = (time.perf_counter() - began) * 1000
+    assert first.status_code == 200 and "x-emu-instance" not in first.headers
+    assert requests.get(emu.url + "/second", timeout=60).status_code == 200
+    inst = emu.instances()["instance-0"]
+    # emu's own readiness probes are counted apart from the two requests.
+    assert inst["requests"] == 2 and inst["probes"] >= 1
+    waited = inst["client_cold_start_ms"]
+    assert abs(waited - client_ms) <= max(0.2 * client_ms, 100), (waited, client_ms)
+    assert inst["cold_start_ms"] <= waited
 
 
 def test_control_endpoints_answer_on_loopback_only(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from emulator.cli import _describe
+from emulator.cli_worker import describe as _describe
 from emulator.errors import (
     DISCONNECTED,
     EXITED_BEFORE_HEALTHY,

@@ -13,7 +13,7 @@ from emulator.requests_log import Record, RequestLog
 
 
 def record(n: int) -> Record:
-    return (float(n), "GET", f"/{n}", "C", f"instance-{n % 3}", 200, 1.0, False, True)
+    return (float(n), "GET", f"/{n}", "C", f"instance-{n % 3}", 200, 1.0, False, True, None)
 
 
 def test_the_ring_keeps_the_last_records_and_readers_find_the_new_ones() -> None:

@@ -689,6 +689,15 @@ def test_get_random_in_an_imported_module(tmp_path: Path) -> None:
 def test_instances_above_max_instances_warns(tmp_path: Path) -> None:
     config = load_config(None, cwd=project(tmp_path, {"max_instances": 1}))
     assert any("max_instances is 1" in w for w in config.warnings)
+    assert only(config).get_random
+
+
+def test_a_worker_without_get_random_gets_no_warning_about_its_n(tmp_path: Path) -> None:
+    source = SOURCE.replace("getRandom(env.MY_CONTAINER, 2)", "getContainer(env.MY_CONTAINER, 'a')")
+    config = load_config(None, cwd=project(tmp_path, {"max_instances": 1}, source=source))
+    assert not any("spreads" in w for w in config.warnings), config.warnings
+    cls = only(config)
+    assert not cls.get_random and origins(cls)["instances"] == "default"
 
 
 # --- flags -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from emulator.worker.api import (
     StartRequest,
     routes,
 )
+from emulator.worker.records import Counts, untied_record, worker_record
 
 TOKEN = "secret"
 
@@ -23,6 +25,8 @@ TOKEN = "secret"
 class FakeHost:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.counts: list[Counts] = []
+        self.records: list[Mapping[str, Any]] = []
         self.full = False
 
     async def start(self, req: StartRequest) -> Started:
@@ -43,8 +47,12 @@ class FakeHost:
     async def destroy(self, class_name: str, name: str, container: str, reason: str) -> None:
         self.calls.append(("destroy", (class_name, name, container, reason)))
 
-    def report(self, class_name: str, name: str, requests: int, inflight: int) -> None:
-        self.calls.append(("report", (class_name, name, requests, inflight)))
+    def report(self, class_name: str, name: str, counts: Counts) -> None:
+        self.calls.append(("report", (class_name, name, counts.requests, counts.inflight)))
+        self.counts.append(counts)
+
+    def record(self, records: list[Mapping[str, Any]]) -> None:
+        self.records.extend(records)
 
 
 @pytest.fixture
@@ -127,3 +135,51 @@ async def test_report_takes_counts_and_refuses_non_integers(
     assert (await _post(client, "report", {**who, "requests": 40, "inflight": 2}))[0] == 200
     assert (await _post(client, "report", {**who, "requests": "40", "inflight": 2}))[0] == 400
     assert host.calls == [("report", ("Box", "a", 40, 2))]
+
+
+async def test_report_carries_probes_cold_waits_and_untied_records(
+    api: tuple[TestClient[Any, Any], FakeHost],
+) -> None:
+    client, host = api
+    one = {"class": "Box", "instance": "a", "port": 8080, "path": "/x", "status": 200, "ms": 3}
+    body = {
+        "class": "Box",
+        "name": "a",
+        "requests": 1,
+        "inflight": 0,
+        "probes": 4,
+        "cold_waits_ms": [812],
+        "records": [one],
+    }
+    assert (await _post(client, "report", body))[0] == 200
+    assert host.counts == [Counts(1, 0, 4, (812.0,), (one,))]
+    assert (await _post(client, "report", {**body, "cold_waits_ms": ["x"]}))[0] == 400
+    assert (await _post(client, "requests", {"records": [{"path": "/"}]}))[0] == 200
+    assert host.records == [{"path": "/"}]
+    assert (await _post(client, "requests", {"records": "no"}))[0] == 400
+
+
+def test_a_worker_record_names_every_instance_it_reached() -> None:
+    reached = [
+        {"class": "Box", "instance": "b", "port": 8080, "status": 200, "ms": 2, "cold": True},
+        {"class": "Box", "instance": "a", "port": 8080, "status": None, "ms": 1},
+        {"class": "Box", "instance": "b", "port": 9000, "status": 204, "ms": 1},
+    ]
+    record = worker_record(
+        {
+            "time": 5.0,
+            "method": "POST",
+            "path": "/x?y",
+            "status": 200,
+            "ms": 9,
+            "containers": reached,
+        }
+    )
+    assert record[:9] == (5.0, "POST", "/x?y", "Box", "b", 200, 9.0, True, False)
+    assert record[9] is not None
+    extra = record[9].fields()
+    assert extra["instances"] == ["b", "a"] and extra["tied"] is True
+    assert [c["status"] for c in extra["containers"]] == [200, 502, 204]  # 502: no answer
+    alone = untied_record({**reached[0], "path": "/rpc", "request": None})
+    assert alone[2:5] == ("/rpc", "Box", "b")
+    assert alone[9] is not None and alone[9].fields()["tied"] is False

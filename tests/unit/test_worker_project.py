@@ -50,11 +50,13 @@ def test_entry_wraps_each_container_class_and_keeps_the_rest(tmp_path: Path) -> 
     assert f"export * from {main};" in text  # Room and any other export stay as they are
     assert json.dumps(str(SHIM)) in text
     assert 'export const Box = wrapContainerClass(user["Box"], "Box", FRONT, TOKEN,' in text
-    assert "export default wrapWorker(user.default, FRONT, false);" in text
+    assert "export default wrapWorker(user.default, FRONT, false, TOKEN, {});" in text
     assert 'const TOKEN = "tok";' in text
     # Listening beyond loopback: the Worker passes on only the public part of /_emu/.
-    public = entry_module(project, "http://127.0.0.1:4321", "tok", public_only=True)
-    assert "export default wrapWorker(user.default, FRONT, true);" in public
+    public = entry_module(
+        project, "http://127.0.0.1:4321", "tok", public_only=True, cockpit={"feed": True}
+    )
+    assert 'export default wrapWorker(user.default, FRONT, true, TOKEN, {"feed": true});' in public
 
 
 def test_containers_version_is_the_projects(tmp_path: Path) -> None:

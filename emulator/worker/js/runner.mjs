@@ -87,6 +87,12 @@ function translate(configPath, announce, primary = true) {
     date = newestDate;
   }
   options.compatibilityDate = date;
+  // AsyncLocalStorage, which the shim follows each request with: nodejs_als unless
+  // nodejs_compat gives it already.
+  const flags = options.compatibilityFlags ?? [];
+  if (!flags.some((f) => ["nodejs_compat", "nodejs_compat_v2", "nodejs_als"].includes(f))) {
+    options.compatibilityFlags = [...flags, "nodejs_als"];
+  }
   if (options.assets?.assetConfig) options.assets.assetConfig.compatibility_date = date;
   const remote = [];
   for (const [key, kind] of Object.entries(REMOTE_ONLY)) {
@@ -276,6 +282,8 @@ commands.on("line", (line) => {
   if (command.op === "serve") serve(pending);
   else if (command.op === "reload") reload();
   else if (command.op === "stop") stop(0);
+  // A Worker exception's stack, for its 500 body (emulator/worker/runtime.py map_stack).
+  else if (command.op === "map") send({ t: "mapped", id: command.id, text: command.text.split("\n").map(mapLine).join("\n") });
 });
 commands.on("close", () => stop(0));
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop(0));

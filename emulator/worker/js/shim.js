@@ -6,6 +6,8 @@
 // The generated entry module imports this file and wraps each class named in `containers[]`
 // (see emulator/worker/project.py); the user's files are not changed.
 import { connect } from "cloudflare:sockets";
+// Needs the nodejs_als (or nodejs_compat) flag, which emu adds (emulator/worker/runtime.py).
+import { AsyncLocalStorage } from "node:async_hooks";
 
 // The library recognises these texts (lower-cased, as substrings): @cloudflare/containers
 // src/lib/container.ts. The platform's runtime words its errors the same way.
@@ -24,6 +26,27 @@ const FAST_RETRY_MS = 5;
 const REPORT_MS = 1000;
 // What emu's front answers to any client; the rest of /_emu/ is for loopback clients only.
 const PUBLIC_EMU = /^\/_emu\/(status|events|metrics)(\?|$)/;
+// The library's readiness probes fetch these hosts (besides the class's pingEndpoint host).
+const HEALTHCHECK_HOST = "containerstarthealthcheck";
+const INSTANCE_HEADER = "x-emu-instance";
+const MAX_PENDING = 10000; // request records waiting for their report; more are dropped
+
+// The cockpit's settings, from the generated entry (wrapWorker): a request feed, debug headers.
+const cockpit = { feed: false, debugHeaders: false, runtime: null };
+// The Worker's request being served (`{req}`: its record), in the Worker's own code. The Worker
+// and its Durable Objects share this module (one isolate), so a Durable Object adds the container
+// requests it makes to that record. Only the Worker runs in a context of it: one kept through
+// the library's many awaits in a Durable Object cost workerd a few percent of its time, and
+// there the request object itself says what a container request serves (see `serve`).
+const als = new AsyncLocalStorage();
+// How a record crosses a stub's fetch, which no context passes: the stub queues it under the
+// Durable Object's id with the request's URL, and the Durable Object's fetch takes the first one
+// with its URL. Nothing is added to the request, so neither the user's code nor the container
+// can see it. (Two requests with one URL in flight to one Durable Object at once may swap
+// records; both name the same instance.)
+const handoff = new Map();
+const objectIds = new WeakMap(); // a Container class object's ctx -> its id, as a string
+let stubsPatched = false;
 
 class Runtime {
   constructor(url, token) {
@@ -76,11 +99,16 @@ function pathAndQuery(url) {
 }
 
 /** Requests through getTcpPort().fetch, for emu's status: counted here and sent at most once
- * per REPORT_MS, not once per request. In flight: until the response's headers are in. */
+ * per REPORT_MS, not once per request. In flight: until the response's headers are in. The
+ * library's readiness probes are counted apart; `records` are container requests that no request
+ * of the Worker's own record took (made outside one, or after it was answered). */
 class Stats {
   #send;
   #requests = 0;
   #inflight = 0;
+  #probes = 0;
+  #coldWaits = [];
+  #records = [];
   #timer = null;
 
   constructor(send) {
@@ -90,6 +118,21 @@ class Stats {
   begin() {
     this.#requests++;
     this.#inflight++;
+    this.#schedule();
+  }
+
+  probe() {
+    this.#probes++;
+    this.#schedule();
+  }
+
+  coldWait(ms) {
+    this.#coldWaits.push(ms);
+    this.#schedule();
+  }
+
+  record(record) {
+    if (this.#records.length < MAX_PENDING) this.#records.push(record);
     this.#schedule();
   }
 
@@ -104,9 +147,17 @@ class Stats {
 
   #flush() {
     this.#timer = null;
-    const requests = this.#requests;
-    this.#requests = 0;
-    this.#send({ requests, inflight: this.#inflight }).catch(() => {});
+    const counts = {
+      requests: this.#requests,
+      inflight: this.#inflight,
+      probes: this.#probes,
+      cold_waits_ms: this.#coldWaits,
+      records: this.#records,
+    };
+    this.#requests = this.#probes = 0;
+    this.#coldWaits = [];
+    this.#records = [];
+    this.#send(counts).catch(() => {});
   }
 }
 
@@ -115,6 +166,9 @@ class EmuContainer {
   #who;
   #run = null;
   #stats;
+  #firstNeed = null; // when the first request that waits for the next start came in
+  #serving = new Map(); // the Durable Object's requests in flight -> their traces
+  pingHost = "ping"; // the class's pingEndpoint host, set once the class is constructed
 
   constructor(runtime, className, ctx) {
     this.#runtime = runtime;
@@ -134,7 +188,7 @@ class EmuContainer {
     if (this.running) {
       throw new Error("start() cannot be called on a container that is already running.");
     }
-    const run = { ended: false, info: null, ready: new Set(), startedAt: 0 };
+    const run = { ended: false, info: null, ready: new Set(), startedAt: 0, served: false };
     run.started = this.#runtime
       .call("start", {
         ...this.#who,
@@ -223,7 +277,88 @@ class EmuContainer {
     };
   }
 
+  /** The Durable Object serves `request` (`call`): what its container requests are made for. */
+  async serve(trace, request, call) {
+    this.#arrived(trace);
+    this.#serving.set(request, trace);
+    try {
+      return await call();
+    } finally {
+      this.#serving.delete(request);
+    }
+  }
+
+  /** Which of the requests in flight a container request serves: the library passes the very
+   * request it got; else the only one; else the one of this URL. */
+  #traceFor(input, init, url) {
+    const serving = this.#serving;
+    const direct = serving.get(init) ?? serving.get(input);
+    if (direct !== undefined || serving.size === 0) return direct;
+    if (serving.size === 1) return serving.values().next().value;
+    for (const [request, trace] of serving) {
+      if (request.url.replace("https:", "http:") === url) return trace;
+    }
+    return undefined;
+  }
+
+  /** A request reached the Durable Object: does it wait for a start (cold)? */
+  #arrived(trace) {
+    const run = this.#run;
+    trace.cold = run === null || run.ended || !run.served;
+    if (trace.cold && this.#firstNeed === null) this.#firstNeed = trace.req?.t0 ?? trace.t0;
+  }
+
   async #fetch(port, input, init) {
+    const url = typeof input === "string" || input instanceof URL ? String(input) : input.url;
+    const host = url.slice(url.indexOf("//") + 2).split(/[/:?]/, 1)[0];
+    if (host === HEALTHCHECK_HOST || host === this.pingHost) {
+      this.#stats.probe();
+      return this.#send(port, input, init);
+    }
+    const began = Date.now();
+    const first = this.#run !== null && !this.#run.served; // the first answer after a start
+    const trace = this.#traceFor(input, init, url);
+    this.#stats.begin();
+    let status = null;
+    try {
+      const response = await this.#send(port, input, init);
+      status = response.status;
+      this.#served();
+      return response;
+    } finally {
+      this.#stats.end();
+      this.#record(trace, port, url, init ?? input, status, began, first);
+    }
+  }
+
+  /** The first answer after a start: how long its first request waited, as its client did. */
+  #served() {
+    const run = this.#run;
+    if (run !== null && !run.served) {
+      run.served = true;
+      if (this.#firstNeed !== null) this.#stats.coldWait(Date.now() - this.#firstNeed);
+      this.#firstNeed = null;
+    }
+  }
+
+  #record(trace, port, url, request, status, began, first) {
+    const record = {
+      class: this.#who.class,
+      instance: this.#who.name,
+      port,
+      method: request?.method ?? "GET",
+      path: pathAndQuery(url),
+      status,
+      time: began / 1000,
+      ms: Date.now() - began,
+      cold: trace?.cold ?? first, // outside a request's trace: did it meet a fresh start?
+    };
+    const req = trace?.req;
+    if (req !== undefined && !req.done) req.containers.push(record);
+    else if (cockpit.feed) this.#stats.record(record);
+  }
+
+  async #send(port, input, init) {
     const run = this.#run;
     if (run === null || run.ended) throw new Error(NOT_RUNNING);
     let info;
@@ -239,7 +374,6 @@ class EmuContainer {
     const address = addressOf(info, port);
     if (!run.ready.has(port)) await this.#waitListening(run, address, port, request?.signal);
     const target = `http://${address}${pathAndQuery(byUrl ? String(input) : input.url)}`;
-    this.#stats.begin();
     try {
       return await fetch(target, request);
     } catch (error) {
@@ -249,8 +383,6 @@ class EmuContainer {
         throw new Error(`${NOT_LISTENING} on port ${port}`, { cause: error });
       }
       throw error;
-    } finally {
-      this.#stats.end();
     }
   }
 
@@ -273,24 +405,56 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
   const runtime = new Runtime(runtimeUrl, token);
   const Wrapped = class extends Base {
     constructor(ctx, env, ...rest) {
+      objectIds.set(ctx, ctx.id.toString());
       // Set on the real ctx before the base constructor reads it; a Proxy around ctx is
       // refused by workerd's DurableObject constructor.
-      if (ctx.container === undefined) {
-        Object.defineProperty(ctx, "container", {
-          value: new EmuContainer(runtime, className, ctx),
-          configurable: true,
-        });
+      const container = ctx.container === undefined ? new EmuContainer(runtime, className, ctx) : null;
+      if (container !== null) {
+        Object.defineProperty(ctx, "container", { value: container, configurable: true });
       }
       super(ctx, env, ...rest);
+      if (container !== null && typeof this.pingEndpoint === "string") {
+        container.pingHost = this.pingEndpoint.split("/", 1)[0];
+      }
+    }
+
+    fetch(request, ...rest) {
+      const trace = traceOf(this.ctx, request);
+      const container = this.ctx?.container;
+      if (!(container instanceof EmuContainer)) return super.fetch(request, ...rest);
+      return container.serve(trace, request, () => super.fetch(request, ...rest));
     }
   };
   Object.defineProperty(Wrapped, "name", { value: Base.name });
   return Wrapped;
 }
 
-function errorResponse(error) {
-  const stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
-  console.error(`Uncaught exception in the Worker's fetch: ${stack}`);
+/** What a Durable Object's fetch serves: the Worker's record the stub queued for it, if any. */
+function traceOf(ctx, request) {
+  const trace = { req: undefined, t0: Date.now(), cold: false };
+  const key = ctx === undefined ? undefined : objectIds.get(ctx);
+  const queue = key === undefined ? undefined : handoff.get(key);
+  if (queue !== undefined) {
+    const url = request.url;
+    const at = queue[0].url === url ? 0 : queue.findIndex((entry) => entry.url === url);
+    if (at >= 0) {
+      const [entry] = queue.splice(at, 1);
+      if (queue.length === 0) handoff.delete(key);
+      if (!entry.req.done) trace.req = entry.req;
+    }
+  }
+  return trace;
+}
+
+async function errorResponse(error) {
+  let stack = error instanceof Error ? (error.stack ?? String(error)) : String(error);
+  console.error(`Uncaught exception in the Worker's fetch: ${stack}`); // the log maps its lines
+  try {
+    // The body too names the user's files and lines, not the bundle's: emu has its source map.
+    stack = (await cockpit.runtime.call("stack", { stack })).stack ?? stack;
+  } catch {
+    // the bundle's lines, then
+  }
   return new Response(`Worker threw exception\n\n${stack}\n`, {
     status: 500,
     headers: { "content-type": "text/plain; charset=utf-8" },
@@ -310,13 +474,122 @@ async function runScheduled(path, run) {
   return new Response("Ran scheduled event");
 }
 
+/** Durable Object stubs' fetch, made to hand the request's record over (see `handoff`). Every
+ * stub shares one prototype: patched once, on the first request. */
+function handRecordsOver(env) {
+  stubsPatched = true;
+  const namespace = Object.values(env ?? {}).find((v) => typeof v?.idFromName === "function");
+  if (namespace === undefined) return;
+  const proto = Object.getPrototypeOf(namespace.get(namespace.idFromName("emu")));
+  const original = proto.fetch;
+  if (typeof original !== "function" || original.emu) return;
+  const fetch = function (input, init) {
+    const req = als.getStore()?.req;
+    if (req !== undefined && !req.done) {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      const key = this.id.toString();
+      const entry = { url, req };
+      const queue = handoff.get(key);
+      if (queue === undefined) handoff.set(key, [entry]);
+      else queue.push(entry);
+      req.handed.push(key, entry);
+    }
+    return original.call(this, input, init);
+  };
+  fetch.emu = true;
+  Object.defineProperty(proto, "fetch", { value: fetch, configurable: true, writable: true });
+}
+
+/** The response, naming the instances that served it (an emu extra: --no-debug-headers). */
+function withInstances(response, containers) {
+  let names = containers[0].instance;
+  for (let i = 1; i < containers.length; i++) {
+    const name = containers[i].instance;
+    if (!containers.slice(0, i).some((c) => c.instance === name)) names += `, ${name}`;
+  }
+  const { status, statusText, webSocket } = response;
+  if (webSocket) {
+    const headers = new Headers(response.headers);
+    headers.set(INSTANCE_HEADER, names);
+    return new Response(null, { status, statusText, headers, webSocket });
+  }
+  // A copy: a stub's (or fetch's) response has immutable headers.
+  const copy = new Response(response.body, response);
+  copy.headers.set(INSTANCE_HEADER, names);
+  return copy;
+}
+
+// The Worker's request records, sent to emu in one report per REPORT_MS.
+const pending = [];
+let reporting = false;
+
+function recordRequest(request, trace, status, ctx) {
+  if (pending.length < MAX_PENDING) {
+    pending.push({
+      time: trace.t0 / 1000,
+      method: request.method,
+      path: pathAndQuery(request.url),
+      status,
+      ms: Date.now() - trace.t0,
+      containers: trace.containers,
+    });
+  }
+  if (reporting || typeof ctx?.waitUntil !== "function") return;
+  reporting = true;
+  // The report is sent from this request's context, kept alive for it: a timer of its own would
+  // not outlive the request in a stateless Worker.
+  ctx.waitUntil(
+    sleep(REPORT_MS).then(() => {
+      reporting = false;
+      const records = pending.splice(0);
+      return cockpit.runtime.call("requests", { records }).catch(() => {});
+    }),
+  );
+}
+
+/** What no Durable Object took (its fetch failed before it ran) leaves the queues. */
+function unhand(handed) {
+  for (let i = 0; i < handed.length; i += 2) {
+    const queue = handoff.get(handed[i]);
+    const at = queue === undefined ? -1 : queue.indexOf(handed[i + 1]);
+    if (at < 0) continue;
+    queue.splice(at, 1);
+    if (queue.length === 0) handoff.delete(handed[i]);
+  }
+}
+
+/** The user's fetch, traced: its record for the request feed and the debug header. */
+async function traced(request, ctx, env, call) {
+  if (!cockpit.feed && !cockpit.debugHeaders) return call();
+  if (!stubsPatched) handRecordsOver(env);
+  const trace = { t0: Date.now(), containers: [], done: false, handed: [] };
+  let response;
+  try {
+    response = await als.run({ req: trace }, call);
+  } finally {
+    trace.done = true;
+    unhand(trace.handed);
+  }
+  if (cockpit.feed) recordRequest(request, trace, response.status, ctx);
+  if (cockpit.debugHeaders && trace.containers.length > 0) {
+    response = withInstances(response, trace.containers);
+  }
+  return response;
+}
+
 /** The Worker's default export, with `/_emu/*` sent to emu's front and exceptions turned into
- * a 500 that carries the stack (which also goes to emu's output). */
-export function wrapWorker(worker, frontUrl, publicOnly, testScheduled = false) {
+ * a 500 that carries the stack (which also goes to emu's output). With `options.feed`, each
+ * request is recorded, with the container requests made for it; with `options.debugHeaders`,
+ * its response names them in x-emu-instance. */
+export function wrapWorker(worker, frontUrl, publicOnly, token, options = {}) {
+  const testScheduled = Boolean(options.testScheduled);
   const scheduledPath = (request) => {
     const path = pathAndQuery(request.url);
     return SCHEDULED.test(path) || (testScheduled && TEST_SCHEDULED.test(path)) ? path : null;
   };
+  cockpit.feed = Boolean(options.feed);
+  cockpit.debugHeaders = Boolean(options.debugHeaders);
+  cockpit.runtime = new Runtime(frontUrl, token ?? "");
   const toEmu = (request) => {
     // Every request passes here: a string test, not a URL parse.
     const path = pathAndQuery(request.url);
@@ -330,6 +603,13 @@ export function wrapWorker(worker, frontUrl, publicOnly, testScheduled = false) 
     }
     return fetch(`${frontUrl}${path}`, request);
   };
+  const guarded = async (call) => {
+    try {
+      return await call();
+    } catch (error) {
+      return errorResponse(error);
+    }
+  };
   if (typeof worker === "function") {
     // A class-based Worker (WorkerEntrypoint).
     const Wrapped = class extends worker {
@@ -340,11 +620,7 @@ export function wrapWorker(worker, frontUrl, publicOnly, testScheduled = false) 
         if (scheduled !== null && typeof this.scheduled === "function") {
           return runScheduled(scheduled, (controller) => this.scheduled(controller));
         }
-        try {
-          return await super.fetch(request);
-        } catch (error) {
-          return errorResponse(error);
-        }
+        return traced(request, this.ctx, this.env, () => guarded(() => super.fetch(request)));
       }
     };
     Object.defineProperty(Wrapped, "name", { value: worker.name });
@@ -363,11 +639,8 @@ export function wrapWorker(worker, frontUrl, publicOnly, testScheduled = false) 
       if (typeof handlers.fetch !== "function") {
         return new Response("The Worker has no fetch handler\n", { status: 500 });
       }
-      try {
-        return await handlers.fetch.call(handlers, request, env, ctx);
-      } catch (error) {
-        return errorResponse(error);
-      }
+      const call = () => guarded(() => handlers.fetch.call(handlers, request, env, ctx));
+      return traced(request, ctx, env, call);
     },
   };
 }

@@ -20,7 +20,12 @@ class Handler(BaseHTTPRequestHandler):
             self.echo_websocket()
             return
         body = json.dumps(
-            {"hostname": socket.gethostname(), "path": self.path, "env": ENV}
+            {
+                "hostname": socket.gethostname(),
+                "path": self.path,
+                "env": ENV,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
         ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
