@@ -29,7 +29,8 @@ from .connections import Limits
 from .control import Cockpit, prewarm
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
-from .engines import Engine
+from .egress.service import sealer
+from .engines import Engine, EngineKind
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
 from .images import prepare_image
@@ -212,6 +213,7 @@ class Emulator:
 
     def _make_pools(self, info: EngineInfo, probe: aiohttp.ClientSession) -> None:
         base = f"emu-{self.project}-{self.session_id[:6]}"
+        local = self.engine.kind is EngineKind.LOCAL
         runtime = Runtime(
             docker=self.docker,
             session=probe,
@@ -228,6 +230,8 @@ class Emulator:
             capacity=Capacity(info.cpus, info.memory_bytes),
             restore_networks=self.networks.restore,
             worker_mode=self._worker is not None,
+            seal=sealer(self.docker, self.labels) if local else None,
+            local_engine=local,
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:

@@ -8,6 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from emulator.egress.plan import Plan
 from emulator.worker.api import (
     TOKEN_HEADER,
     ExitState,
@@ -16,6 +17,7 @@ from emulator.worker.api import (
     StartRequest,
     routes,
 )
+from emulator.worker.container_ops import ExecResult
 
 TOKEN = "secret"
 
@@ -45,6 +47,17 @@ class FakeHost:
 
     def report(self, class_name: str, name: str, requests: int, inflight: int) -> None:
         self.calls.append(("report", (class_name, name, requests, inflight)))
+
+    def intercept(self, class_name: str, name: str, ip: str, plan: Plan) -> bool:
+        self.calls.append(("egress", (class_name, name, ip, plan)))
+        return True
+
+    async def exec(self, class_name: str, name: str, container: str, cmd: list[str]) -> ExecResult:
+        self.calls.append(("exec", (class_name, name, container, cmd)))
+        return ExecResult(b"out", b"err", 3)
+
+    async def inspect(self, class_name: str, name: str, container: str) -> dict[str, Any]:
+        return {"id": container}
 
 
 @pytest.fixture
@@ -127,3 +140,20 @@ async def test_report_takes_counts_and_refuses_non_integers(
     assert (await _post(client, "report", {**who, "requests": 40, "inflight": 2}))[0] == 200
     assert (await _post(client, "report", {**who, "requests": "40", "inflight": 2}))[0] == 400
     assert host.calls == [("report", ("Box", "a", 40, 2))]
+
+
+async def test_egress_plan_and_exec(api: tuple[TestClient[Any, Any], FakeHost]) -> None:
+    client, host = api
+    who = {"class": "Box", "name": "a", "container": "c1"}
+    plan = {"hosts": ["api.test", "*.example.test"], "https": ["*"], "all": True}
+    status, data = await _post(client, "egress", {**who, "ip": "172.18.0.5", "egress": plan})
+    assert (status, data) == (200, {"applied": True})
+    sent = host.calls[-1][1][3]
+    assert sent == Plan(hosts=("api.test", "*.example.test"), https=("*",), all=True)
+    bad = await _post(client, "egress", {**who, "ip": "x", "egress": {"hosts": "api.test"}})
+    assert bad[0] == 400 and "egress.hosts" in bad[1]["error"]
+
+    status, data = await _post(client, "exec", {**who, "cmd": ["sh", "-c", "exit 3"]})
+    assert (status, data) == (200, {"stdout": "b3V0", "stderr": "ZXJy", "exitCode": 3})
+    status, data = await _post(client, "exec", {**who, "cmd": "ls"})
+    assert status == 400 and "exec()" in data["error"]
