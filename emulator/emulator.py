@@ -406,7 +406,7 @@ class Emulator:
         pool = self.pools.get(class_name)
         if pool is not None:
             pool.on_docker_event(event)
-        if self._follow_logs and event.action == "start":
+        if self._follow_logs and event.action == "start" and labels.ROLE not in event.labels:
             if event.container_id in self._log_followers:
                 return  # the event again, replayed after the event stream reconnected
             name = self._who(class_name or "?", event.labels.get(labels.INSTANCE, "?"))
@@ -444,6 +444,8 @@ class Emulator:
         await asyncio.gather(*(pool.reconcile() for pool in self.pools.values()))
         for c in await self.docker.list_containers(labels.session_filter(self.session_id)):
             pool = self.pools.get(c.labels.get(labels.CLASS, ""))
+            if labels.ROLE in c.labels:
+                continue  # emu's own helper (emulator/egress/), not an instance's
             if pool is None or not pool.claims(c.id, c.labels.get(labels.INSTANCE, "")):
                 await self.docker.remove_container(c.id)
                 self._on_event("removed", {"container": c.name, "reason": "no instance owns it"})

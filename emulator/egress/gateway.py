@@ -13,12 +13,12 @@ from typing import Any
 
 from ..docker_backend import DockerBackend
 from ..docker_types import DockerError
+from ..labels import ROLE
 
 HELPER_IMAGE = "python:3.11-slim"
 HERE = Path(__file__).resolve().parent
 READY_TIMEOUT = 30.0
 SEAL_TIMEOUT = 30.0
-ROLE = "emu.role"
 
 
 class EgressError(Exception):

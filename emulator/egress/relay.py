@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import socket
 import sys
+from typing import cast
 
 UPSTREAM = ("127.0.0.11", 53)
 PASS = b"\0"
@@ -51,8 +52,7 @@ class Dns(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         task = asyncio.ensure_future(self.answer(data, addr))

@@ -20,12 +20,14 @@ from watchfiles import DefaultFilter, awatch
 from yarl import URL
 
 from ..config import Config
+from ..egress.service import Egress
+from ..labels import project_id
 from ..pools import ClassPool
 from ..reaper import Reaper
 from .api import PoolHost, routes
 from .project import WorkerProject, worker_project
 from .runtime import WorkerError, WorkerRuntime
-from .toolchain import NodeInfo, ensure_packages, find_node, packages
+from .toolchain import NodeInfo, cache_root, ensure_packages, find_node, packages
 
 WATCH_DEBOUNCE_MS = 200
 
@@ -81,6 +83,7 @@ class WorkerMode:
         self.runtime: WorkerRuntime | None = None
         self._watch_stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
+        self.egress: Egress | None = None
 
     async def prepare(self) -> None:
         """The npm packages (installed once), and the public port free (before any build)."""
@@ -98,7 +101,38 @@ class WorkerMode:
                     ) from exc
 
     def routes(self, pools: Mapping[str, ClassPool]) -> list[web.RouteDef]:
-        return routes(PoolHost(pools), self._token)
+        self.egress = self._egress(pools)
+        return routes(PoolHost(pools, self.egress), self._token)
+
+    def _egress(self, pools: Mapping[str, ClassPool]) -> Egress | None:
+        """Outbound interception (emulator/egress/): made now, started by the first container
+        whose Worker intercepts."""
+        rt = next((p.runtime for p in pools.values()), None)
+        if rt is None:
+            return None
+        return Egress(
+            rt.docker,
+            home=rt.network,
+            name=f"{rt.name_prefix}-egress",
+            labels=rt.labels,
+            token=self._token,
+            worker_url=self._worker_url,
+            ca_folder=cache_root() / "ca" / project_id(self.config.path),
+            notice=lambda line: self._out("emu", line),
+            record=lambda route, method, url, status, took: self._out(
+                "egress", f"{route.class_name} {route.name}: {method} {url} {status}"
+            ),
+        )
+
+    def _worker_url(self) -> str | None:
+        """Where emu's listener reaches the Worker (loopback when it listens on all)."""
+        url = self.runtime.url if self.runtime is not None else None
+        if url is None:
+            return None
+        parsed = URL(url)
+        if parsed.host in ("0.0.0.0", "::", None):
+            parsed = parsed.with_host("127.0.0.1")
+        return str(parsed).rstrip("/")
 
     async def start(self, front_url: str, session: str, reaper: Reaper | None) -> int:
         """Bundle and serve the Worker; the public port it listens on."""
@@ -139,3 +173,5 @@ class WorkerMode:
                 await self._watch_task
         if self.runtime is not None:
             await self.runtime.stop()
+        if self.egress is not None:
+            await self.egress.close()
