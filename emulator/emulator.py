@@ -242,7 +242,7 @@ class Emulator:
         URL on them; the session sweep removes them)."""
         self._front = front = Front(self.pools, self._out, self.feed)
         worker = self._worker
-        runtime_api = worker.routes(self.pools) if worker is not None else []
+        runtime_api = worker.routes(self.pools, self.feed) if worker is not None else []
 
         def install(app: web.Application) -> None:
             self.cockpit.install(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import time
 from typing import Any
 
 FEED_SIZE = 1000  # records kept; the dashboard shows the last 200
@@ -33,6 +34,8 @@ CLIENT_GONE = 499
 def as_dict(record: Record) -> dict[str, Any]:
     out = dict(zip(FIELDS, record, strict=True))
     out["duration_ms"] = round(record[6], 2)
+    if "://" in record[2]:  # a container's outbound request (add_outbound): its whole URL
+        out["outbound"] = True
     return out
 
 
@@ -44,6 +47,15 @@ class RequestLog:
     def add(self, record: Record) -> None:
         self._ring.append(record)
         self.count += 1
+
+    def add_outbound(
+        self, method: str, url: str, class_name: str, instance: str, status: int, ms: float
+    ) -> None:
+        """A container's outbound request that the Worker intercepted (emulator/egress/): the
+        instance that sent it, the URL it asked for, the status the Worker's fetcher gave."""
+        self.add(
+            (time.time() - ms / 1000, method, url, class_name, instance, status, ms, False, False)
+        )
 
     def records(self, last: int | None = None) -> list[dict[str, Any]]:
         """The kept records, oldest first; the `last` ones only, when given."""

@@ -142,7 +142,7 @@ function drawFeed() {
   $("#feed tbody").replaceChildren(...rows.map((r) => el("tr", { "data-instance": r.instance || "" },
     el("td", {}, new Date(r.time * 1000).toLocaleTimeString()), el("td", {}, r.method),
     el("td", { class: "path", title: r.path }, r.path), el("td", { class: "instance" }, r.instance || "-"),
-    el("td", {}, r.status), el("td", {}, r.duration_ms.toFixed(1)), el("td", {}, r.cold ? "cold" : ""))));
+    el("td", {}, r.status), el("td", {}, r.duration_ms.toFixed(1)), el("td", {}, r.outbound ? "outbound" : r.cold ? "cold" : ""))));
 }
 
 // -- lifecycle events ---------------------------------------------------------------------

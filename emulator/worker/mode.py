@@ -20,10 +20,12 @@ from watchfiles import DefaultFilter, awatch
 from yarl import URL
 
 from ..config import Config
+from ..egress.resolver import Route
 from ..egress.service import Egress
 from ..labels import project_id
 from ..pools import ClassPool
 from ..reaper import Reaper
+from ..requests_log import RequestLog
 from .api import PoolHost, routes
 from .project import WorkerProject, worker_project
 from .runtime import WorkerError, WorkerRuntime
@@ -84,6 +86,7 @@ class WorkerMode:
         self._watch_stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
         self.egress: Egress | None = None
+        self.feed: RequestLog | None = None
 
     async def prepare(self) -> None:
         """The npm packages (installed once), and the public port free (before any build)."""
@@ -100,7 +103,10 @@ class WorkerMode:
                         f"{exc.strerror or exc}"
                     ) from exc
 
-    def routes(self, pools: Mapping[str, ClassPool]) -> list[web.RouteDef]:
+    def routes(
+        self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None
+    ) -> list[web.RouteDef]:
+        self.feed = feed  # where intercepted outbound requests are recorded
         self.egress = self._egress(pools)
         return routes(PoolHost(pools, self.egress), self._token)
 
@@ -119,10 +125,12 @@ class WorkerMode:
             worker_url=self._worker_url,
             ca_folder=cache_root() / "ca" / project_id(self.config.path),
             notice=lambda line: self._out("emu", line),
-            record=lambda route, method, url, status, took: self._out(
-                "egress", f"{route.class_name} {route.name}: {method} {url} {status}"
-            ),
+            record=self._record,
         )
+
+    def _record(self, route: Route, method: str, url: str, status: int, took: float) -> None:
+        if self.feed is not None:
+            self.feed.add_outbound(method, url, route.class_name, route.name, status, took * 1000)
 
     def _worker_url(self) -> str | None:
         """Where emu's listener reaches the Worker (loopback when it listens on all)."""

@@ -406,6 +406,7 @@ def test_enable_internet_false_puts_the_class_on_an_internal_network(
     assert network["Internal"] is (not internet)
     assert network["Labels"][MANAGED] == "true"
     routes = docker_client.containers.get(cid).exec_run(["cat", "/proc/net/route"]).output
+    assert isinstance(routes, bytes)
     default = [line for line in routes.decode().splitlines()[1:] if line.split()[1] == "00000000"]
     assert bool(default) is internet, routes
 

@@ -67,6 +67,17 @@ def test_a_denied_host_gets_the_librarys_refusal(emu: WorkerEmu, client: str) ->
     assert other == {"status": 200, "body": "catch-all GET other.test/path"}
 
 
+def test_each_intercepted_request_is_an_outbound_record(emu: WorkerEmu) -> None:
+    out(emu, "denier/feed", "py", "http://denied.test/fed")
+    records = emu.get("/_emu/requests").json()
+    mine = [r for r in records if r.get("outbound") and r["instance"] == "feed"]
+    assert len(mine) == 1, records
+    (record,) = mine
+    assert record["path"] == "http://denied.test/fed" and record["method"] == "GET"
+    assert record["class"] == "Denier" and record["status"] == 520
+    assert record["duration_ms"] > 0
+
+
 def test_denyhost_at_runtime_takes_effect(emu: WorkerEmu) -> None:
     before = out(emu, "denier/runtime", "py", "http://later.test/")
     assert before["status"] == 200 and before["body"].startswith("catch-all")
