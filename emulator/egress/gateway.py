@@ -7,12 +7,14 @@ Both run HELPER_IMAGE with a stdlib script passed on the command line, so no ima
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..docker_backend import DockerBackend
 from ..docker_types import DockerError
+from ..engines import in_container
 from ..labels import ROLE
 
 HELPER_IMAGE = "python:3.11-slim"
@@ -36,10 +38,14 @@ async def ensure_image(docker: DockerBackend, notice: Callable[[str], None]) -> 
     await docker.pull(HELPER_IMAGE, 600.0, notice)
 
 
-async def network_gateway(docker: DockerBackend, network: str) -> str:
-    """The host's address on a bridge network: where the gateway reaches emu."""
+async def emu_address(docker: DockerBackend, network: str) -> str:
+    """Where the gateway reaches emu on a bridge network: the host's address on it, or emu's
+    own container's (compose.yaml, which joins emu to its networks)."""
 
     def get(client: Any) -> str:
+        if in_container.in_container():
+            me = client.api.inspect_container(socket.gethostname())
+            return str(me["NetworkSettings"]["Networks"][network]["IPAddress"])
         config = client.api.inspect_network(network)["IPAM"]["Config"]
         gateways = [c["Gateway"] for c in config if c.get("Gateway") and ":" not in c["Gateway"]]
         if not gateways:

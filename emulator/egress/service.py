@@ -51,7 +51,7 @@ class Egress:
         async with self._lock:
             if self._ports is None:
                 await gw.ensure_image(self._docker, self._notice)
-                host = await gw.network_gateway(self._docker, self._home)
+                host = await gw.emu_address(self._docker, self._home)
                 dns = await self._resolver.start(host)
                 tcp = await self._listener.start(host)
                 self._ports = (host, dns, tcp)
