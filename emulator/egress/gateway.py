@@ -100,11 +100,20 @@ class Gateway:
         """Its address on `network`, started on `home` (where it reaches emu at `emu`: host,
         DNS port, TCP port) and joined to `network` when not yet."""
         async with self._lock:
+            if self._id is not None and not await self._alive(self._id):
+                # Removed or stopped under emu (`docker rm -f`, an engine restart): made again.
+                await self._docker.remove_container(self._id)
+                self._id = None
+                self._addresses.clear()
             if self._id is None:
                 self._id = await self._start(home, emu)
             if network not in self._addresses:
                 self._addresses[network] = await self._join(network)
             return self._addresses[network]
+
+    async def _alive(self, cid: str) -> bool:
+        info = await self._docker.inspect(cid)
+        return info is not None and info.status == "running"
 
     async def _start(self, home: str, emu: tuple[str, int, int]) -> str:
         def run(client: Any) -> str:

@@ -159,14 +159,27 @@ def test_exec_inspect_and_snapshots(emu: WorkerEmu) -> None:
     assert inspected["running"] is True and inspected["ipAddresses"]
 
 
-def test_the_gateway_goes_with_emu(emu: WorkerEmu) -> None:
+def _gateway(emu: WorkerEmu) -> Any:
     client = docker.from_env()
-    session = next(
-        c.labels[labels.SESSION]
+    (found,) = [
+        c
         for c in containers(client)
         if c.labels.get(labels.ROLE) == "egress-gateway"
         and c.labels.get(labels.PID) == str(emu.proc.pid)
-    )
+    ]
+    return found
+
+
+def test_a_gateway_removed_under_emu_is_made_again(emu: WorkerEmu) -> None:
+    _gateway(emu).remove(force=True)
+    again = out(emu, "denier/after-removal", "py", "http://denied.test/")
+    assert again == {"status": 520, "body": REFUSED}
+    assert _gateway(emu).status == "running"
+
+
+def test_the_gateway_goes_with_emu(emu: WorkerEmu) -> None:
+    client = docker.from_env()
+    session = _gateway(emu).labels[labels.SESSION]
     emu.proc.send_signal(signal.SIGINT)
     assert emu.wait_exit(60) == 0
     assert containers(client, session=session) == []
