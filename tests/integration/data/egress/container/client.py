@@ -63,6 +63,7 @@ CLIENTS = {"py": with_python, "raw": with_socket, "node": with_node}
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as workerd's connections to the container expect
+    disable_nagle_algorithm = True  # headers and body go in two writes
 
     def do_GET(self) -> None:
         query = parse_qs(urlsplit(self.path).query)
