@@ -230,7 +230,7 @@ class Emulator:
             capacity=Capacity(info.cpus, info.memory_bytes),
             restore_networks=self.networks.restore,
             worker_mode=self._worker is not None,
-            seal=sealer(self.docker, self.labels) if local else None,
+            seal=sealer(self.docker, self.labels, lambda m: self._out("emu", m)) if local else None,
             local_engine=local,
         )
         rng = random.Random(self.config.seed)

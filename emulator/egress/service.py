@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from ..docker_backend import DockerBackend
+from ..docker_types import DockerError
 from ..errors import StartFailed
 from . import gateway as gw
 from .ca import CONTAINER_PATH, Authority
@@ -39,6 +40,7 @@ class Egress:
         self._ca: Authority | None = None
         self._tls: ssl.SSLContext | None = None
         self._routes: dict[str, Route] = {}  # container address -> its route
+        self._addresses: dict[str, str] = {}  # container id -> its address
         self._gateway = gw.Gateway(docker, name, labels)
         self._resolver = Resolver(self._routes.get)
         self._listener = Listener(self._routes.get, worker_url, token, lambda: self._tls, record)
@@ -62,8 +64,15 @@ class Egress:
         binds = (f"{self._ca.cert_path}:{CONTAINER_PATH}:ro",) if tls and self._ca else ()
         return address, binds
 
-    def register(self, address: str, route: Route) -> None:
+    def register(self, address: str, route: Route, container: str) -> None:
         self._routes[address] = route
+        self._addresses[container] = address
+
+    def forget(self, container: str) -> None:
+        """The container has exited: its address may go to another one."""
+        address = self._addresses.pop(container, None)
+        if address is not None:
+            self._routes.pop(address, None)
 
     def update(self, address: str, plan: Plan) -> bool:
         """A plan changed while the container runs; False when it was started without
@@ -81,22 +90,29 @@ class Egress:
         )
         return True
 
-    def forget(self, address: str) -> None:
-        self._routes.pop(address, None)
-
     async def close(self) -> None:
         self._resolver.close()
         await self._listener.close()
         await self._gateway.close()
 
 
-def sealer(docker: DockerBackend, labels: Mapping[str, str]) -> Callable[[str], Awaitable[None]]:
-    """Runtime.seal: closes a container's way out, or fails its start (StartFailed)."""
+def sealer(
+    docker: DockerBackend, labels: Mapping[str, str], notice: Callable[[str], None]
+) -> Callable[[str], Awaitable[None]]:
+    """Runtime.seal: closes a container's way out, or fails its start (StartFailed). The
+    helper image is pulled at the first seal when the engine lacks it."""
+    have_image = asyncio.Lock()
+    ready = False
 
     async def seal(container_id: str) -> None:
+        nonlocal ready
         try:
+            if not ready:
+                async with have_image:
+                    await gw.ensure_image(docker, notice)
+                    ready = True
             await gw.seal(docker, container_id, labels)
-        except gw.EgressError as exc:
-            raise StartFailed(str(exc)) from exc
+        except (gw.EgressError, DockerError) as exc:
+            raise StartFailed(f"enableInternet = false: {exc}") from exc
 
     return seal

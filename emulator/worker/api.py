@@ -150,7 +150,7 @@ class PoolHost:
         if gateway is not None and self.egress is not None and inst.options.dns:
             object_id = req.durable_object_id or durable_object_id(req.class_name, req.name)
             route = Route(req.class_name, req.name, object_id, req.egress, gateway, internet)
-            self.egress.register(inst.ip, route)
+            self.egress.register(inst.ip, route, inst.container_id)
         return Started(container=inst.container_id, ip=inst.ip)
 
     async def _egress_for(
@@ -203,6 +203,8 @@ class PoolHost:
             if inst.container_id == container and inst.state in (State.RUNNING, State.HEALTHY):
                 return ExitState(running=True)
         # Gone: its exit code is the instance's until the next start.
+        if self.egress is not None:
+            self.egress.forget(container)
         return ExitState(
             running=False, exit_code=inst.exit_code, signalled=container in self._signalled
         )
