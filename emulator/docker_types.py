@@ -65,10 +65,21 @@ class ContainerSpec:
     # `publish_address`, since the engine's bridge addresses cannot be reached from here.
     publish_address: str | None = None
     publish_ports: tuple[int, ...] = ()
+    dns: tuple[str, ...] = ()  # the DNS servers (worker mode's egress gateway), else Docker's
+    binds: tuple[str, ...] = ()  # "host:container:ro" (worker mode's CA for intercepted HTTPS)
+
+    def host_extras(self) -> dict[str, Any]:
+        """DNS servers and bind mounts, as `create_host_config` takes them, when set."""
+        extras: dict[str, Any] = {}
+        if self.dns:
+            extras["dns"] = list(self.dns)
+        if self.binds:
+            extras["binds"] = list(self.binds)
+        return extras
 
     def host_limits(self) -> dict[str, Any]:
-        """The limits, as the SDK's `create_host_config` takes them."""
-        limits: dict[str, Any] = {}
+        """The limits (and host_extras()), as the SDK's `create_host_config` takes them."""
+        limits: dict[str, Any] = self.host_extras()
         if self.nano_cpus is not None:
             limits["nano_cpus"] = self.nano_cpus
         if self.memory_bytes is not None:

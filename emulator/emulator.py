@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -29,7 +30,8 @@ from .connections import Limits
 from .control import Cockpit, prewarm
 from .docker_backend import DockerBackend
 from .docker_types import DockerError, DockerUnavailable, EngineInfo, Event
-from .engines import Engine
+from .egress.service import sealer
+from .engines import Engine, EngineKind
 from .engines.bridge import reachable_engine
 from .front import Front, make_app, make_runner
 from .front import listen as front_listen
@@ -216,6 +218,7 @@ class Emulator:
 
     def _make_pools(self, info: EngineInfo, probe: aiohttp.ClientSession) -> None:
         base = f"emu-{self.project}-{self.session_id[:6]}"
+        local = self.engine.kind is EngineKind.LOCAL
         runtime = Runtime(
             docker=self.docker,
             session=probe,
@@ -232,6 +235,8 @@ class Emulator:
             capacity=Capacity(info.cpus, info.memory_bytes),
             restore_networks=self.networks.restore,
             worker_mode=self._worker is not None,
+            seal=sealer(self.docker, self.labels, lambda m: self._out("emu", m)) if local else None,
+            local_engine=local,
         )
         rng = random.Random(self.config.seed)
         for cfg in self.config.classes:
@@ -278,16 +283,9 @@ class Emulator:
 
     def _start_watching(self, stack: AsyncExitStack) -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(
-            watch(
-                lambda: self.config,
-                stop,
-                self.rebuild,
-                self.reload_settings,
-                lambda m: self._out("watch", m),
-            ),
-            name="watch",
-        )
+        say = functools.partial(self._out, "watch")
+        job = watch(lambda: self.config, stop, self.rebuild, self.reload_settings, say)
+        task = asyncio.create_task(job, name="watch")
 
         async def cancel() -> None:
             stop.set()
@@ -406,7 +404,7 @@ class Emulator:
         pool = self.pools.get(class_name)
         if pool is not None:
             pool.on_docker_event(event)
-        if self._follow_logs and event.action == "start":
+        if self._follow_logs and event.action == "start" and labels.ROLE not in event.labels:
             if event.container_id in self._log_followers:
                 return  # the event again, replayed after the event stream reconnected
             name = self._who(class_name or "?", event.labels.get(labels.INSTANCE, "?"))
@@ -444,6 +442,8 @@ class Emulator:
         await asyncio.gather(*(pool.reconcile() for pool in self.pools.values()))
         for c in await self.docker.list_containers(labels.session_filter(self.session_id)):
             pool = self.pools.get(c.labels.get(labels.CLASS, ""))
+            if labels.ROLE in c.labels:
+                continue  # emu's own helper (emulator/egress/), not an instance's
             if pool is None or not pool.claims(c.id, c.labels.get(labels.INSTANCE, "")):
                 await self.docker.remove_container(c.id)
                 self._on_event("removed", {"container": c.name, "reason": "no instance owns it"})

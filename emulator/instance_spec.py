@@ -55,6 +55,8 @@ class StartOptions:
     enable_internet: bool | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     durable_object_id: str | None = None  # the Durable Object's own id, as the Worker gives it
+    dns: tuple[str, ...] = ()  # emu's egress gateway, when the Worker intercepts (emulator/egress)
+    binds: tuple[str, ...] = ()
 
 
 def durable_object_id(class_name: str, name: str) -> str:
@@ -106,6 +108,8 @@ def container_spec(
         hostname=_slug(name)[:63],
         publish_address=publish_address,
         publish_ports=_ports(cfg) if publish_address is not None else (),
+        dns=options.dns,
+        binds=options.binds,
     )
 
 

@@ -218,6 +218,9 @@ class Instance(Stopping):
             self.host_ports = dict(info.host_ports)
             self.node = info.node
             self.pool.by_container[info.id] = self
+            rt = self.pool.runtime
+            if spec.network == rt.internal_network and rt.seal is not None:
+                await rt.seal(info.id)  # enableInternet = false: no route off its subnet
             if not info.alive:  # exited before its "die" event could find it registered
                 self._record_exit(info.exit_code, info.oom_killed)
             self.state = State.RUNNING

@@ -27,6 +27,7 @@ CLASS = "emu.class"  # on containers and images: the Container class
 BINDING = "emu.binding"  # on containers: the class's binding
 INSTANCE = "emu.instance"  # on containers: the instance name
 URL = "emu.url"  # on networks: where that run listens (for `emu status`)
+ROLE = "emu.role"  # on emu's helper containers (emulator/egress/): what it is; no instance
 # Not written by emu itself: the proxy benchmark's own containers and a test's own image.
 BENCH = "emu.bench"
 BENCH_PID = "emu.bench.pid"
@@ -45,6 +46,7 @@ ALL = frozenset(
         BINDING,
         INSTANCE,
         URL,
+        ROLE,
         BENCH,
         BENCH_PID,
         TEST,

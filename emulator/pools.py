@@ -59,6 +59,10 @@ class Runtime:
     # The Worker runs (worker mode): its library does readiness and sleepAfter, not emu.
     worker_mode: bool = False
     cold_starts: ColdStarts = field(default_factory=ColdStarts)  # histograms, for metrics
+    # Closes the way out of a container on the internal network (emulator/egress/seal.py);
+    # None where emu cannot reach the container's network namespace (a Swarm, a remote engine).
+    seal: Callable[[str], Awaitable[None]] | None = None
+    local_engine: bool = True  # outbound interception (emulator/egress) needs the engine here
 
 
 class ClassPool:

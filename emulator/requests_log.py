@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import time
 from typing import Any, Protocol
 
 FEED_SIZE = 1000  # records kept; the dashboard shows the last 200
@@ -44,6 +45,8 @@ def as_dict(record: Record) -> dict[str, Any]:
     out["duration_ms"] = round(record[6], 2)
     if record[9] is not None:
         out.update(record[9].fields())
+    if "://" in record[2]:  # a container's outbound request (add_outbound): its whole URL
+        out["outbound"] = True
     return out
 
 
@@ -55,6 +58,14 @@ class RequestLog:
     def add(self, record: Record) -> None:
         self._ring.append(record)
         self.count += 1
+
+    def add_outbound(
+        self, method: str, url: str, class_name: str, instance: str, status: int, ms: float
+    ) -> None:
+        """A container's outbound request that the Worker intercepted (emulator/egress/): the
+        instance that sent it, the URL it asked for, the status the Worker's fetcher gave."""
+        began = time.time() - ms / 1000
+        self.add((began, method, url, class_name, instance, status, ms, False, False, None))
 
     def records(self, last: int | None = None) -> list[dict[str, Any]]:
         """The kept records, oldest first; the `last` ones only, when given."""

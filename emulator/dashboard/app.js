@@ -160,7 +160,7 @@ function drawFeed() {
     el("td", {}, new Date(r.time * 1000).toLocaleTimeString()), el("td", {}, r.method),
     el("td", { class: "path", title: r.path }, r.path),
     el("td", { class: "instance" }, (reached(r).join(", ") || "-") + (r.tied === false ? " (untied)" : "")),
-    el("td", {}, r.status), el("td", {}, r.duration_ms.toFixed(1)), el("td", {}, r.cold ? "cold" : ""))));
+    el("td", {}, r.status), el("td", {}, r.duration_ms.toFixed(1)), el("td", {}, r.outbound ? "outbound" : r.cold ? "cold" : ""))));
 }
 
 // -- lifecycle events ---------------------------------------------------------------------

@@ -1,15 +1,16 @@
 """The container runtime API on emu's front: what the shim behind `ctx.container` calls.
 
-`POST /_emu/runtime/{start,monitor,signal,destroy,report}` with a JSON body naming the class and the
-Durable Object's name; `POST /_emu/runtime/requests` with the Worker's request records. The routes
-talk to a `ContainerHost`; `PoolHost` is the one over emu's instance pools, so that naming,
-labels, limits, max_instances, logs, status, events and cleanup are those of
-`emu up --no-worker`.
+`POST /_emu/runtime/{start,monitor,signal,destroy,report,egress,exec,inspect}` with a JSON body
+naming the class and the Durable Object's name; `POST /_emu/runtime/requests` with the Worker's
+request records. The routes talk to a `ContainerHost`; `PoolHost` is the one over emu's instance
+pools, so that naming, labels, limits, max_instances, logs, status, events and cleanup are those
+of `emu up --no-worker`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import signal as signal_module
 import time
@@ -19,11 +20,17 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from ..docker_types import DockerError
+from ..egress.gateway import EgressError
+from ..egress.plan import Plan, PlanError, plan_from
+from ..egress.resolver import Route
+from ..egress.service import Egress
 from ..errors import EmuHTTPError, NoCapacity
-from ..instance_spec import StartOptions
+from ..instance_spec import StartOptions, durable_object_id
 from ..instances import HOLDS_SLOT, Instance, State
 from ..pools import ClassPool
 from ..requests_log import RequestLog
+from .container_ops import ExecResult, inspect_container, run_exec
 from .records import Counts, counts, untied_record, worker_record
 
 TOKEN_HEADER = "x-emu-runtime-token"
@@ -53,6 +60,9 @@ class StartRequest:
     entrypoint: tuple[str, ...] | None
     enable_internet: bool | None
     labels: Mapping[str, str]
+    egress: Plan = field(
+        default_factory=Plan
+    )  # what the Worker intercepts of the container's outbound traffic
 
 
 @dataclass(frozen=True)
@@ -86,13 +96,27 @@ class ContainerHost(Protocol):
 
     def record(self, records: list[Mapping[str, Any]]) -> None: ...
 
+    def intercept(self, class_name: str, name: str, ip: str, plan: Plan) -> bool: ...
+
+    async def exec(
+        self, class_name: str, name: str, container: str, cmd: list[str]
+    ) -> ExecResult: ...
+
+    async def inspect(self, class_name: str, name: str, container: str) -> dict[str, Any]: ...
+
 
 class PoolHost:
     """The runtime API over emu's ClassPools."""
 
-    def __init__(self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None) -> None:
+    def __init__(
+        self,
+        pools: Mapping[str, ClassPool],
+        feed: RequestLog | None = None,
+        egress: Egress | None = None,
+    ) -> None:
         self._pools = pools
         self._feed = feed
+        self.egress = egress
         self._signalled: set[str] = set()  # container ids the runtime sent a stop signal
         self._refused: dict[tuple[str, str], float] = {}  # (class, name) -> last no_capacity
 
@@ -107,6 +131,10 @@ class PoolHost:
         pool = inst.pool
         if pool.image.ref is None and pool.image.error is None:
             raise NoInstance("the image is still being prepared")
+        internet = (
+            pool.config.enable_internet if req.enable_internet is None else req.enable_internet
+        )
+        gateway, dns, binds = await self._egress_for(inst, req, internet)
         if inst.state in (State.STOPPED, State.STOPPED_WITH_CODE):
             inst.options = StartOptions(
                 env=req.env,
@@ -114,6 +142,8 @@ class PoolHost:
                 enable_internet=req.enable_internet,
                 labels=req.labels,
                 durable_object_id=req.durable_object_id,
+                dns=dns,
+                binds=binds,
             )
         loop = asyncio.get_running_loop()
         key = (req.class_name, req.name)
@@ -131,7 +161,52 @@ class PoolHost:
             raise NoInstance(exc.error) from exc
         if inst.container_id is None or inst.ip is None:
             raise EmuHTTPError(500, "the container stopped while it was starting")
+        if gateway is not None and self.egress is not None and inst.options.dns:
+            object_id = req.durable_object_id or durable_object_id(req.class_name, req.name)
+            route = Route(req.class_name, req.name, object_id, req.egress, gateway, internet)
+            self.egress.register(inst.ip, route, inst.container_id)
         return Started(container=inst.container_id, ip=inst.ip, ports=dict(inst.host_ports))
+
+    async def _egress_for(
+        self, inst: Instance, req: StartRequest, internet: bool
+    ) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+        """The gateway's address, the DNS servers and the bind mounts of a container whose
+        outbound traffic the Worker intercepts (none for one it does not)."""
+        if req.egress.empty:
+            return None, (), ()
+        rt = inst.pool.runtime
+        if self.egress is None or not rt.local_engine:
+            raise EmuHTTPError(
+                501,
+                "ctx.container.interceptOutboundHttp: emu intercepts a container's outbound "
+                "traffic on a local engine only (--engine local)",
+            )
+        network = rt.network if internet else rt.internal_network
+        try:
+            gateway, binds = await self.egress.prepare(network, req.egress.tls)
+        except (EgressError, DockerError) as exc:
+            raise EmuHTTPError(500, f"outbound interception: {exc}") from exc
+        return gateway, (gateway,), binds
+
+    def intercept(self, class_name: str, name: str, ip: str, plan: Plan) -> bool:
+        """A running container's plan changed; False when it runs without interception."""
+        self._instance(class_name, name)
+        return self.egress is not None and self.egress.update(ip, plan)
+
+    async def exec(self, class_name: str, name: str, container: str, cmd: list[str]) -> ExecResult:
+        inst = self._instance(class_name, name)
+        if inst.container_id != container:
+            raise EmuHTTPError(409, "exec(): the container is not running")
+        try:
+            return await run_exec(inst.pool.runtime.docker, container, cmd)
+        except DockerError as exc:
+            raise EmuHTTPError(500, f"exec(): {exc}") from exc
+
+    async def inspect(self, class_name: str, name: str, container: str) -> dict[str, Any]:
+        inst = self._instance(class_name, name)
+        if inst.container_id != container:
+            raise EmuHTTPError(409, "inspect(): the container is not running")
+        return await inspect_container(inst.pool.runtime.docker, container)
 
     async def wait_exit(
         self, class_name: str, name: str, container: str, timeout: float
@@ -142,6 +217,8 @@ class PoolHost:
             if inst.container_id == container and inst.state in (State.RUNNING, State.HEALTHY):
                 return ExitState(running=True)
         # Gone: its exit code is the instance's until the next start.
+        if self.egress is not None:
+            self.egress.forget(container)
         return ExitState(
             running=False, exit_code=inst.exit_code, signalled=container in self._signalled
         )
@@ -209,6 +286,7 @@ def _start_request(body: Mapping[str, Any]) -> StartRequest:
         entrypoint=tuple(str(a) for a in entrypoint) if entrypoint is not None else None,
         enable_internet=None if internet is None else bool(internet),
         labels=_str_map(body.get("labels"), "labels") or {},
+        egress=plan_from(body.get("egress")),
     )
 
 
@@ -261,6 +339,28 @@ class _Calls:
         self.host.record(records)
         return {}
 
+    async def egress(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        applied = self.host.intercept(
+            str(body["class"]), str(body["name"]), str(body["ip"]), plan_from(body.get("egress"))
+        )
+        return {"applied": applied}
+
+    async def exec(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        cmd = body.get("cmd")
+        if not isinstance(cmd, list) or not cmd or not all(isinstance(a, str) for a in cmd):
+            raise EmuHTTPError(400, "exec(): the command must be a non-empty array of strings")
+        cls, name, container = str(body["class"]), str(body["name"]), str(body["container"])
+        result = await self.host.exec(cls, name, container, cmd)
+        return {
+            "stdout": base64.b64encode(result.stdout).decode(),
+            "stderr": base64.b64encode(result.stderr).decode(),
+            "exitCode": result.exit_code,
+        }
+
+    async def inspect(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        cls, name, container = str(body["class"]), str(body["name"]), str(body["container"])
+        return await self.host.inspect(cls, name, container)
+
 
 def routes(
     host: ContainerHost, token: str, map_stack: Callable[[str], Awaitable[str]] | None = None
@@ -286,13 +386,25 @@ def routes(
                 return web.json_response({"error": str(exc)}, status=404)
             except EmuHTTPError as exc:
                 return web.json_response(exc.body(), status=exc.status)
+            except PlanError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
             except (KeyError, ValueError) as exc:
                 return web.json_response({"error": f"bad request: {exc}"}, status=400)
 
         return serve
 
     calls = _Calls(host)
-    ops = ("start", "monitor", "signal", "destroy", "report", "requests")
+    ops = (
+        "start",
+        "monitor",
+        "signal",
+        "destroy",
+        "report",
+        "requests",
+        "egress",
+        "exec",
+        "inspect",
+    )
     out = [web.post(f"/_emu/runtime/{op}", route(getattr(calls, op))) for op in ops]
     if map_stack is not None:
 

@@ -20,6 +20,9 @@ from watchfiles import Change, DefaultFilter, awatch
 from yarl import URL
 
 from ..config import Config
+from ..egress.resolver import Route
+from ..egress.service import Egress
+from ..labels import project_id
 from ..pools import ClassPool
 from ..reaper import Reaper
 from ..requests_log import RequestLog
@@ -27,7 +30,7 @@ from .api import PoolHost, routes
 from .dev_vars import check_dev_vars
 from .project import WorkerProject, worker_project
 from .runtime import RuntimeOptions, WorkerError, WorkerRuntime
-from .toolchain import NodeInfo, ensure_packages, find_node, plan_packages
+from .toolchain import NodeInfo, cache_root, ensure_packages, find_node, plan_packages
 
 WATCH_DEBOUNCE_MS = 200
 
@@ -89,6 +92,8 @@ class WorkerMode:
         self.runtime: WorkerRuntime | None = None
         self._watch_stop = asyncio.Event()
         self._watch_task: asyncio.Task[None] | None = None
+        self.egress: Egress | None = None
+        self.feed: RequestLog | None = None
 
     async def prepare(self) -> None:
         """The npm packages (installed once), and the public port free (before any build)."""
@@ -113,10 +118,44 @@ class WorkerMode:
     def routes(
         self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None
     ) -> list[web.RouteDef]:
-        return routes(PoolHost(pools, feed), self._token, self._map_stack)
+        self.feed = feed  # where intercepted outbound requests are recorded
+        self.egress = self._egress(pools)
+        return routes(PoolHost(pools, feed, self.egress), self._token, self._map_stack)
 
     async def _map_stack(self, text: str) -> str:
         return text if self.runtime is None else await self.runtime.map_stack(text)
+
+    def _egress(self, pools: Mapping[str, ClassPool]) -> Egress | None:
+        """Outbound interception (emulator/egress/): made now, started by the first container
+        whose Worker intercepts."""
+        rt = next((p.runtime for p in pools.values()), None)
+        if rt is None:
+            return None
+        return Egress(
+            rt.docker,
+            home=rt.network,
+            name=f"{rt.name_prefix}-egress",
+            labels=rt.labels,
+            token=self._token,
+            worker_url=self._worker_url,
+            ca_folder=cache_root() / "ca" / project_id(self.config.path),
+            notice=lambda line: self._out("emu", line),
+            record=self._record,
+        )
+
+    def _record(self, route: Route, method: str, url: str, status: int, took: float) -> None:
+        if self.feed is not None:
+            self.feed.add_outbound(method, url, route.class_name, route.name, status, took * 1000)
+
+    def _worker_url(self) -> str | None:
+        """Where emu's listener reaches the Worker (loopback when it listens on all)."""
+        url = self.runtime.url if self.runtime is not None else None
+        if url is None:
+            return None
+        parsed = URL(url)
+        if parsed.host in ("0.0.0.0", "::", None):
+            parsed = parsed.with_host("127.0.0.1")
+        return str(parsed).rstrip("/")
 
     async def start(self, front_url: str, session: str, reaper: Reaper | None) -> int:
         """Bundle and serve the Worker; the public port it listens on."""
@@ -178,3 +217,5 @@ class WorkerMode:
                 await self._watch_task
         if self.runtime is not None:
             await self.runtime.stop()
+        if self.egress is not None:
+            await self.egress.close()

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from emulator.egress.plan import Plan
 from emulator.worker.api import (
     TOKEN_HEADER,
     ExitState,
@@ -17,6 +18,7 @@ from emulator.worker.api import (
     StartRequest,
     routes,
 )
+from emulator.worker.container_ops import ExecResult
 from emulator.worker.records import Counts, untied_record, worker_record
 
 TOKEN = "secret"
@@ -53,6 +55,17 @@ class FakeHost:
 
     def record(self, records: list[Mapping[str, Any]]) -> None:
         self.records.extend(records)
+
+    def intercept(self, class_name: str, name: str, ip: str, plan: Plan) -> bool:
+        self.calls.append(("egress", (class_name, name, ip, plan)))
+        return True
+
+    async def exec(self, class_name: str, name: str, container: str, cmd: list[str]) -> ExecResult:
+        self.calls.append(("exec", (class_name, name, container, cmd)))
+        return ExecResult(b"out", b"err", 3)
+
+    async def inspect(self, class_name: str, name: str, container: str) -> dict[str, Any]:
+        return {"id": container}
 
 
 @pytest.fixture
@@ -183,3 +196,20 @@ def test_a_worker_record_names_every_instance_it_reached() -> None:
     alone = untied_record({**reached[0], "path": "/rpc", "request": None})
     assert alone[2:5] == ("/rpc", "Box", "b")
     assert alone[9] is not None and alone[9].fields()["tied"] is False
+
+
+async def test_egress_plan_and_exec(api: tuple[TestClient[Any, Any], FakeHost]) -> None:
+    client, host = api
+    who = {"class": "Box", "name": "a", "container": "c1"}
+    plan = {"hosts": ["api.test", "*.example.test"], "https": ["*"], "all": True}
+    status, data = await _post(client, "egress", {**who, "ip": "172.18.0.5", "egress": plan})
+    assert (status, data) == (200, {"applied": True})
+    sent = host.calls[-1][1][3]
+    assert sent == Plan(hosts=("api.test", "*.example.test"), https=("*",), all=True)
+    bad = await _post(client, "egress", {**who, "ip": "x", "egress": {"hosts": "api.test"}})
+    assert bad[0] == 400 and "egress.hosts" in bad[1]["error"]
+
+    status, data = await _post(client, "exec", {**who, "cmd": ["sh", "-c", "exit 3"]})
+    assert (status, data) == (200, {"stdout": "b3V0", "stderr": "ZXJy", "exitCode": 3})
+    status, data = await _post(client, "exec", {**who, "cmd": "ls"})
+    assert status == 400 and "exec()" in data["error"]

@@ -24,6 +24,11 @@ const UNEXPECTED_EXIT = "Container exited with unexpected exit code:";
 const FAST_WINDOW_MS = 2000;
 const FAST_RETRY_MS = 5;
 const REPORT_MS = 1000;
+// A request from emu's egress listener (emulator/egress/listener.py): the container's outbound
+// HTTP, for the fetcher its Durable Object registered. The token is the runtime API's.
+const EGRESS = "x-emu-egress-";
+const EGRESS_PATH = "/_emu/egress";
+const NOT_LOCAL = "is not supported locally by emu (no snapshots of containers on a local engine)";
 // What emu's front answers to any client; the rest of /_emu/ is for loopback clients only.
 const PUBLIC_EMU = /^\/_emu\/(status|events|metrics)(\?|$)/;
 // The library's readiness probes fetch these hosts (besides the class's pingEndpoint host).
@@ -70,6 +75,9 @@ class Runtime {
   }
 }
 
+// The runtime API's token, which emu's egress listener also carries (set by wrapContainerClass).
+let egressToken = null;
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function canConnect(address) {
@@ -96,6 +104,39 @@ function addressOf(info, port) {
 function pathAndQuery(url) {
   const slash = url.indexOf("/", url.indexOf("//") + 2);
   return slash < 0 ? "/" : url.slice(slash);
+}
+
+/** The library's host glob: `*` stands for any run of characters. */
+function globMatch(pattern, host) {
+  const parts = pattern.toLowerCase().split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${parts.join(".*")}$`).test(host);
+}
+
+/** What the container's outbound traffic goes to the Worker: the fetchers the library gave
+ * interceptOutboundHttp(s) and interceptAllOutboundHttp. */
+class Egress {
+  http = new Map();
+  https = new Map();
+  all = null;
+  httpsAll = null;
+
+  get plan() {
+    const https = [...this.https.keys(), ...(this.httpsAll !== null ? ["*"] : [])];
+    return { hosts: [...this.http.keys()], https, all: this.all !== null };
+  }
+
+  fetcherFor(url) {
+    const secure = url.protocol === "https:";
+    const host = url.hostname.toLowerCase().replace(/\.+$/, "");
+    const port = url.port || (secure ? "443" : "80");
+    const table = secure ? this.https : this.http;
+    const exact = table.get(`${host}:${port}`) ?? table.get(host);
+    if (exact !== undefined) return exact;
+    for (const [pattern, fetcher] of table) {
+      if (pattern.includes("*") && globMatch(pattern.replace(/:\d+$/, ""), host)) return fetcher;
+    }
+    return secure ? this.httpsAll : this.all;
+  }
 }
 
 /** Requests through getTcpPort().fetch, for emu's status: counted here and sent at most once
@@ -169,6 +210,7 @@ class EmuContainer {
   #firstNeed = null; // when the first request that waits for the next start came in
   #serving = new Map(); // the Durable Object's requests in flight -> their traces
   pingHost = "ping"; // the class's pingEndpoint host, set once the class is constructed
+  #egress = new Egress();
 
   constructor(runtime, className, ctx) {
     this.#runtime = runtime;
@@ -188,10 +230,19 @@ class EmuContainer {
     if (this.running) {
       throw new Error("start() cannot be called on a container that is already running.");
     }
+    for (const key of ["image", "instance"]) {
+      if (options[key] !== undefined) {
+        throw new Error(
+          `start({ ${key} }) is not supported by emu: each class runs the image and instance ` +
+            "type of its containers[] entry in the wrangler config",
+        );
+      }
+    }
     const run = { ended: false, info: null, ready: new Set(), startedAt: 0, served: false };
     run.started = this.#runtime
       .call("start", {
         ...this.#who,
+        egress: this.#egress.plan,
         env: options.env ?? null,
         entrypoint: options.entrypoint ?? null,
         enableInternet: options.enableInternet ?? null,
@@ -264,6 +315,114 @@ class EmuContainer {
   async setInactivityTimeout(ms) {
     // Accepted for compatibility: locally a container lives as long as emu runs it.
     void ms;
+  }
+
+  // -- outbound interception (emulator/egress/): the library decides, emu only routes ---------
+
+  async interceptOutboundHttp(target, fetcher) {
+    this.#egress.http.set(String(target).toLowerCase(), fetcher);
+    await this.#planChanged();
+  }
+
+  async interceptAllOutboundHttp(fetcher) {
+    this.#egress.all = fetcher;
+    await this.#planChanged();
+  }
+
+  async interceptOutboundHttps(target, fetcher) {
+    if (target === "*") this.#egress.httpsAll = fetcher;
+    else this.#egress.https.set(String(target).toLowerCase(), fetcher);
+    await this.#planChanged();
+  }
+
+  async #planChanged() {
+    // Before start() the plan goes with the start; a fetcher replaced under the same plan
+    // (the library's runtime allowHost, denyHost, …) needs no word to emu.
+    const run = this.#run;
+    if (run === null || run.ended) return;
+    const info = await run.started.catch(() => null);
+    if (info === null || run.ended) return;
+    const plan = this.#egress.plan;
+    const said = JSON.stringify(plan);
+    if (run.plan === said) return;
+    run.plan = said;
+    const { applied } = await this.#runtime.call("egress", { ...this.#who, ip: info.ip, egress: plan });
+    if (!applied) {
+      console.warn(
+        "emu: outbound interception registered while the container runs without it; it " +
+          "applies from the container's next start",
+      );
+    }
+  }
+
+  /** The container's outbound request, from emu's listener, to the fetcher registered for it. */
+  async egress(request) {
+    const url = request.headers.get(`${EGRESS}url`);
+    const fetcher = url === null ? null : this.#egress.fetcherFor(new URL(url));
+    if (fetcher === null || fetcher === undefined) {
+      return new Response(`emu: no fetcher intercepts ${url}\n`, { status: 502 });
+    }
+    const headers = new Headers();
+    for (const [key, value] of request.headers) {
+      if (!key.startsWith(EGRESS)) headers.append(key, value);
+    }
+    const body = request.method === "GET" || request.method === "HEAD" ? undefined : request.body;
+    return fetcher.fetch(new Request(url, { method: request.method, headers, body, redirect: "manual" }));
+  }
+
+  // -- the rest of the Container interface ----------------------------------------------------
+
+  async exec(cmd, options = {}) {
+    if (!Array.isArray(cmd) || cmd.length === 0) {
+      throw new TypeError("exec() requires a non-empty command array.");
+    }
+    void options;
+    const info = this.running ? await this.#run.started : null;
+    if (info === null) throw new Error("exec() requires a running container.");
+    const result = this.#runtime.call("exec", {
+      ...this.#who,
+      container: info.container,
+      cmd: cmd.map(String),
+    });
+    const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const output = result.then((r) => ({
+      stdout: bytes(r.stdout).buffer,
+      stderr: bytes(r.stderr).buffer,
+      exitCode: r.exitCode,
+    }));
+    const stream = (key) =>
+      new ReadableStream({
+        async start(controller) {
+          controller.enqueue(new Uint8Array((await output)[key]));
+          controller.close();
+        },
+      });
+    await output; // emu runs the command to its end: its output comes whole
+    return {
+      stdin: null,
+      stdout: stream("stdout"),
+      stderr: stream("stderr"),
+      pid: 0,
+      exitCode: output.then((o) => o.exitCode),
+      output: () => output,
+      kill() {
+        throw new Error("exec(): kill() is not supported by emu (the command has ended)");
+      },
+    };
+  }
+
+  async inspect() {
+    const info = this.running ? await this.#run.started : null;
+    if (info === null) throw new Error(NOT_RUNNING);
+    return this.#runtime.call("inspect", { ...this.#who, container: info.container });
+  }
+
+  async snapshotDirectory() {
+    throw new Error(`snapshotDirectory() ${NOT_LOCAL}`);
+  }
+
+  async snapshotContainer() {
+    throw new Error(`snapshotContainer() ${NOT_LOCAL}`);
   }
 
   getTcpPort(port) {
@@ -403,6 +562,7 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
     );
   }
   const runtime = new Runtime(runtimeUrl, token);
+  egressToken = token;
   const Wrapped = class extends Base {
     constructor(ctx, env, ...rest) {
       objectIds.set(ctx, ctx.id.toString());
@@ -424,6 +584,14 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
       if (!(container instanceof EmuContainer)) return super.fetch(request, ...rest);
       return container.serve(trace, request, () => super.fetch(request, ...rest));
     }
+
+    fetch(request) {
+      // One header lookup per request: emu's listener with the container's outbound request.
+      if (request.headers.get(`${EGRESS}token`) === token && this.ctx.container instanceof EmuContainer) {
+        return this.ctx.container.egress(request);
+      }
+      return super.fetch(request);
+    }
   };
   Object.defineProperty(Wrapped, "name", { value: Base.name });
   return Wrapped;
@@ -444,6 +612,22 @@ function traceOf(ctx, request) {
     }
   }
   return trace;
+}
+
+/** emu's egress listener asks for the Durable Object whose container sent the request: found by
+ * its class (ctx.exports, which the library's ContainerProxy needs as well) and its id. */
+function toContainerObject(request, ctx) {
+  const className = request.headers.get(`${EGRESS}class`);
+  const id = request.headers.get(`${EGRESS}id`);
+  if (egressToken === null || request.headers.get(`${EGRESS}token`) !== egressToken) {
+    return Promise.resolve(new Response("not emu's egress listener\n", { status: 403 }));
+  }
+  const namespace = ctx?.exports?.[className];
+  if (namespace === undefined || typeof namespace.idFromString !== "function") {
+    const text = `emu: ctx.exports.${className} is not a Durable Object namespace here\n`;
+    return Promise.resolve(new Response(text, { status: 500 }));
+  }
+  return namespace.get(namespace.idFromString(id)).fetch(request);
 }
 
 async function errorResponse(error) {
@@ -590,11 +774,12 @@ export function wrapWorker(worker, frontUrl, publicOnly, token, options = {}) {
   cockpit.feed = Boolean(options.feed);
   cockpit.debugHeaders = Boolean(options.debugHeaders);
   cockpit.runtime = new Runtime(frontUrl, token ?? "");
-  const toEmu = (request) => {
+  const toEmu = (request, ctx) => {
     // Every request passes here: a string test, not a URL parse.
     const path = pathAndQuery(request.url);
     if (!path.startsWith("/_emu") || /^\/_emu[^/?]/.test(path)) return null;
     if (path.startsWith("/_emu/runtime/")) return null;
+    if (path === EGRESS_PATH) return toContainerObject(request, ctx);
     // Listening beyond loopback: the front sees every forwarded request come from loopback, so
     // its loopback-only routes (the dashboard, the control API) are refused here instead.
     if (publicOnly && !PUBLIC_EMU.test(path)) {
@@ -614,7 +799,7 @@ export function wrapWorker(worker, frontUrl, publicOnly, token, options = {}) {
     // A class-based Worker (WorkerEntrypoint).
     const Wrapped = class extends worker {
       async fetch(request) {
-        const emu = toEmu(request);
+        const emu = toEmu(request, this.ctx);
         if (emu !== null) return emu;
         const scheduled = scheduledPath(request);
         if (scheduled !== null && typeof this.scheduled === "function") {
@@ -630,7 +815,7 @@ export function wrapWorker(worker, frontUrl, publicOnly, token, options = {}) {
   return {
     ...handlers,
     async fetch(request, env, ctx) {
-      const emu = toEmu(request);
+      const emu = toEmu(request, ctx);
       if (emu !== null) return emu;
       const scheduled = scheduledPath(request);
       if (scheduled !== null && typeof handlers.scheduled === "function") {
