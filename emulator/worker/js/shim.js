@@ -579,18 +579,12 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
     }
 
     fetch(request, ...rest) {
-      const trace = traceOf(this.ctx, request);
       const container = this.ctx?.container;
       if (!(container instanceof EmuContainer)) return super.fetch(request, ...rest);
-      return container.serve(trace, request, () => super.fetch(request, ...rest));
-    }
-
-    fetch(request) {
       // One header lookup per request: emu's listener with the container's outbound request.
-      if (request.headers.get(`${EGRESS}token`) === token && this.ctx.container instanceof EmuContainer) {
-        return this.ctx.container.egress(request);
-      }
-      return super.fetch(request);
+      if (request.headers.get(`${EGRESS}token`) === token) return container.egress(request);
+      const trace = traceOf(this.ctx, request);
+      return container.serve(trace, request, () => super.fetch(request, ...rest));
     }
   };
   Object.defineProperty(Wrapped, "name", { value: Base.name });
