@@ -62,13 +62,16 @@ def _docker(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def _override(root: Path, config: Path) -> Path:
     """The test's third compose file: the project under `root` instead of the seed, mounted at
-    its own path (with the repository: the project names the executor by a relative path)."""
+    its own path (with the repository: the project names the executor by a relative path).
+    emu's own routing (--no-worker): the test picks instances by x-emu-instance; worker mode in
+    emu's image is compose's test, and on Swarm test_swarm's."""
     path = root / "compose.test.yaml"
     path.write_text(
         f"""version: "3.8"
 services:
   emu:
-    command: ["up", "-c", "{config}", "--host", "0.0.0.0", "--port", "8787", "--no-logs"]
+    command: ["up", "-c", "{config}", "--host", "0.0.0.0", "--port", "8787", "--no-logs",
+              "--no-worker"]
     volumes:
       - {root}:{root}:ro
       - {REPO}:{REPO}:ro

@@ -20,6 +20,7 @@ from playwright.sync_api import sync_playwright
 from emulator.cli import main
 from emulator.load.cost import load_rates
 from emulator.pytest_plugin import EmuUp
+from emulator.testing import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -191,7 +192,9 @@ def test_the_dashboard_draws_a_running_load(emu_up: EmuUp) -> None:
                     "document.querySelectorAll('#load-rps .trace').length > 0", timeout=20_000
                 )
                 assert "running" in page.locator("#load-state").inner_text()
-                assert _drawn(page.locator("#load-rps").screenshot()) > 0
+                # A trace with one point draws no line yet: wait for the next ones.
+                chart = page.locator("#load-rps")
+                wait_for(lambda: _drawn(chart.screenshot()) > 0, 20, "the throughput line")
             finally:
                 browser.close()
     finally:
