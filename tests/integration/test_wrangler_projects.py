@@ -6,6 +6,7 @@ packages, through wrangler's own translation."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
@@ -184,12 +185,14 @@ CONFIG = {
 
 def _library_copy(into: Path) -> Path:
     """A copy of the real library (from emu's cache), marked so the test sees which one ran."""
-    cached = toolchain.package_dir(
-        {**toolchain.PINNED, toolchain.CONTAINERS_PACKAGE: toolchain.DEFAULT_CONTAINERS_VERSION}
-    )
+    wanted = {
+        **toolchain.PINNED,
+        toolchain.CONTAINERS_PACKAGE: toolchain.DEFAULT_CONTAINERS_VERSION,
+    }
+    node = toolchain.find_node()
+    assert isinstance(node, toolchain.NodeInfo), node
+    cached = asyncio.run(toolchain.ensure_packages(node, wanted, lambda line: None))
     source = cached / "node_modules" / toolchain.CONTAINERS_PACKAGE
-    if not source.is_dir():
-        pytest.skip("the library is not in emu's cache yet (another worker-mode test installs it)")
     shutil.copytree(source, into)
     manifest = json.loads((into / "package.json").read_text())
     entry = manifest.get("module") or manifest.get("main") or "dist/index.js"
