@@ -216,6 +216,12 @@ function miniflareOptions(modules) {
         modules: modules[0],
         modulesRoot: settings.outdir,
         unsafeDirectSockets: [{ host: settings.host, port: settings.port }],
+        // Container requests straight to the network (shim.js NET_BINDING), not through
+        // Miniflare's outbound Worker: containers are on this machine's bridges or loopback.
+        serviceBindings: {
+          ...(options.serviceBindings ?? {}),
+          __EMU_CONTAINER_NET: { network: { allow: ["private", "local", "public"], deny: [] } },
+        },
         // Otherwise every outbound fetch (to a container) goes through one more Worker, which
         // only strips a header that emu's requests never carry.
         stripCfConnectingIp: false,

@@ -77,6 +77,11 @@ class Runtime {
 
 // The runtime API's token, which emu's egress listener also carries (set by wrapContainerClass).
 let egressToken = null;
+// A service binding straight to the network, which emu adds to the Worker (js/runner.mjs):
+// workerd's global fetch goes through Miniflare 5's outbound Worker, a JavaScript hop per
+// container request. Taken off env before the class's constructor sees it.
+const NET_BINDING = "__EMU_CONTAINER_NET";
+let containerNet = null;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -534,7 +539,7 @@ class EmuContainer {
     if (!run.ready.has(port)) await this.#waitListening(run, address, port, request?.signal);
     const target = `http://${address}${pathAndQuery(byUrl ? String(input) : input.url)}`;
     try {
-      return await fetch(target, request);
+      return await (containerNet ?? globalThis).fetch(target, request);
     } catch (error) {
       // workerd words a refused connection like a dropped one; tell them apart as the platform
       // does, since the library treats "not listening" as "started, port not up yet".
@@ -566,6 +571,10 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
   const Wrapped = class extends Base {
     constructor(ctx, env, ...rest) {
       objectIds.set(ctx, ctx.id.toString());
+      if (env?.[NET_BINDING] !== undefined) {
+        containerNet ??= env[NET_BINDING];
+        delete env[NET_BINDING];
+      }
       // Set on the real ctx before the base constructor reads it; a Proxy around ctx is
       // refused by workerd's DurableObject constructor.
       const container = ctx.container === undefined ? new EmuContainer(runtime, className, ctx) : null;
