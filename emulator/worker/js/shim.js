@@ -83,6 +83,13 @@ let egressToken = null;
 const NET_BINDING = "__EMU_CONTAINER_NET";
 let containerNet = null;
 
+/** The network binding, off `env` before the Worker's or a class's own code sees it. */
+function takeNet(env) {
+  if (env?.[NET_BINDING] === undefined) return;
+  containerNet ??= env[NET_BINDING];
+  delete env[NET_BINDING];
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function canConnect(address) {
@@ -571,10 +578,7 @@ export function wrapContainerClass(Base, className, runtimeUrl, token, source) {
   const Wrapped = class extends Base {
     constructor(ctx, env, ...rest) {
       objectIds.set(ctx, ctx.id.toString());
-      if (env?.[NET_BINDING] !== undefined) {
-        containerNet ??= env[NET_BINDING];
-        delete env[NET_BINDING];
-      }
+      takeNet(env);
       // Set on the real ctx before the base constructor reads it; a Proxy around ctx is
       // refused by workerd's DurableObject constructor.
       const container = ctx.container === undefined ? new EmuContainer(runtime, className, ctx) : null;
@@ -665,6 +669,7 @@ async function runScheduled(path, run) {
  * stub shares one prototype: patched once, on the first request. */
 function handRecordsOver(env) {
   stubsPatched = true;
+  takeNet(env); // a service binding answers any property as an RPC method, idFromName too
   const namespace = Object.values(env ?? {}).find((v) => typeof v?.idFromName === "function");
   if (namespace === undefined) return;
   const proto = Object.getPrototypeOf(namespace.get(namespace.idFromName("emu")));
@@ -747,6 +752,7 @@ function unhand(handed) {
 
 /** The user's fetch, traced: its record for the request feed and the debug header. */
 async function traced(request, ctx, env, call) {
+  if (containerNet === null) takeNet(env);
   if (!cockpit.feed && !cockpit.debugHeaders) return call();
   if (!stubsPatched) handRecordsOver(env);
   const trace = { t0: Date.now(), containers: [], done: false, handed: [] };
