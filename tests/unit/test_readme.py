@@ -17,6 +17,8 @@ from emulator.cli import main
 REPO = Path(__file__).resolve().parents[2]
 SEED = Path(__file__).resolve().parent / "data" / "seed"  # instance_type on line 43
 PAGES = [REPO / "README.md", REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+# Linked from those, and checked for their links alike.
+OTHER_PAGES = [REPO / "bench" / "README.md", REPO / "executor" / "README.md"]
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
 LINK = re.compile(r"(?<!\!)\[[^\]]*\]\(([^()\s]+)\)")
 HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.M)
@@ -118,7 +120,7 @@ def broken_links(page: Path) -> list[str]:
     return broken
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("page", PAGES + OTHER_PAGES, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_relative_link_points_at_a_file_and_heading_that_exist(page: Path) -> None:
     assert not broken_links(page)
 
