@@ -157,6 +157,8 @@ def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None
     refused = options["engine"].refusal(internal)
     if refused is not None:  # said now, not as a 500 on each start
         _fail(refused, EXIT_BAD_CONFIG)
+    if not mode.worker and options["runtime"].request_timeout is not None:
+        _fail("--request-timeout bounds the Worker's requests: worker mode only", EXIT_BAD_CONFIG)
     if not mode.worker and mode.reason != "--no-worker":
         click.echo(f"emu: running without the Worker (--no-worker): {mode.reason}", err=True)
     _run(_up(config, overrides, json_logs, logs=logs, mode=mode, **options))

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from watchfiles import Change, DefaultFilter, awatch
@@ -88,7 +89,9 @@ class WorkerMode:
         self.config = config
         self._out = out
         self._watch = watch
-        self._cockpit = {"feed": feed, "debugHeaders": debug_headers}
+        self._cockpit: dict[str, Any] = {"feed": feed, "debugHeaders": debug_headers}
+        if self.options.request_timeout is not None:
+            self._cockpit["requestTimeoutMs"] = round(self.options.request_timeout * 1000)
         self._token = secrets.token_hex(16)
         self._modules: Path | None = None
         self.runtime: WorkerRuntime | None = None

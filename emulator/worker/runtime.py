@@ -38,13 +38,15 @@ KEEP_LINES = 40  # of the runtime's output, for the message when it fails to sta
 class RuntimeOptions:
     """`wrangler dev`'s settings that emu takes: `--var`, `--persist-to` (default: the config's
     folder's `.wrangler/state`, as wrangler's), `--no-persist` (a folder of this run's, gone when
-    it ends: a clean start), `--inspector-port`, `--test-scheduled`."""
+    it ends: a clean start), `--inspector-port`, `--test-scheduled`; and emu's own
+    `--request-timeout` (seconds; None: none, as on the platform)."""
 
     vars: Mapping[str, str] = field(default_factory=dict)
     persist: bool = True
     persist_to: Path | None = None
     inspector_port: int | None = None
     test_scheduled: bool = False
+    request_timeout: float | None = None
     # Other Workers run beside this one (`--extra-worker`, as `wrangler dev -c A -c B`), reached
     # through service bindings; emu supplies no containers to them.
     extra_workers: tuple[Path, ...] = ()
