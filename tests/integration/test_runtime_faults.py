@@ -206,9 +206,9 @@ def test_a_worker_that_never_answers_gets_a_504_and_frees_its_instance(
         return late if len(late) == 3 else None
 
     # The Worker's requests, and the container request that /hang made, given up on.
-    late = {(r["source"], r["path"]): r for r in wait_for(feed, 10, "the feed's records")}
-    assert late.keys() == {("worker", "/hang"), ("worker", "/stuck"), ("container", "/hang")}
-    for record in late.values():
+    given_up = {(r["source"], r["path"]): r for r in wait_for(feed, 10, "the feed's records")}
+    assert given_up.keys() == {("worker", "/hang"), ("worker", "/stuck"), ("container", "/hang")}
+    for record in given_up.values():
         assert (record["status"], record["timed_out"]) == (504, True), record
 
 
