@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -156,6 +157,8 @@ def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None
     refused = options["engine"].refusal(internal)
     if refused is not None:  # said now, not as a 500 on each start
         _fail(refused, EXIT_BAD_CONFIG)
+    if not mode.worker and options["runtime"].request_timeout is not None:
+        _fail("--request-timeout bounds the Worker's requests: worker mode only", EXIT_BAD_CONFIG)
     if not mode.worker and mode.reason != "--no-worker":
         click.echo(f"emu: running without the Worker (--no-worker): {mode.reason}", err=True)
     _run(_up(config, overrides, json_logs, logs=logs, mode=mode, **options))
@@ -214,9 +217,22 @@ async def _up(
         sys.stdout.flush()  # the runtime's own lines first
         _fail(str(exc), exc.exit_code)
     describe(emu, out, mode, worker)
-    await signals.stop.wait()
+    failure = await _until_stopped(emu, signals)
     await emu.stop()
     out("emu", "stopped; all containers and networks removed")
+    if failure is not None:
+        sys.stdout.flush()
+        _fail(failure)
+
+
+async def _until_stopped(emu: Emulator, signals: _Signals) -> str | None:
+    """Until Ctrl-C (None), or until emu cannot go on: why (the Workers runtime died too often)."""
+    failed = asyncio.ensure_future(emu.wait_failed())
+    stopped = asyncio.ensure_future(signals.stop.wait())
+    await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (failed, stopped):
+        waiter.cancel()
+    return failed.result() if failed.done() and not failed.cancelled() else None
 
 
 class _Signals:
@@ -326,7 +342,7 @@ def ps(config_path: Path | None, all_projects: bool, as_json: bool, engine: str 
     async def list_() -> tuple[list[ContainerInfo], list[str]]:
         async with _backend(engine) as docker:
             await docker.connect()
-            urls = await running_urls(docker, found.get(labels.PROJECT))
+            urls = await running_urls(docker, found.get(labels.PROJECT), own=True)
             return await docker.list_containers(found), list(urls)
 
     rows, urls = _run(list_())
@@ -357,7 +373,7 @@ def status(
 
     def fetch() -> dict[str, Any] | str:
         # Without --url, looked up each time: emu up may have restarted on another port.
-        return _fetch_status(url or _running_url(config_path, env))
+        return _fetch_status(url or _running_url(config_path, env, own=True))
 
     if not watch:
         data = fetch()
@@ -393,9 +409,10 @@ def _fetch_status(url: str) -> dict[str, Any] | str:
         return f"no emu up answers at {url} ({exc})"
 
 
-def _running_url(config_path: Path | None, env: str | None) -> str:
-    """Where this config's `emu up` (of environment `env`, when given) listens: its network
-    says. Without Docker, or when none runs: http://127.0.0.1:<dev.port or 8787>."""
+def _running_url(config_path: Path | None, env: str | None, own: bool = False) -> str:
+    """Where this config's `emu up` (of environment `env`, when given) listens (with `own`:
+    where emu itself answers `/_emu/*`): its network says. Without Docker, or when none runs:
+    http://127.0.0.1:<dev.port or 8787>."""
     try:
         path = find_config(config_path)
     except ConfigError as exc:
@@ -405,7 +422,7 @@ def _running_url(config_path: Path | None, env: str | None) -> str:
         try:
             async with DockerBackend() as docker:
                 await docker.connect()
-                return await running_urls(docker, labels.project_id(path))
+                return await running_urls(docker, labels.project_id(path), own=own)
         except DockerError:
             return {}
 
@@ -474,6 +491,6 @@ def _where_options(fn: F) -> F:
 
 
 # At the end: the control and load commands take this module's helpers.
-cli_control.register(main, _where_options, _running_url)
+cli_control.register(main, _where_options, functools.partial(_running_url, own=True))
 cli_worker.register(main, up)
 cli_load.register(main, _where_options, _running_url)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from .config import Overrides
+from .durations import parse_duration
 from .engines import EngineKind
 from .worker.runtime import RuntimeOptions
 
@@ -131,6 +132,18 @@ def _parse_var(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     return parsed
 
 
+def _parse_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc}; e.g. 30s, 2m", ctx, param) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be more than 0", ctx, param)
+    return seconds
+
+
 def runtime_options(fn: F) -> F:
     """`wrangler dev`'s settings for the Worker, on `up` and `dev` alike."""
     options = [
@@ -172,6 +185,14 @@ def runtime_options(fn: F) -> F:
             help="Another Worker's wrangler config, run beside for service bindings (repeatable; "
             "wrangler dev -c A -c B).",
         ),
+        click.option(
+            "--request-timeout",
+            callback=_parse_timeout,
+            metavar="D",
+            help="A request the Worker (or a container) has not answered after D (30s, 2m) gets "
+            "a 504, and its instance is freed; worker mode only.  [default: none, as on the "
+            "platform, which bounds CPU time, not wall time]",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -186,4 +207,5 @@ def pop_runtime_options(kw: dict[str, Any]) -> RuntimeOptions:
         inspector_port=kw.pop("inspector_port"),
         test_scheduled=kw.pop("test_scheduled"),
         extra_workers=tuple(kw.pop("extra_workers")),
+        request_timeout=kw.pop("request_timeout"),
     )

@@ -115,6 +115,10 @@ def status_table(data: dict[str, Any]) -> str:
         # Either "enforced" or emu up's own sentence: "disk limits are not enforced: ...".
         "disk limits are enforced" if data["disk_limits"] == "enforced" else data["disk_limits"],
     ]
+    runtime = data.get("runtime")
+    if runtime:  # worker mode: the Workers runtime
+        why = f": {runtime['reason']}" if runtime.get("reason") else ""
+        lines.append(f"Workers runtime {runtime['state']}{why} (restarts: {runtime['restarts']})")
     head = (
         "INSTANCE",
         "STATE",

@@ -264,7 +264,7 @@ def describe(emu: Emulator, out: Printer, mode: ModeChoice, worker: WorkerMode |
     if emu.config.env is not None:
         out("emu", f"wrangler environment {emu.config.env} (Worker {emu.config.worker_name})")
     out("emu", f"mode {describe_mode(mode)}")
-    out("emu", f"status: {emu.url}/_emu/status (or: emu status)")
+    out("emu", f"status: {emu.status_url}/_emu/status (or: emu status)")
     out("emu", f"dashboard: {emu.local_url}/_emu/ (or: emu open)")
     inspector = worker.runtime.inspector_url if worker and worker.runtime else None
     if inspector is not None:

@@ -23,7 +23,6 @@ import aiohttp
 from aiohttp import web
 
 from . import labels, metrics
-from .backoff import Backoff, retry
 from .cli_output import event_line
 from .config import ClassConfig, Config, ConfigError
 from .connections import Limits
@@ -40,6 +39,7 @@ from .instance_spec import Capacity, capacity_note
 from .networks import Networks
 from .pools import ClassPool, Runtime, SessionState
 from .reaper import Reaper
+from .reconcile import Reconciler
 from .reload import LIBRARY_FIELDS, restart_needed
 from .requests_log import RequestLog
 from .sweep import sweep_project, sweep_session
@@ -54,9 +54,6 @@ DRAIN_TIMEOUT = 10.0
 # SIGTERM-to-SIGKILL when emu itself stops or replaces an instance after a rebuild (at most
 # --stop-grace): a developer waits for it, unlike the platform's 15 minutes.
 SHUTDOWN_GRACE = 10.0
-# After the engine came back: matching emu's state with it is retried (its first answers can
-# fail while it is still starting up), for at most this long in all.
-RECONCILE_BACKOFF = Backoff(first=0.2, cap=2.0, total=15.0)
 
 
 def _http_url(host: str, port: int) -> str:
@@ -128,7 +125,9 @@ class Emulator:
         self._front: Front | None = None
         self._ready = False
         self._stack: AsyncExitStack | None = None
-        self._reconcile_task: asyncio.Task[None] | None = None
+        self._reconciler = Reconciler(
+            self.pools, self.docker, self.session_id, self._on_event, self._out
+        )
         self.port: int = config.port  # the public one: the Worker's in worker mode
         self.front_port: int = config.port
         self.disk_note: str | None = None
@@ -149,6 +148,19 @@ class Emulator:
         if self._worker is None:
             return self.url
         return _http_url("127.0.0.1", self.front_port)
+
+    @property
+    def status_url(self) -> str:
+        """Where emu itself answers `/_emu/*`: in worker mode its own port, which answers also
+        while the Workers runtime (and so the public port) is down."""
+        return self.local_url if self._worker is None else self.front_url
+
+    async def wait_failed(self) -> str:
+        """Why emu cannot go on, once it cannot: the Workers runtime died too often."""
+        if self._worker is None:
+            await asyncio.get_running_loop().create_future()  # never
+        assert self._worker is not None
+        return await self._worker.wait_failed()
 
     @property
     def engine_up(self) -> bool:
@@ -260,7 +272,7 @@ class Emulator:
         stack.callback(self._stop_log_followers)
         stack.push_async_callback(self._stop_instances)
         stack.push_async_callback(front.drain, DRAIN_TIMEOUT)
-        stack.push_async_callback(self._cancel_reconcile)
+        stack.push_async_callback(self._reconciler.cancel)
         cfg = self.config
         limits = Limits(cfg.header_timeout, cfg.keepalive_timeout, cfg.max_connections)
         if worker is None:
@@ -279,7 +291,8 @@ class Emulator:
         # In worker mode, start({enableInternet: false}) may ask for it on any class.
         if worker is not None or any(not p.config.enable_internet for p in self.pools.values()):
             wanted.append((runtime.internal_network, True))
-        await self.networks.make(wanted, labels.network_labels(self.labels, self.local_url), stack)
+        found = labels.network_labels(self.labels, self.local_url, self.status_url)
+        await self.networks.make(wanted, found, stack)
 
     def _start_watching(self, stack: AsyncExitStack) -> None:
         stop = asyncio.Event()
@@ -422,38 +435,7 @@ class Emulator:
         self._state.engine_up = up
         self._on_event("engine_up" if up else "engine_down", {})
         if up and self._stack is not None:
-            if self._reconcile_task is not None:  # an earlier one may have met the engine away
-                self._reconcile_task.cancel()
-            self._reconcile_task = asyncio.create_task(self._reconcile(), name="reconcile")
-
-    async def _reconcile(self) -> None:
-        """After the engine was away: an instance whose container died meanwhile is marked
-        stopped (the next request starts a fresh one), and containers of this session that no
-        instance owns any more (dead ones the engine could not remove) are removed."""
-        try:
-            await retry(self._reconcile_once, RECONCILE_BACKOFF, DockerError)
-        except DockerError as exc:
-            self._out("emu", f"could not match instances with the engine: {exc}")
-        finally:
-            if self._reconcile_task is asyncio.current_task():
-                self._reconcile_task = None
-
-    async def _reconcile_once(self) -> None:
-        await asyncio.gather(*(pool.reconcile() for pool in self.pools.values()))
-        for c in await self.docker.list_containers(labels.session_filter(self.session_id)):
-            pool = self.pools.get(c.labels.get(labels.CLASS, ""))
-            if labels.ROLE in c.labels:
-                continue  # emu's own helper (emulator/egress/), not an instance's
-            if pool is None or not pool.claims(c.id, c.labels.get(labels.INSTANCE, "")):
-                await self.docker.remove_container(c.id)
-                self._on_event("removed", {"container": c.name, "reason": "no instance owns it"})
-
-    async def _cancel_reconcile(self) -> None:
-        task = self._reconcile_task
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            self._reconciler.start()
 
     # -- the event log and status -------------------------------------------------------------
 
@@ -477,16 +459,19 @@ class Emulator:
 
     def status(self) -> dict[str, Any]:
         front = self._front
+        health = self._worker.health.snapshot() if self._worker is not None else None
+        runtime = None if health is None else health["state"]
         return {
             "url": self.url,
             "session": self.session_id,
             "project": self.project,
             "config": str(self.config.path),
-            "serving": self._ready and self._settled(),
+            "serving": self._ready and self._settled() and runtime in (None, "up"),
             "refusing": front.refusing if front is not None else "emu is not started yet",
             "engine_up": self.engine_up,
             "engine": str(self.engine.kind),
             "mode": "no-worker" if self._worker is None else "worker",
+            "runtime": health,  # the Workers runtime: up or down, why, its restarts
             "disk_limits": self.disk_note or "enforced",
             "inflight": front.inflight if front is not None else 0,
             "classes": [p.snapshot() for p in self.pools.values()],

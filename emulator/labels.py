@@ -26,7 +26,8 @@ ENV = "emu.env"  # the wrangler environment (--env) the run serves; "" for the t
 CLASS = "emu.class"  # on containers and images: the Container class
 BINDING = "emu.binding"  # on containers: the class's binding
 INSTANCE = "emu.instance"  # on containers: the instance name
-URL = "emu.url"  # on networks: where that run listens (for `emu status`)
+URL = "emu.url"  # on networks: where that run listens
+STATUS_URL = "emu.status"  # on networks: where emu itself answers /_emu/* (`emu status`)
 ROLE = "emu.role"  # on emu's helper containers (emulator/egress/): what it is; no instance
 # Not written by emu itself: the proxy benchmark's own containers and a test's own image.
 BENCH = "emu.bench"
@@ -46,6 +47,7 @@ ALL = frozenset(
         BINDING,
         INSTANCE,
         URL,
+        STATUS_URL,
         ROLE,
         BENCH,
         BENCH_PID,
@@ -109,8 +111,8 @@ def instance_labels(
     return {**session, CLASS: class_name, BINDING: binding, INSTANCE: instance}
 
 
-def network_labels(session: Mapping[str, str], url: str) -> dict[str, str]:
-    return {**session, URL: url}
+def network_labels(session: Mapping[str, str], url: str, status_url: str) -> dict[str, str]:
+    return {**session, URL: url, STATUS_URL: status_url}
 
 
 def image_labels(project: str, class_name: str) -> dict[str, str]:

@@ -68,12 +68,18 @@ async def live_runs(docker: DockerBackend, project: str | None) -> dict[int, str
     }
 
 
-async def running_urls(docker: DockerBackend, project: str | None) -> dict[str, str]:
+async def running_urls(
+    docker: DockerBackend, project: str | None, *, own: bool = False
+) -> dict[str, str]:
     """Where the project's running `emu up`s listen (every project's when None), from their
-    networks' labels: url -> the wrangler environment it serves ("" for the top level)."""
+    networks' labels: url -> the wrangler environment it serves ("" for the top level). With
+    `own`, where emu itself answers `/_emu/*` instead (in worker mode, also while the Workers
+    runtime is down)."""
     networks = await docker.list_networks(labels.project_labels(project))
     return {
-        lab[labels.URL]: lab.get(labels.ENV, "")
+        (lab.get(labels.STATUS_URL) or lab[labels.URL]) if own else lab[labels.URL]: lab.get(
+            labels.ENV, ""
+        )
         for _id, _name, lab in sorted(networks, key=lambda n: n[1])
         if labels.URL in lab and labels.alive(lab)
     }

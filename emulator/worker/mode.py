@@ -14,6 +14,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from watchfiles import Change, DefaultFilter, awatch
@@ -28,11 +29,13 @@ from ..reaper import Reaper
 from ..requests_log import RequestLog
 from .api import PoolHost, routes
 from .dev_vars import check_dev_vars
+from .health import CrashWindow, RuntimeHealth, RuntimeState
 from .project import WorkerProject, worker_project
 from .runtime import RuntimeOptions, WorkerError, WorkerRuntime
 from .toolchain import NodeInfo, cache_root, ensure_packages, find_node, plan_packages
 
 WATCH_DEBOUNCE_MS = 200
+TAIL_LINES = 5  # of a runtime that died: its last output, said with the news
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,9 @@ class WorkerMode:
         self.config = config
         self._out = out
         self._watch = watch
-        self._cockpit = {"feed": feed, "debugHeaders": debug_headers}
+        self._cockpit: dict[str, Any] = {"feed": feed, "debugHeaders": debug_headers}
+        if self.options.request_timeout is not None:
+            self._cockpit["requestTimeoutMs"] = round(self.options.request_timeout * 1000)
         self._token = secrets.token_hex(16)
         self._modules: Path | None = None
         self.runtime: WorkerRuntime | None = None
@@ -94,6 +99,15 @@ class WorkerMode:
         self._watch_task: asyncio.Task[None] | None = None
         self.egress: Egress | None = None
         self.feed: RequestLog | None = None
+        self.health = RuntimeHealth()
+        self._crashes = CrashWindow()
+        self._pools: Mapping[str, ClassPool] = {}
+        self._started: tuple[str, str, Reaper | None] | None = None  # start()'s arguments
+        self._port = config.port  # the public port, kept over restarts
+        self._restart: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._failed = asyncio.Event()
+        self.failure: str | None = None
 
     async def prepare(self) -> None:
         """The npm packages (installed once), and the public port free (before any build)."""
@@ -119,6 +133,7 @@ class WorkerMode:
         self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None
     ) -> list[web.RouteDef]:
         self.feed = feed  # where intercepted outbound requests are recorded
+        self._pools = pools
         self.egress = self._egress(pools)
         return routes(PoolHost(pools, feed, self.egress), self._token, self._map_stack)
 
@@ -159,23 +174,85 @@ class WorkerMode:
 
     async def start(self, front_url: str, session: str, reaper: Reaper | None) -> int:
         """Bundle and serve the Worker; the public port it listens on."""
-        assert self._modules is not None, "prepare() first"
-        self.runtime = WorkerRuntime(
+        self._started = (front_url, session, reaper)
+        self.runtime = self._new_runtime()
+        url = await self.runtime.start(front_url, self._token)
+        self.health.up()
+        self._port = URL(url).port or self.config.port
+        if self._watch:
+            self._watch_task = asyncio.create_task(self._watch_sources(), name="watch worker")
+        return self._port
+
+    def _new_runtime(self) -> WorkerRuntime:
+        assert self._modules is not None and self._started is not None, "prepare() first"
+        _front, session, reaper = self._started
+        return WorkerRuntime(
             self.project,
             self.node,
             self._modules,
             host=self.config.host,
-            port=self.config.port,
+            port=self._port,
             session=session,
             out=self._out,
             reaper=reaper,
             options=self.options,
             cockpit=self._cockpit,
+            on_down=self._down,
+            on_up=self._up,
         )
-        url = await self.runtime.start(front_url, self._token)
-        if self._watch:
-            self._watch_task = asyncio.create_task(self._watch_sources(), name="watch worker")
-        return URL(url).port or self.config.port
+
+    # -- a runtime that dies ------------------------------------------------------------------
+
+    def _down(self, how: str, gone: bool) -> None:
+        """The runtime died (`gone`: its runner too, so emu starts another; else Miniflare
+        restarts workerd by itself): said at once, restarted unless it dies too often."""
+        if self._stopping or self.health.state is RuntimeState.FAILED:
+            return
+        self.health.down(how)
+        for pool in self._pools.values():  # the dead runtime's requests are not in flight
+            for inst in pool.instances.values():
+                inst.inflight = 0
+        tail = self.runtime.tail(TAIL_LINES) if self.runtime is not None else []
+        if self._crashes.add(asyncio.get_running_loop().time()):
+            times = f"{len(self._crashes)} times within {self._crashes.window:g} s"
+            self._fail(f"the Workers runtime died {times} (the last time: {how})")
+        else:
+            self._out("emu", f"the Workers runtime died: {how}; restarting it")
+        for line in tail:
+            self._out("emu", f"  its last output: {line}")
+        if gone and self.health.state is RuntimeState.DOWN:
+            self._restart = asyncio.create_task(self._start_again(), name="restart worker")
+
+    def _up(self) -> None:
+        if self._stopping or self.health.state is not RuntimeState.DOWN:
+            return
+        self.health.up()
+        self._out("emu", f"the Workers runtime is back (restarts: {self.health.restarts})")
+
+    async def _start_again(self) -> None:
+        """A fresh runner on the same port: bundled again, Durable Objects made again; each
+        finds the container its name has (the runtime API adopts it, as after a reload)."""
+        if self.runtime is not None:
+            await self.runtime.stop()  # its workerd too, which may outlive node
+        assert self._started is not None
+        self.runtime = self._new_runtime()
+        try:
+            await self.runtime.start(self._started[0], self._token)
+        except WorkerError as exc:
+            self._fail(f"the Workers runtime could not be started again: {exc}")
+            return
+        self._up()
+
+    def _fail(self, reason: str) -> None:
+        self.health.failed(reason)
+        self.failure = reason
+        self._failed.set()
+        self._out("emu", f"stopping: {reason}")
+
+    async def wait_failed(self) -> str:
+        """Why worker mode cannot go on, once it cannot (the runtime died too often)."""
+        await self._failed.wait()
+        return self.failure or "the Workers runtime failed"
 
     async def _watch_sources(self) -> None:
         """Bundle and translate again when the Worker's sources change, or the config, its
@@ -210,6 +287,11 @@ class WorkerMode:
                 await self.runtime.reload()
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._restart is not None:
+            self._restart.cancel()
+            with contextlib.suppress(BaseException):
+                await self._restart
         if self._watch_task is not None:
             self._watch_stop.set()
             self._watch_task.cancel()

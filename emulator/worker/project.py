@@ -50,11 +50,11 @@ def entry_module(
     *,
     public_only: bool = False,
     test_scheduled: bool = False,
-    cockpit: Mapping[str, bool] | None = None,
+    cockpit: Mapping[str, Any] | None = None,
 ) -> str:
     """The module workerd runs: the Worker's exports, with each Container class wrapped so that
     its `ctx.container` is emu's, and the default export answering `/_emu/*` from emu's front.
-    `cockpit`: wrapWorker's options (the request feed, debug headers)."""
+    `cockpit`: wrapWorker's options (the request feed, debug headers, the request timeout)."""
     main = json.dumps(str(project.main))
     source = json.dumps(project.main.name)
     wrap = {**(cockpit or {}), **({"testScheduled": True} if test_scheduled else {})}

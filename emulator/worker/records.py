@@ -62,24 +62,27 @@ def container(raw: Mapping[str, Any]) -> dict[str, Any]:
         "status": _status(raw.get("status")),
         "duration_ms": round(float(raw.get("ms") or 0), 2),
         "cold": bool(raw.get("cold")),
+        "timed_out": bool(raw.get("timedOut")),
     }
 
 
 class Containers:
     """A record's container requests, as the shim sent them; turned into fields when read."""
 
-    __slots__ = ("raw", "source", "tied")
+    __slots__ = ("raw", "source", "tied", "timed_out")
 
-    def __init__(self, raw: list[Any], source: str, tied: bool) -> None:
+    def __init__(self, raw: list[Any], source: str, tied: bool, timed_out: bool = False) -> None:
         self.raw = raw
         self.source = source
         self.tied = tied
+        self.timed_out = timed_out  # no answer within --request-timeout: emu answered a 504
 
     def fields(self) -> dict[str, Any]:
         containers = [container(c) for c in self.raw if isinstance(c, dict)]
         return {
             "source": self.source,
             "tied": self.tied,
+            "timed_out": self.timed_out,
             "instances": list(dict.fromkeys(c["instance"] for c in containers)),
             "containers": containers,
         }
@@ -102,7 +105,7 @@ def worker_record(raw: Mapping[str, Any]) -> Record:
         float(raw.get("ms") or 0),
         any(isinstance(c, dict) and c.get("cold") for c in containers),
         False,
-        Containers(containers, "worker", True),
+        Containers(containers, "worker", True, bool(raw.get("timedOut"))),
     )
 
 
@@ -119,5 +122,5 @@ def untied_record(raw: Mapping[str, Any]) -> Record:
         one["duration_ms"],
         one["cold"],
         False,
-        Containers([raw], "container", False),
+        Containers([raw], "container", False, one["timed_out"]),
     )

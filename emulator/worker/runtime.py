@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..reaper import Reaper
+from .health import exit_text
 from .project import WorkerProject, entry_module, unexported_class
 from .toolchain import CONTAINERS_PACKAGE, NodeInfo
 
@@ -37,13 +38,15 @@ KEEP_LINES = 40  # of the runtime's output, for the message when it fails to sta
 class RuntimeOptions:
     """`wrangler dev`'s settings that emu takes: `--var`, `--persist-to` (default: the config's
     folder's `.wrangler/state`, as wrangler's), `--no-persist` (a folder of this run's, gone when
-    it ends: a clean start), `--inspector-port`, `--test-scheduled`."""
+    it ends: a clean start), `--inspector-port`, `--test-scheduled`; and emu's own
+    `--request-timeout` (seconds; None: none, as on the platform)."""
 
     vars: Mapping[str, str] = field(default_factory=dict)
     persist: bool = True
     persist_to: Path | None = None
     inspector_port: int | None = None
     test_scheduled: bool = False
+    request_timeout: float | None = None
     # Other Workers run beside this one (`--extra-worker`, as `wrangler dev -c A -c B`), reached
     # through service bindings; emu supplies no containers to them.
     extra_workers: tuple[Path, ...] = ()
@@ -83,7 +86,8 @@ class BundleProblem:
 
 
 class WorkerRuntime:
-    """One runner process for the life of an `emu up`."""
+    """One runner process: its Miniflare starts workerd again when workerd dies; when the
+    runner itself dies, WorkerMode starts another (emulator/worker/mode.py)."""
 
     def __init__(
         self,
@@ -97,8 +101,13 @@ class WorkerRuntime:
         out: Callable[[str, str], None],
         reaper: Reaper | None = None,
         options: RuntimeOptions | None = None,
-        cockpit: Mapping[str, bool] | None = None,
+        cockpit: Mapping[str, Any] | None = None,
+        on_down: Callable[[str, bool], None] | None = None,
+        on_up: Callable[[], None] | None = None,
     ) -> None:
+        """`on_down(how, gone)` once it served and then died: `how` it ended ("workerd was
+        killed by SIGKILL"), and whether the runner is `gone` too (else Miniflare starts workerd
+        again by itself, and `on_up` follows)."""
         self.project = project
         self.options = options or RuntimeOptions()
         self.inspector_url: str | None = None
@@ -109,7 +118,9 @@ class WorkerRuntime:
         self.session = session
         self._out = out
         self._reaper = reaper
-        self._cockpit = dict(cockpit or {})  # wrapWorker's options: feed, debugHeaders
+        self._cockpit = dict(cockpit or {})  # wrapWorker's options: feed, debugHeaders, ...
+        self._on_down = on_down
+        self._on_up = on_up
         self._dir: Path | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -301,6 +312,10 @@ class WorkerRuntime:
                     + (f":\n{tail}" if tail else "")
                 )
 
+    def tail(self, count: int) -> list[str]:
+        """The last lines the runtime printed."""
+        return self._recent[-count:] if count > 0 else []
+
     def _line(self, line: str) -> None:
         self._recent = [*self._recent[-KEEP_LINES:], line]
         self._out("worker", line)
@@ -333,11 +348,19 @@ class WorkerRuntime:
                     future.set_result(str(message.get("text", "")))
             elif kind == "reload_error":
                 self._out("watch", f"reloading the Worker failed: {message.get('message')}")
+            elif kind == "runtime_exit" and self._on_down is not None:
+                how = exit_text(message.get("code"), message.get("signal"))
+                self._on_down(f"workerd {how}", False)
+            elif kind == "runtime_back" and self._on_up is not None:
+                self._on_up()
             else:
                 self._messages.put_nowait(message)
         code = await proc.wait()
         if not self._stopping:
-            self._out("emu", f"the Workers runtime exited with code {code}")
+            if self.url is not None and self._on_down is not None:
+                self._on_down(f"its Node.js process {exit_text(code)}", True)
+            else:
+                self._out("emu", f"the Workers runtime exited with code {code}")
         self._messages.put_nowait({"t": "exit", "code": code})
 
     async def _read_stderr(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ MIN_NODE = (22, 12)
 CONTAINERS_PACKAGE = "@cloudflare/containers"
 DEFAULT_CONTAINERS_VERSION = "0.3.7"  # when the project has no package.json that names it
 NPM_TIMEOUT = 600.0
+LOCK_POLL = 0.2  # how often a second emu checks whether the first has finished installing
 # npm's codes for a registry it cannot reach.
 _UNREACHABLE = re.compile(
     r"\b(ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|ECONNRESET|ENETUNREACH|EHOSTUNREACH)\b"
@@ -191,45 +193,85 @@ async def ensure_packages(
     listing = ", ".join(f"{name}@{version}" for name, version in wanted.items())
     if node.npm is None:
         raise ToolchainError(f"worker mode needs {listing}, and there is no npm beside {node.node}")
-    notice(f"installing {listing} into {folder} (once)")
-    # Installed beside the target and renamed into place, so that a crash or a second emu
-    # installing at the same time never leaves a half-filled folder behind.
-    work = await asyncio.to_thread(_work_dir, folder, wanted)
-    try:
-        env = {**os.environ, "PATH": f"{Path(node.node).parent}{os.pathsep}{os.environ['PATH']}"}
-        # The machine's CA store, as pip and curl trust it (a proxy's own CA included), not
-        # only the one compiled into Node.js.
-        env.setdefault("NODE_USE_SYSTEM_CA", "1")
-        proc = await asyncio.create_subprocess_exec(
-            *node.npm,
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            cwd=work,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+    # One install of a set at a time (two emu up of projects that want the same packages): the
+    # second waits, then finds it installed.
+    async with _locked(folder, notice):
+        if installed(folder):
+            return folder
+        notice(f"installing {listing} into {folder} (once)")
+        # Installed beside the target and renamed into place, so that a crash never leaves a
+        # half-filled folder behind; what a crashed install left is removed first.
+        work = await asyncio.to_thread(_work_dir, folder, wanted)
         try:
-            output, _ = await asyncio.wait_for(proc.communicate(), NPM_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise ToolchainError(
-                f"npm install of {listing} took longer than {NPM_TIMEOUT:g} s"
-            ) from None
-        if proc.returncode != 0:
-            raise ToolchainError(npm_failure(output.decode(errors="replace"), listing))
-        await asyncio.to_thread(_move_into_place, work, folder, listing)
-        return folder
+            await _npm_install(node, work, listing)
+            await asyncio.to_thread(_move_into_place, work, folder, listing)
+            return folder
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+@contextlib.asynccontextmanager
+async def _locked(folder: Path, notice: Callable[[str], None]) -> AsyncIterator[None]:
+    """An exclusive lock on `folder`'s package set, across processes (flock: released when the
+    holder exits, even by kill -9). Polled, so that the loop is never blocked waiting for it."""
+    await asyncio.to_thread(folder.parent.mkdir, parents=True, exist_ok=True)
+    fd = os.open(folder.parent / f"{folder.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = asyncio.get_running_loop().time() + NPM_TIMEOUT
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    notice(f"waiting for another emu installing into {folder}")
+                    waited = True
+                if asyncio.get_running_loop().time() > deadline:
+                    raise ToolchainError(
+                        f"another emu has been installing into {folder} for over "
+                        f"{NPM_TIMEOUT:g} s; if none runs, remove {folder.name}.lock"
+                    ) from None
+                await asyncio.sleep(LOCK_POLL)
+        yield
     finally:
-        await asyncio.to_thread(shutil.rmtree, work, True)
+        os.close(fd)  # and with it the lock
+
+
+async def _npm_install(node: NodeInfo, work: Path, listing: str) -> None:
+    assert node.npm is not None
+    env = {**os.environ, "PATH": f"{Path(node.node).parent}{os.pathsep}{os.environ['PATH']}"}
+    # The machine's CA store, as pip and curl trust it (a proxy's own CA included), not only the
+    # one compiled into Node.js.
+    env.setdefault("NODE_USE_SYSTEM_CA", "1")
+    proc = await asyncio.create_subprocess_exec(
+        *node.npm,
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        cwd=work,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), NPM_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        took = f"took longer than {NPM_TIMEOUT:g} s"
+        raise ToolchainError(f"npm install of {listing} {took}") from None
+    if proc.returncode != 0:
+        raise ToolchainError(npm_failure(output.decode(errors="replace"), listing))
 
 
 def _work_dir(folder: Path, wanted: Mapping[str, str]) -> Path:
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    """A fresh folder beside `folder` (under its lock): earlier ones are a crashed install's."""
+    for leftover in folder.parent.glob(folder.name + ".*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
     (work / "package.json").write_text(
         json.dumps({"private": True, "dependencies": dict(wanted)}, indent=2)

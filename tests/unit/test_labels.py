@@ -171,7 +171,8 @@ def _run(engine: FakeEngine, project: str, session: str, *, pid: int | None = No
     if pid is not None:
         mine[labels.PID] = str(pid)
     engine.containers[f"c-{session}"] = labels.instance_labels(mine, "Exec", "EXEC", "i-0")
-    engine.networks[f"n-{session}"] = labels.network_labels(mine, f"http://127.0.0.1/{session}")
+    url = f"http://127.0.0.1/{session}"
+    engine.networks[f"n-{session}"] = labels.network_labels(mine, url, url + "/own")
     engine.images[f"img-{session}"] = labels.image_labels(project, "Exec")
 
 
@@ -183,6 +184,8 @@ async def test_the_sweeps_find_what_the_builders_label() -> None:
     docker = cast(Any, engine)
     with labels.live("live"):
         assert await running_urls(docker, "proj") == {"http://127.0.0.1/live": "staging"}
+        own = await running_urls(docker, "proj", own=True)
+        assert own == {"http://127.0.0.1/live/own": "staging"}
         removed = await sweep_project(docker, "proj")
     assert sorted(removed) == ["c-dead", "n-dead"]
     assert await sweep_session(docker, "live") == ["c-live", "n-live"]

@@ -6,6 +6,7 @@
 // closes (emu exited, even by kill -9) it stops workerd and exits.
 //
 // argv[2]: the path of a JSON file with the settings (see emulator/worker/runtime.py).
+import childProcess from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -25,9 +26,9 @@ const wrangler = await import(pathToFileURL(wranglerMain).href);
 const esbuild = requireTools("esbuild");
 const miniflarePath = requireTools.resolve("miniflare");
 const { Miniflare, convertV4MiniflareOptions } = await import(pathToFileURL(miniflarePath).href);
-const { compatibilityDate: newestDate } = await import(
-  pathToFileURL(createRequire(miniflarePath).resolve("workerd")).href
-);
+const workerd = await import(pathToFileURL(createRequire(miniflarePath).resolve("workerd")).href);
+const newestDate = workerd.compatibilityDate;
+const workerdPath = workerd.default?.default ?? workerd.default; // a CommonJS module's export
 const { TraceMap, originalPositionFor } = createRequire(miniflarePath)("@jridgewell/trace-mapping");
 
 // Bindings that only Cloudflare's network has (wrangler's own list of remote-only kinds): named
@@ -45,8 +46,46 @@ const REMOTE_ONLY = {
   browserRendering: "Browser Rendering",
 };
 
+// workerd dying (an OOM kill, a crash): Miniflare starts it again by itself, on the same ports,
+// in well under a second, but says nothing. Its process is watched here so that emu hears of it
+// at once, with how it ended. A workerd that Miniflare stops itself (a reload, the end) is not
+// a crash: Miniflare kills it through `kill`, which is marked.
+const RESTART_DEADLINE_MS = 10000; // Miniflare's own restart: else this runner exits, emu starts another
+let restartTimer = null;
+const spawn = childProcess.spawn;
+childProcess.spawn = function (command, ...rest) {
+  const child = spawn.call(this, command, ...rest);
+  if (command === (process.env.MINIFLARE_WORKERD_PATH ?? workerdPath)) watchWorkerd(child);
+  return child;
+};
+
+function watchWorkerd(child) {
+  let meant = false;
+  const kill = child.kill;
+  child.kill = function (...args) {
+    meant = true;
+    return kill.apply(this, args);
+  };
+  child.once("exit", (code, signal) => {
+    if (meant || stopping || !serving) return;
+    send({ t: "runtime_exit", code, signal });
+    clearTimeout(restartTimer);
+    restartTimer = setTimeout(() => {
+      notice(`workerd did not come back within ${RESTART_DEADLINE_MS / 1000} s`);
+      stop(1);
+    }, RESTART_DEADLINE_MS);
+  });
+}
+
+function restarted() {
+  clearTimeout(restartTimer);
+  restartTimer = null;
+  send({ t: "runtime_back" });
+}
+
 let traceMap = null;
 let miniflare = null;
+let serving = false; // ready once: a workerd that dies later is a crash
 let stopping = false;
 let translated = null;
 
@@ -209,6 +248,7 @@ function miniflareOptions(modules) {
     resourcePersistencePath: persist ? join(persist, "v3") : undefined,
     resourceTmpPath: join(settings.outdir, "tmp"),
     unsafeTriggerHandlers: true,
+    unsafeHandleRuntimeRestart: restarted,
     workers: [
       {
         ...options,
@@ -245,6 +285,7 @@ async function serve(modules) {
     settings.port = Number(url.port); // a reload keeps it, also when it was 0
     const inspector = settings.inspectorPort ? (await miniflare.getInspectorURL()).href : null;
     send({ t: "ready", url: url.href, inspector });
+    serving = true;
   } catch (error) {
     send({ t: "start_error", message: String(error?.message ?? error), code: error?.code ?? null });
     await stop(1);

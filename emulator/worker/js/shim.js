@@ -37,7 +37,31 @@ const INSTANCE_HEADER = "x-emu-instance";
 const MAX_PENDING = 10000; // request records waiting for their report; more are dropped
 
 // The cockpit's settings, from the generated entry (wrapWorker): a request feed, debug headers.
-const cockpit = { feed: false, debugHeaders: false, runtime: null };
+const cockpit = { feed: false, debugHeaders: false, runtime: null, timeoutMs: null };
+// --request-timeout: a Worker's request, and a container request of a Durable Object's, that has
+// no answer by then gets an error (the platform bounds CPU time, not wall time: an emu extra).
+const TIMED_OUT = "emu: no answer within --request-timeout";
+const timedOut = new WeakSet(); // the 504s answered for that: the feed marks their requests
+
+/** `promise`, or after cockpit.timeoutMs `onTimeout()`'s value (or its exception). */
+function bounded(promise, onTimeout) {
+  if (cockpit.timeoutMs === null) return promise;
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(resolve, cockpit.timeoutMs);
+  }).then(onTimeout);
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+function timeoutResponse() {
+  const seconds = cockpit.timeoutMs / 1000;
+  const response = new Response(`${TIMED_OUT} (${seconds} s)\n`, {
+    status: 504,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+  timedOut.add(response);
+  return response;
+}
 // The Worker's request being served (`{req}`: its record), in the Worker's own code. The Worker
 // and its Durable Objects share this module (one isolate), so a Durable Object adds the container
 // requests it makes to that record. Only the Worker runs in a context of it: one kept through
@@ -491,14 +515,19 @@ class EmuContainer {
     const trace = this.#traceFor(input, init, url);
     this.#stats.begin();
     let status = null;
+    let late = false;
     try {
-      const response = await this.#send(port, input, init);
+      const response = await bounded(this.#send(port, input, init), () => {
+        late = true;
+        throw new Error(`${TIMED_OUT} (${cockpit.timeoutMs / 1000} s) from the container`);
+      });
       status = response.status;
       this.#served();
       return response;
     } finally {
       this.#stats.end();
-      this.#record(trace, port, url, init ?? input, status, began, first);
+      // A container request given up on: 504, as the Worker's own answer for it.
+      this.#record(trace, port, url, init ?? input, late ? 504 : status, began, first, late);
     }
   }
 
@@ -512,7 +541,7 @@ class EmuContainer {
     }
   }
 
-  #record(trace, port, url, request, status, began, first) {
+  #record(trace, port, url, request, status, began, first, late) {
     const record = {
       class: this.#who.class,
       instance: this.#who.name,
@@ -523,6 +552,7 @@ class EmuContainer {
       time: began / 1000,
       ms: Date.now() - began,
       cold: trace?.cold ?? first, // outside a request's trace: did it meet a fresh start?
+      ...(late ? { timedOut: true } : {}),
     };
     const req = trace?.req;
     if (req !== undefined && !req.done) req.containers.push(record);
@@ -715,13 +745,14 @@ function withInstances(response, containers) {
 const pending = [];
 let reporting = false;
 
-function recordRequest(request, trace, status, ctx) {
+function recordRequest(request, trace, response, ctx) {
   if (pending.length < MAX_PENDING) {
     pending.push({
+      ...(timedOut.has(response) ? { timedOut: true } : {}),
       time: trace.t0 / 1000,
       method: request.method,
       path: pathAndQuery(request.url),
-      status,
+      status: response.status,
       ms: Date.now() - trace.t0,
       containers: trace.containers,
     });
@@ -763,7 +794,7 @@ async function traced(request, ctx, env, call) {
     trace.done = true;
     unhand(trace.handed);
   }
-  if (cockpit.feed) recordRequest(request, trace, response.status, ctx);
+  if (cockpit.feed) recordRequest(request, trace, response, ctx);
   if (cockpit.debugHeaders && trace.containers.length > 0) {
     response = withInstances(response, trace.containers);
   }
@@ -783,6 +814,7 @@ export function wrapWorker(worker, frontUrl, publicOnly, token, options = {}) {
   cockpit.feed = Boolean(options.feed);
   cockpit.debugHeaders = Boolean(options.debugHeaders);
   cockpit.runtime = new Runtime(frontUrl, token ?? "");
+  cockpit.timeoutMs = options.requestTimeoutMs ?? null;
   const toEmu = (request, ctx) => {
     // Every request passes here: a string test, not a URL parse.
     const path = pathAndQuery(request.url);
@@ -799,7 +831,7 @@ export function wrapWorker(worker, frontUrl, publicOnly, token, options = {}) {
   };
   const guarded = async (call) => {
     try {
-      return await call();
+      return await bounded(call(), timeoutResponse);
     } catch (error) {
       return errorResponse(error);
     }

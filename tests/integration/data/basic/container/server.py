@@ -6,6 +6,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ENV = {k: v for k, v in os.environ.items() if k == "MESSAGE" or k.startswith(("CLOUDFLARE_", "X_"))}
@@ -18,6 +19,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.headers.get("upgrade", "").lower() == "websocket":
             self.echo_websocket()
+            return
+        if self.path.startswith("/hang"):  # never answers (--request-timeout's test)
+            time.sleep(3600)
             return
         body = json.dumps(
             {
