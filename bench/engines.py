@@ -36,7 +36,7 @@ from bench.harness import (
     temp_dir,
 )
 from bench.proxy import NGINX, check_clean, cold_starts, warm, write_nginx_project
-from emulator import labels
+from emulator.runs import labels
 from emulator.testing import EmuProcess, wait_for
 from tests.support import free_port
 

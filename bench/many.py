@@ -53,8 +53,8 @@ from bench.harness import (
     temp_dir,
 )
 from bench.proxy import NGINX, say, sweep_direct, write_nginx_project
-from emulator import labels
 from emulator.config.model import INSTANCE_TYPES
+from emulator.runs import labels
 from emulator.testing import EmuProcess, wait_for
 
 LITE = INSTANCE_TYPES["lite"]

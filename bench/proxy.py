@@ -61,7 +61,7 @@ from bench.harness import (
     temp_dir,
     wrk_version,
 )
-from emulator import labels
+from emulator.runs import labels
 from emulator.testing import EmuProcess, wait_for
 from tests.support import Project
 

@@ -57,7 +57,7 @@ from bench.harness import (
     temp_dir,
     wrk_version,
 )
-from emulator import labels
+from emulator.runs import labels
 from emulator.testing import EmuProcess, descendants, wait_for
 
 NGINX = "nginx:1.22"
@@ -155,7 +155,7 @@ def memory(emu_pid: int) -> dict[str, float]:
     for pid in descendants(emu_pid):
         with contextlib.suppress(OSError):
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            name = "reaper" if b"emulator.reaper" in cmd else Path(cmd[0].decode()).name
+            name = "reaper" if b"emulator.runs.reaper" in cmd else Path(cmd[0].decode()).name
             out[name] = round(out.get(name, 0.0) + proc_sample(pid).rss_mib, 1)
     out["runtime"] = round(out.get("node", 0.0) + out.get("workerd", 0.0), 1)
     return out

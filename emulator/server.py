@@ -4,10 +4,10 @@ aiohttp application), `labels.py` and `sweep.py`."""
 
 from __future__ import annotations
 
-from .emulator import Emulator
-from .front import ListenError
-from .labels import project_id
-from .sweep import running_urls, sweep_project, sweep_session
+from .front.app import ListenError
+from .runs.labels import project_id
+from .runs.sweep import running_urls, sweep_project, sweep_session
+from .session import Emulator
 
 __all__ = [
     "Emulator",

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Config, Overrides, load_config
-from .emulator import Emulator
-from .engines import Engine
-from .sweep import sweep_session
+from .engine.choice import Engine
+from .runs.sweep import sweep_session
+from .session import Emulator
 from .worker.mode import WorkerMode, choose_mode
 from .worker.runtime import RuntimeOptions
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import docker
 import requests
 
-from emulator import labels
+from emulator.runs import labels
 from emulator.testing import EmuProcess, wait_for
 
 REPO = Path(__file__).resolve().parent.parent

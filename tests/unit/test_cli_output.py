@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from emulator.cli_output import (
+from emulator.cli.output import (
     MAX_WIDTH,
     Printer,
     StatusScreen,

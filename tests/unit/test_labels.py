@@ -1,5 +1,5 @@
-"""Docker label names: spelled once, in emulator/labels.py; and what the builders label is what
-the sweeps find."""
+"""Docker label names: spelled once, in emulator/runs/labels.py; and what the builders label is
+what the sweeps find."""
 
 from __future__ import annotations
 
@@ -16,20 +16,20 @@ from typing import Any, cast
 
 import pytest
 
-from emulator import labels
-from emulator.docker_types import ContainerInfo
-from emulator.sweep import remove_images, running_urls, sweep_project, sweep_session
+from emulator.engine.docker_types import ContainerInfo
+from emulator.runs import labels
+from emulator.runs.sweep import remove_images, running_urls, sweep_project, sweep_session
 
 REPO = Path(__file__).resolve().parents[2]
 SCANNED = ("emulator", "tests", "bench")
-LABELS_MODULE = REPO / "emulator" / "labels.py"
+LABELS_MODULE = REPO / "emulator" / "runs" / "labels.py"
 # Written by emu itself, and documented in README.md's "Safety" section.
 EMU_WRITES = labels.ALL - {labels.BENCH, labels.BENCH_PID, labels.TEST}
 
 
 def label_literals(source: str) -> list[str]:
     """String literals (plain or the head of an f-string) that start with the labels' prefix,
-    other than logger names: a label name typed out instead of taken from emulator.labels."""
+    other than logger names: a label name typed out instead of taken from emulator.runs.labels."""
     tree = ast.parse(source)
     loggers = {
         id(call.args[0])
@@ -78,7 +78,7 @@ def test_no_label_name_is_typed_out_outside_labels_py() -> None:
         for p in _sources()
         if (hits := label_literals(p.read_text()))
     }
-    assert offenders == {}, "use the constants of emulator/labels.py"
+    assert offenders == {}, "use the constants of emulator/runs/labels.py"
 
 
 def test_the_scan_catches_a_misspelt_label_and_spares_loggers() -> None:

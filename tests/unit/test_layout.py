@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "emulator"
 MAX_LINES = 500
 MAX_FUNCTION_LINES = 60
 LONG_OK = "# layout: long because"
-SDK_MODULE = "docker_backend.py"
+SDK_MODULE = "engine/docker_backend.py"
 
 
 def _modules() -> list[Path]:
