@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from emulator.cli.commands import main
-from emulator.server import project_id
+from emulator.runs.labels import project_id
 from tests.support import Project
 
 
