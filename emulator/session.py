@@ -41,7 +41,7 @@ from .instances.networks import Networks
 from .instances.pool import ClassPool, Runtime, SessionState
 from .instances.spec import Capacity, capacity_note
 from .reload import LIBRARY_FIELDS, restart_needed
-from .runs import labels
+from .runs import labels, live
 from .runs.reaper import Reaper
 from .runs.sweep import sweep_project, sweep_session
 from .watch import watch
@@ -173,7 +173,7 @@ class Emulator:
             raise
 
     async def _start(self, stack: AsyncExitStack) -> None:
-        stack.enter_context(labels.live(self.session_id))
+        stack.enter_context(live.live(self.session_id))
         if self._reaper:
             # Pushed first, so it runs last: it knows whether the final sweep removed everything.
             self._watchdog = watchdog = Reaper.spawn(self.session_id, str(self.engine.kind))

@@ -26,8 +26,8 @@ from ..engine.docker_types import ContainerInfo, DockerError, DockerUnavailable
 from ..front.app import ListenError
 from ..instances.spec import Capacity, capacity_note
 from ..runs import labels
-from ..runs.live import emu_states, stop_emu_up
-from ..runs.sweep import live_runs, remove_images, running_urls, sweep_project, sweep_session
+from ..runs.live import emu_states, live_runs, running_urls, stop_emu_up
+from ..runs.sweep import remove_images, sweep_project, sweep_session
 from ..session import Emulator
 from ..worker.describe import render as render_bindings
 from ..worker.mode import ModeChoice, choose_mode, describe_mode

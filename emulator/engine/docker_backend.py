@@ -24,7 +24,6 @@ import docker.errors
 import requests.exceptions
 from docker.utils import build as build_utils
 
-from ..runs.labels import docker_filter
 from . import docker_logs
 from .backoff import Backoff
 from .docker_types import (
@@ -39,6 +38,7 @@ from .docker_types import (
     NetworkMissing,
     Usage,
     container_info,
+    docker_filter,
     engine_info,
     event_from_raw,
     looks_unreachable,

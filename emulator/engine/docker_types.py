@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def docker_filter(labels: Mapping[str, str]) -> list[str]:
+    """The engine's `label` filter for containers, networks or images carrying all `labels`."""
+    return [f"{k}={v}" for k, v in labels.items()]
+
+
 class DockerError(Exception):
     """A Docker call failed; the message is short enough to show to a user."""
 

@@ -26,7 +26,6 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..runs.labels import docker_filter
 from .choice import INTERNAL_FROM_HOST
 from .docker_backend import DockerBackend
 from .docker_types import (
@@ -37,6 +36,7 @@ from .docker_types import (
     Event,
     NameInUse,
     Unschedulable,
+    docker_filter,
 )
 
 SERVICE_LABEL = "com.docker.swarm.service.id"  # Docker's own, on a task's container

@@ -1,4 +1,4 @@
-"""Every Docker label emu writes or reads, the builders of label sets, and the liveness check.
+"""Every Docker label emu writes or reads, and the builders of label sets.
 
 Label names are spelled once, here: a sweep that filters on a misspelt name finds nothing and
 says nothing, so the other modules (and the tests and benchmarks) use these constants, and
@@ -7,12 +7,14 @@ tests/unit/test_labels.py fails on an `emu.` string literal anywhere else.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+
+# the engine formats label filters; here too for the sweeps and tests that build them from names
+from ..engine.docker_types import docker_filter as docker_filter
 
 PREFIX = "emu."
 
@@ -64,11 +66,6 @@ def named(short: str) -> str:
     return name
 
 
-def docker_filter(labels: Mapping[str, str]) -> list[str]:
-    """The engine's `label` filter for containers, networks or images carrying all `labels`."""
-    return [f"{k}={v}" for k, v in labels.items()]
-
-
 def project_id(config_path: Path) -> str:
     """Stable for one config file on one machine: how runs of the same project find each other
     (whatever its --env: `emu down` removes them all)."""
@@ -115,38 +112,3 @@ def network_labels(session: Mapping[str, str], url: str) -> dict[str, str]:
 
 def image_labels(project: str, class_name: str) -> dict[str, str]:
     return {**project_labels(project), CLASS: class_name}
-
-
-# Sessions of the Emulators running in this process (a test suite runs several at once). The
-# liveness of a session is a fact about this process, as `kill(pid, 0)` is one about the
-# machine, so this one set is process-wide on purpose; `live()` is its only writer.
-_LIVE_SESSIONS: set[str] = set()
-
-
-@contextlib.contextmanager
-def live(session: str) -> Iterator[None]:
-    """Mark `session` as running in this process for as long as the block runs."""
-    _LIVE_SESSIONS.add(session)
-    try:
-        yield
-    finally:
-        _LIVE_SESSIONS.discard(session)
-
-
-def alive(labels: Mapping[str, str]) -> bool:
-    """Is the run that made something with these labels still running on this machine?"""
-    if labels.get(HOST) != socket.gethostname():
-        return False
-    try:
-        pid = int(labels.get(PID, ""))
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return labels.get(SESSION) in _LIVE_SESSIONS
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

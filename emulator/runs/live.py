@@ -1,5 +1,6 @@
-"""Running `emu up`s of a project, as another terminal sees them: asking one to stop (`emu
-down`), and what state their instances are in (`emu ps`)."""
+"""Which emu runs are alive, and the running `emu up`s of a project as another terminal sees
+them: where they listen, asking one to stop (`emu down`), what state their instances are in
+(`emu ps`). The one liveness check is `pid_alive` (a zombie counts as gone)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+
+from ..engine.docker_backend import DockerBackend
+from . import labels
 
 # `emu down` waiting for a running `emu up` to stop: it drains (10 s) and stops its instances
 # (10 s at most each, in parallel), so this leaves room.
@@ -76,3 +81,56 @@ def emu_states(urls: Iterable[str], timeout: float = 5.0) -> dict[str, str]:
                 if inst.get("container_id"):
                     states[str(inst["container_id"])] = str(inst["state"])
     return states
+
+
+# Sessions of the Emulators running in this process (a test suite runs several at once). The
+# liveness of a session is a fact about this process, as `kill(pid, 0)` is one about the
+# machine, so this one set is process-wide on purpose; `live()` is its only writer.
+_LIVE_SESSIONS: set[str] = set()
+
+
+@contextlib.contextmanager
+def live(session: str) -> Iterator[None]:
+    """Mark `session` as running in this process for as long as the block runs."""
+    _LIVE_SESSIONS.add(session)
+    try:
+        yield
+    finally:
+        _LIVE_SESSIONS.discard(session)
+
+
+def alive(lab: Mapping[str, str]) -> bool:
+    """Is the run that made something with these labels still running on this machine?"""
+    if lab.get(labels.HOST) != socket.gethostname():
+        return False
+    try:
+        pid = int(lab.get(labels.PID, ""))
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return lab.get(labels.SESSION) in _LIVE_SESSIONS
+    return pid_alive(pid)
+
+
+async def live_runs(docker: DockerBackend, project: str | None) -> dict[int, str]:
+    """The processes on this machine whose run of the project (every project's when None) is
+    alive: pid -> its session."""
+    found = labels.project_labels(project)
+    every = [c.labels for c in await docker.list_containers(found)]
+    every += [lab for _id, _name, lab in await docker.list_networks(found)]
+    return {
+        int(lab[labels.PID]): lab.get(labels.SESSION, "")
+        for lab in every
+        if alive(lab) and lab.get(labels.PID, "").isdigit()
+    }
+
+
+async def running_urls(docker: DockerBackend, project: str | None) -> dict[str, str]:
+    """Where the project's running `emu up`s listen (every project's when None), from their
+    networks' labels: url -> the wrangler environment it serves ("" for the top level)."""
+    networks = await docker.list_networks(labels.project_labels(project))
+    return {
+        lab[labels.URL]: lab.get(labels.ENV, "")
+        for _id, _name, lab in sorted(networks, key=lambda n: n[1])
+        if labels.URL in lab and alive(lab)
+    }

@@ -1,10 +1,11 @@
-"""Finding and removing what emu runs left behind, by label: a session's, a project's, the
-images it built; and where a project's running `emu up`s listen."""
+"""Removing what emu runs left behind, by label: a session's, a project's, the images it built.
+Which runs are still alive is live.py's."""
 
 from __future__ import annotations
 
 from ..engine.docker_backend import DockerBackend
 from . import labels
+from .live import alive
 
 
 async def sweep_session(docker: DockerBackend, session: str) -> list[str]:
@@ -35,9 +36,7 @@ async def sweep_project(
     sessions = {c.labels.get(labels.SESSION, ""): c.labels for c in containers}
     sessions.update({lab.get(labels.SESSION, ""): lab for _i, _n, lab in networks})
     dead = {
-        s
-        for s, lab in sessions.items()
-        if s != keep_session and (not only_dead or not labels.alive(lab))
+        s for s, lab in sessions.items() if s != keep_session and (not only_dead or not alive(lab))
     }
     for c in containers:
         if c.labels.get(labels.SESSION, "") in dead:
@@ -53,27 +52,3 @@ async def sweep_project(
 async def remove_images(docker: DockerBackend, project: str | None) -> list[str]:
     """The images emu built for the project (every project's when None); returns their tags."""
     return await docker.remove_images(labels.project_labels(project))
-
-
-async def live_runs(docker: DockerBackend, project: str | None) -> dict[int, str]:
-    """The processes on this machine whose run of the project (every project's when None) is
-    alive: pid -> its session."""
-    found = labels.project_labels(project)
-    every = [c.labels for c in await docker.list_containers(found)]
-    every += [lab for _id, _name, lab in await docker.list_networks(found)]
-    return {
-        int(lab[labels.PID]): lab.get(labels.SESSION, "")
-        for lab in every
-        if labels.alive(lab) and lab.get(labels.PID, "").isdigit()
-    }
-
-
-async def running_urls(docker: DockerBackend, project: str | None) -> dict[str, str]:
-    """Where the project's running `emu up`s listen (every project's when None), from their
-    networks' labels: url -> the wrangler environment it serves ("" for the top level)."""
-    networks = await docker.list_networks(labels.project_labels(project))
-    return {
-        lab[labels.URL]: lab.get(labels.ENV, "")
-        for _id, _name, lab in sorted(networks, key=lambda n: n[1])
-        if labels.URL in lab and labels.alive(lab)
-    }
