@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from .cli.output import event_line
-from .cockpit import metrics
+from .cockpit import events, metrics
 from .cockpit.control import Cockpit, prewarm
 from .config import ClassConfig, Config, ConfigError
 from .egress.service import sealer
@@ -38,7 +37,8 @@ from .front.connections import Limits
 from .front.requests_log import RequestLog
 from .instances.images import prepare_image
 from .instances.networks import Networks
-from .instances.pool import ClassPool, Runtime, SessionState
+from .instances.pool import ClassPool
+from .instances.runtime import Runtime, SessionState
 from .instances.spec import Capacity, capacity_note
 from .reload import LIBRARY_FIELDS, restart_needed
 from .runs import labels, live
@@ -465,7 +465,7 @@ class Emulator:
         entry = {"time": time.time(), "event": kind, **data}
         self.events.append(entry)
         self.cockpit.on_event(entry)
-        line = event_line(kind, data, several_classes=len(self.pools) > 1)
+        line = events.event_line(kind, data, several_classes=len(self.pools) > 1)
         if self._event_out is not None:
             self._event_out(entry, line)
         else:

@@ -13,17 +13,18 @@ The proxy knows nothing of it: the stream reads the request ring by its running 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from ..engine.docker_backend import DockerBackend
 from ..front.app import _add_usage
-
-if TYPE_CHECKING:
-    from .control import Cockpit
+from ..front.requests_log import RequestLog
 
 TICK = 0.25  # how often new request records go out
 STATUS_EVERY = 1.0
@@ -31,6 +32,22 @@ USAGE_EVERY = 3.0  # a Docker stats call per running instance: not every second
 KEEPALIVE = 15.0  # a comment line, so that proxies and browsers keep the stream open
 FEED_BATCH = 200  # the dashboard shows the last 200 requests
 HELLO_EVENTS = 200
+
+
+class Cockpit(Protocol):
+    """What a stream reads of the cockpit (control.py's `Cockpit`): said here, so that this
+    module does not import control.py, which imports it."""
+
+    docker: DockerBackend
+    events: collections.deque[dict[str, Any]]
+    status: Callable[[], dict[str, Any]]
+    feed: RequestLog | None
+    usage: UsageCache
+    event_count: int
+
+    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]: ...
+    def open_stream(self, end: Callable[[], None]) -> Callable[[], None]: ...
+    def events_since(self, seen: int) -> list[dict[str, Any]]: ...
 
 
 def message(kind: str, data: Any) -> bytes:

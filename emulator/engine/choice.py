@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from . import in_container
 from .docker_backend import DockerBackend
+from .swarm import INTERNAL_FROM_HOST
 
 
 class EngineKind(enum.StrEnum):
@@ -34,14 +35,6 @@ class EngineError(Exception):
 
 
 LOOPBACK = "127.0.0.1"
-# A task on an internal overlay has no published port (those go through Docker's gateway
-# bridge, which is the way out an internal network denies), so only a container on that
-# overlay reaches it.
-INTERNAL_FROM_HOST = (
-    "enableInternet = false needs emu on the instances' overlay under --engine swarm: emu on "
-    "the host cannot reach a task of an internal overlay. Run emu in the stack (docker stack "
-    "deploy -c compose.yaml -c compose.swarm.yaml emu), or use --engine local"
-)
 
 
 @dataclass(frozen=True)

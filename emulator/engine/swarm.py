@@ -26,7 +26,6 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .choice import INTERNAL_FROM_HOST
 from .docker_backend import DockerBackend
 from .docker_types import (
     ContainerInfo,
@@ -47,6 +46,16 @@ REJECTED = "rejected"  # the node's agent refused the task: its container never 
 EARLY = frozenset({"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"})
 EARLY |= {"starting"}
 REMOVE_WAIT = 20.0  # an overlay network is busy until its tasks' endpoints are gone
+
+
+# A task on an internal overlay has no published port (those go through Docker's gateway
+# bridge, which is the way out an internal network denies), so only a container on that
+# overlay reaches it.
+INTERNAL_FROM_HOST = (
+    "enableInternet = false needs emu on the instances' overlay under --engine swarm: emu on "
+    "the host cannot reach a task of an internal overlay. Run emu in the stack (docker stack "
+    "deploy -c compose.yaml -c compose.swarm.yaml emu), or use --engine local"
+)
 
 
 class SwarmBackend(DockerBackend):

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
@@ -26,14 +26,13 @@ from ..engine.docker_types import (
     Unschedulable,
 )
 from .errors import EXITED_BEFORE_HEALTHY, EmuHTTPError, EngineUnavailable, NoCapacity, StartFailed
+from .runtime import Pool
 from .spec import StartOptions, container_spec
 from .state import HOLDS_SLOT, State
 from .stopping import IDLE, Stopping
 
 __all__ = ["HOLDS_SLOT", "INSTANCE_NAME", "Instance", "State", "ping_target"]
 
-if TYPE_CHECKING:
-    from .pool import ClassPool
 
 log = logging.getLogger("emu")
 
@@ -57,7 +56,7 @@ def ping_target(ping_endpoint: str) -> tuple[str, str]:
 
 
 class Instance(Stopping):
-    def __init__(self, pool: ClassPool, name: str, container_suffix: str = "") -> None:
+    def __init__(self, pool: Pool, name: str, container_suffix: str = "") -> None:
         self.pool = pool
         self.name = name
         # A replacement's container runs beside the one it replaces: another container name.

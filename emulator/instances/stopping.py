@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING
 
 from ..engine.docker_types import DockerError, Event
 from .errors import EmuHTTPError
+from .runtime import Pool
 from .state import State
-
-if TYPE_CHECKING:
-    from .pool import ClassPool
 
 log = logging.getLogger("emu")
 
@@ -36,7 +34,7 @@ class Stopping:
     """The stop and reap half of `Instance` (instance.py), which owns these attributes."""
 
     if TYPE_CHECKING:
-        pool: ClassPool
+        pool: Pool
         name: str
         state: State
         container_id: str | None

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from emulator.cli.commands import main
-from emulator.engine.choice import INTERNAL_FROM_HOST, LOOPBACK, Engine, EngineKind
-from emulator.engine.swarm import _overlay_address, _published
+from emulator.engine.choice import LOOPBACK, Engine, EngineKind
+from emulator.engine.swarm import INTERNAL_FROM_HOST, _overlay_address, _published
 from tests.support import Project
 
 
