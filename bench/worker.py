@@ -1,6 +1,6 @@
 """Worker mode's throughput, cold start and memory, each against a baseline in the same run.
 
-    python bench/worker.py [--duration 10] [--connections 16] [--cold-reps 8]
+    python -m bench.worker [--duration 10] [--connections 16] [--cold-reps 8]
 
 1. throughput at 16 connections, nginx:1.22 behind one Container class (instance type standard-3),
    worker mode and --no-worker running side by side and taking turns (--rounds: the best of each,
@@ -27,7 +27,6 @@ import contextlib
 import functools
 import os
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -36,9 +35,6 @@ from typing import Any
 import click
 import docker
 import docker.errors
-
-if __package__ in (None, ""):  # run as `python bench/worker.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
     MIB,
