@@ -1,7 +1,7 @@
 """Run bench/proxy.py against two commits in one session, alternating, and print the ratios.
 
-    python bench/compare.py --base 50320b6            # base vs the working tree, 2 rounds each
-    python bench/compare.py --base main~3 --head HEAD --rounds 3 -- --duration 5 --cold-reps 5
+    python -m bench.compare --base 50320b6            # base vs the working tree, 2 rounds each
+    python -m bench.compare --base main~3 --head HEAD --rounds 3 -- --duration 5 --cold-reps 5
 
 Each side runs from a `git worktree` of its commit (the working tree itself for `--head .`),
 with PYTHONPATH pointing at it, so `python -m emulator up` is that side's code; the installed
@@ -62,7 +62,7 @@ def checkout(rev: str) -> Iterator[Path]:
 
 def run_side(tree: Path, out: Path, extra: tuple[str, ...]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, str(tree / "bench" / "proxy.py"), "--out", str(out), *extra]
+    cmd = [sys.executable, "-m", "bench.proxy", "--out", str(out), *extra]
     subprocess.run(cmd, cwd=tree, env=env, check=True, stdin=subprocess.DEVNULL)
     data: dict[str, Any] = json.loads(out.read_text())
     return data

@@ -2,7 +2,7 @@
 engine in the same run; and the Swarm scheduler's own latency (service created to task
 running), measured apart.
 
-    python bench/engines.py [--duration 5] [--reps 3] [--out FILE]
+    python -m bench.engines [--duration 5] [--reps 3] [--out FILE]
 
 Remote mode is this machine's engine exposed on tcp://127.0.0.1:<port> by socat; Swarm is this
 engine made a one-node Swarm (`docker swarm init` here, `docker swarm leave --force` at the end;
@@ -15,16 +15,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
-
-if __package__ in (None, ""):  # run as `python bench/engines.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
     BenchError,
@@ -36,9 +32,8 @@ from bench.harness import (
     temp_dir,
 )
 from bench.proxy import NGINX, check_clean, cold_starts, warm, write_nginx_project
-from emulator import labels
-from emulator.testing import EmuProcess, wait_for
-from tests.support import free_port
+from emulator.runs import labels
+from emulator.testing import EmuProcess, free_port, wait_for
 
 ENGINES = ("local", "remote", "swarm")
 CONNECTIONS = 16

@@ -1,7 +1,7 @@
 """What the request feed costs the proxy: throughput with it off, on, and on with one dashboard
 open, in one run, against the same nginx instance.
 
-    python bench/feed.py [--duration 8] [--rounds 2] [--connections 16]
+    python -m bench.feed [--duration 8] [--rounds 2] [--connections 16]
 
 Each case is `python -m emulator up --no-logs` on a one-class nginx project (as bench/proxy.py's
 "emu, 1 instance"): `--no-request-feed` (the baseline), the default (the feed on, nobody
@@ -12,16 +12,12 @@ hits them alike; each case's figure is its best round. The issue asks for at lea
 
 from __future__ import annotations
 
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import click
 import requests
-
-if __package__ in (None, ""):  # run as `python bench/feed.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
     busy_cpu,

@@ -1,6 +1,6 @@
 """The issue's load run: many clients against a seed-style project for a minute; errors and memory.
 
-    python bench/load.py [--duration 60] [--clients 50] [--instances 10]
+    python -m bench.load [--duration 60] [--clients 50] [--instances 10]
 
 `emu up` runs as a child process on a project like the seed's (the executor image, N instance
 names, max_instances N, standard-2). All instances are started and a short burst of load is sent
@@ -25,9 +25,6 @@ from typing import Any
 
 import click
 
-if __package__ in (None, ""):  # run as `python bench/load.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.harness import (
     ProcSample,
     Sampler,
@@ -45,7 +42,7 @@ from bench.harness import (
     wrk_version,
 )
 from emulator.testing import EmuProcess, wait_for
-from tests.support import Project
+from projects import Project
 
 RSS_GROWTH_FACTOR = 1.20  # allowed: 20% ...
 RSS_GROWTH_SLACK_MIB = 10.0  # ... plus 10 MiB

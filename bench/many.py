@@ -1,7 +1,7 @@
 """Many running instances: N `lite` instances of nginx through one emu up, against N bare
 `docker run`s of the same image in the same run.
 
-    python bench/many.py [--instances 50] [--per-name 4] [--out bench/many-results.json]
+    python -m bench.many [--instances 50] [--per-name 4] [--out bench/many-results.json]
 
 1. baseline: N `docker run -d` (the CLI, as a user types it) at once, with lite's CPU and memory
    limits and emu's labels; the time until every command has returned, and until every container
@@ -24,20 +24,15 @@ import contextlib
 import os
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import click
 import docker
 import docker.errors
-
-if __package__ in (None, ""):  # run as `python bench/many.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
     BenchError,
@@ -53,8 +48,8 @@ from bench.harness import (
     temp_dir,
 )
 from bench.proxy import NGINX, say, sweep_direct, write_nginx_project
-from emulator import labels
 from emulator.config.model import INSTANCE_TYPES
+from emulator.runs import labels
 from emulator.testing import EmuProcess, wait_for
 
 LITE = INSTANCE_TYPES["lite"]

@@ -1,6 +1,6 @@
 """emu's proxy overhead and cold starts, as ratios against nginx hit directly in the same run.
 
-    python bench/proxy.py [--duration 10] [--connections 16] [--out bench/results.json]
+    python -m bench.proxy [--duration 10] [--connections 16] [--out bench/results.json]
 
 1. direct: an nginx:1.22 container started here (label emu.managed=true), hit on its bridge IP.
 2. emu, 1 instance: the same image as the one Container class of a tiny wrangler project,
@@ -26,7 +26,6 @@ import contextlib
 import functools
 import os
 import statistics
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +35,6 @@ import click
 import docker
 import docker.errors
 import requests.exceptions
-
-if __package__ in (None, ""):  # run as `python bench/proxy.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
     MIB,
@@ -61,9 +57,9 @@ from bench.harness import (
     temp_dir,
     wrk_version,
 )
-from emulator import labels
+from emulator.runs import labels
 from emulator.testing import EmuProcess, wait_for
-from tests.support import Project
+from projects import Project
 
 NGINX = "nginx:1.22"
 INSTANCE_TYPE = "standard-3"  # 2 vCPU, 8192 MiB: the direct container gets the same limits

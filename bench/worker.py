@@ -1,6 +1,6 @@
 """Worker mode's throughput, cold start and memory, each against a baseline in the same run.
 
-    python bench/worker.py [--duration 10] [--connections 16] [--cold-reps 8]
+    python -m bench.worker [--duration 10] [--connections 16] [--cold-reps 8]
 
 1. throughput at 16 connections, nginx:1.22 behind one Container class (instance type standard-3),
    worker mode and --no-worker running side by side and taking turns (--rounds: the best of each,
@@ -27,7 +27,6 @@ import contextlib
 import functools
 import os
 import statistics
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -36,9 +35,6 @@ from typing import Any
 import click
 import docker
 import docker.errors
-
-if __package__ in (None, ""):  # run as `python bench/worker.py`: make `bench` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (
     MIB,
@@ -57,7 +53,7 @@ from bench.harness import (
     temp_dir,
     wrk_version,
 )
-from emulator import labels
+from emulator.runs import labels
 from emulator.testing import EmuProcess, descendants, wait_for
 
 NGINX = "nginx:1.22"
@@ -155,7 +151,7 @@ def memory(emu_pid: int) -> dict[str, float]:
     for pid in descendants(emu_pid):
         with contextlib.suppress(OSError):
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            name = "reaper" if b"emulator.reaper" in cmd else Path(cmd[0].decode()).name
+            name = "reaper" if b"emulator.runs.reaper" in cmd else Path(cmd[0].decode()).name
             out[name] = round(out.get(name, 0.0) + proc_sample(pid).rss_mib, 1)
     out["runtime"] = round(out.get("node", 0.0) + out.get("workerd", 0.0), 1)
     return out

@@ -7,11 +7,11 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import labels
-from .backoff import Backoff, retry
-from .docker_backend import DockerBackend
-from .docker_types import DockerError
-from .pools import ClassPool
+from .engine.backoff import Backoff, retry
+from .engine.docker_backend import DockerBackend
+from .engine.docker_types import DockerError
+from .instances.pool import ClassPool
+from .runs import labels
 
 # Retried (the engine's first answers can fail while it is still starting up), for at most this
 # long in all.

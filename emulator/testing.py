@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import Config, Overrides, load_config
-from .emulator import Emulator
-from .engines import Engine
-from .sweep import sweep_session
+from .engine.choice import Engine
+from .runs.sweep import sweep_session
+from .session import Emulator
 from .worker.mode import WorkerMode, choose_mode
 from .worker.runtime import RuntimeOptions
 
@@ -283,6 +284,13 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: fl
         if time.monotonic() > deadline:
             raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(every)  # polling interval, not a wait for an outcome
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for an `emu up --port`)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class EmuProcessError(AssertionError):

@@ -7,7 +7,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from emulator.labels import MANAGED, PID, docker_filter
+from emulator.runs.labels import MANAGED, PID, docker_filter
 from tests.engine_support import EngineUnderTest, engine_under_test
 
 

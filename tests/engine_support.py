@@ -16,10 +16,10 @@ from typing import Any
 import docker
 import pytest
 
-from emulator import labels
 from emulator.config.model import INSTANCE_TYPES
-from emulator.engines import Engine, EngineKind
-from emulator.engines.swarm import SERVICE_LABEL
+from emulator.engine.choice import Engine, EngineKind
+from emulator.engine.swarm import SERVICE_LABEL
+from emulator.runs import labels
 from emulator.testing import wait_for
 from tests.support import containers, free_port, services, swarm_mode
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from emulator.jsvalue import literal
+from emulator.config.jsvalue import literal
 
 from .document import Document
 from .fields import string

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from emulator.jsvalue import literal
+from emulator.config.jsvalue import literal
 
 from .formats import FieldPath, SyntaxProblem, field_text, parse_jsonc, parse_toml
 from .model import CONFIG_FILE_NAMES, ConfigError, ConfigWarning, FileOrigin, display

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulator.jsvalue import is_integer, is_number, js_string, literal
+from emulator.config.jsvalue import is_integer, is_number, js_string, literal
 
 from .document import Document
 from .formats import FieldPath

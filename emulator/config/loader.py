@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from emulator.durations import parse_duration
-from emulator.jsvalue import is_integer, literal
+from emulator.config.durations import parse_duration
+from emulator.config.jsvalue import is_integer, literal
 
 from . import fields, rehearsal
 from .bindings import Binding, Exports, Migrations, bindings, exports, migration_warning, migrations

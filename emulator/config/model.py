@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emulator.source_scan import DEFAULT_RANDOM_INSTANCES
+from emulator.config.source_scan import DEFAULT_RANDOM_INSTANCES
 
 # The settings of the whole emu (not of a class) that a flag can set; a running emu cannot
 # take over a change to any of them (`--watch` says to restart).

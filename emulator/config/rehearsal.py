@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import replace
 
-from emulator.jsvalue import is_integer, literal
+from emulator.config.jsvalue import is_integer, literal
 
 from .model import INSTANCE_TYPE_ALIASES, INSTANCE_TYPES, ConfigError, InstanceType, Origin
 from .source import SourceSettings

@@ -12,7 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from emulator.durations import format_duration
+from emulator.config.durations import format_duration
 
 from .model import (
     DEFAULT,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from emulator.durations import ALLOWED_HINT, parse_sleep_after
-from emulator.source_scan import (
+from emulator.config.durations import ALLOWED_HINT, parse_sleep_after
+from emulator.config.source_scan import (
     DEFAULT_RANDOM_INSTANCES,
     ClassSettings,
     Located,

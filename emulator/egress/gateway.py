@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..docker_backend import DockerBackend
-from ..docker_types import DockerError
-from ..engines import in_container
-from ..labels import ROLE
+from ..engine import in_container
+from ..engine.docker_backend import DockerBackend
+from ..engine.docker_types import DockerError
+from ..runs.labels import ROLE
 
 HELPER_IMAGE = "python:3.11-slim"
 HERE = Path(__file__).resolve().parent

@@ -8,9 +8,9 @@ import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from ..docker_backend import DockerBackend
-from ..docker_types import DockerError
-from ..errors import StartFailed
+from ..engine.docker_backend import DockerBackend
+from ..engine.docker_types import DockerError
+from ..instances.errors import StartFailed
 from . import gateway as gw
 from .ca import CONTAINER_PATH, Authority
 from .listener import Listener, Record

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.errors import NO_INSTANCE, START_FAILED
+from emulator.instances.errors import NO_INSTANCE, START_FAILED
 
 from .stats import latency_summary
 

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from emulator.config import Config
-from emulator.emulator import Emulator
+from emulator.session import Emulator
 from emulator.worker.mode import ModeChoice, WorkerMode
 
 from . import cost, report, usage

@@ -20,16 +20,16 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from ..docker_types import DockerError
 from ..egress.gateway import EgressError
 from ..egress.plan import Plan, PlanError, plan_from
 from ..egress.resolver import Route
 from ..egress.service import Egress
-from ..errors import EmuHTTPError, NoCapacity
-from ..instance_spec import StartOptions, durable_object_id
-from ..instances import HOLDS_SLOT, Instance, State
-from ..pools import ClassPool
-from ..requests_log import RequestLog
+from ..engine.docker_types import DockerError
+from ..front.requests_log import RequestLog
+from ..instances.errors import EmuHTTPError, NoCapacity
+from ..instances.instance import HOLDS_SLOT, Instance, State
+from ..instances.pool import ClassPool
+from ..instances.spec import StartOptions, durable_object_id
 from .container_ops import ExecResult, inspect_container, run_exec
 from .records import Counts, counts, untied_record, worker_record
 

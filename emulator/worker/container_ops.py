@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..docker_backend import DockerBackend
+from ..engine.docker_backend import DockerBackend
 
 EXEC_TIMEOUT = 300.0
 

@@ -23,10 +23,10 @@ from yarl import URL
 from ..config import Config
 from ..egress.resolver import Route
 from ..egress.service import Egress
-from ..labels import project_id
-from ..pools import ClassPool
-from ..reaper import Reaper
-from ..requests_log import RequestLog
+from ..front.requests_log import RequestLog
+from ..instances.pool import ClassPool
+from ..runs.labels import project_id
+from ..runs.reaper import Reaper
 from .api import PoolHost, routes
 from .dev_vars import check_dev_vars
 from .health import CrashWindow, RuntimeHealth, RuntimeState

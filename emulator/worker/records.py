@@ -1,5 +1,5 @@
 """Worker mode's request records: the shim's reports (emulator/worker/js/shim.js) turned into the
-request feed's records (emulator/requests_log.py).
+request feed's records (emulator/front/requests_log.py).
 
 A Worker's record carries the container requests made while serving it (`containers`); a
 container request made outside any (an RPC method, an alarm, a Workflow step, a request the Worker
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import EmuHTTPError
-from ..requests_log import Record
+from ..front.requests_log import Record
+from ..instances.errors import EmuHTTPError
 
 NO_ANSWER = 502  # a container request that got no response (the fetch threw)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..reaper import Reaper
+from ..runs.reaper import Reaper
 from .health import exit_text
 from .project import WorkerProject, entry_module, unexported_class
 from .toolchain import CONTAINERS_PACKAGE, NodeInfo

@@ -12,7 +12,7 @@ import docker
 import pytest
 import requests
 
-from emulator import labels
+from emulator.runs import labels
 from emulator.testing import wait_for
 from tests.support import REPO, free_port
 

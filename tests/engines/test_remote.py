@@ -10,7 +10,7 @@ import docker
 import pytest
 import requests
 
-from emulator.engines import Engine, EngineKind
+from emulator.engine.choice import Engine, EngineKind
 from emulator.testing import RunningEmulator
 from emulator.worker.runtime import RuntimeOptions
 from tests.engine_support import tcp_forward

@@ -21,8 +21,8 @@ import docker
 import pytest
 import requests
 
-from emulator import labels
-from emulator.labels import project_id
+from emulator.runs import labels
+from emulator.runs.labels import project_id
 from emulator.testing import WaitTimeout, wait_for
 from tests.support import REPO, Project, free_port, swarm_mode
 

@@ -19,8 +19,8 @@ import docker
 import pytest
 import requests
 
-from emulator import labels
 from emulator.config import Overrides
+from emulator.runs import labels
 from emulator.testing import RunningEmulator
 from emulator.worker.runtime import RuntimeOptions
 from tests.engine_support import EngineUnderTest

@@ -27,9 +27,9 @@ import docker
 import pytest
 import requests
 
-from emulator import labels
 from emulator.config import Overrides
-from emulator.engines import Engine
+from emulator.engine.choice import Engine
+from emulator.runs import labels
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import emu_cli, swarm_mode
 

@@ -15,7 +15,7 @@ import docker.errors
 import pytest
 from docker.models.containers import Container
 
-from emulator.labels import MANAGED, PID
+from emulator.runs.labels import MANAGED, PID
 from emulator.testing import wait_for as wait_until
 from tests.executor.support import EXECUTOR_DIR, request
 

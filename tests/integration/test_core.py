@@ -20,11 +20,11 @@ import requests
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from emulator import docker_logs
-from emulator.cli import main
-from emulator.engines import EngineKind
-from emulator.labels import MANAGED
+from emulator.cli.commands import main
+from emulator.engine import docker_logs
+from emulator.engine.choice import EngineKind
 from emulator.pytest_plugin import EmuUp
+from emulator.runs.labels import MANAGED
 from emulator.testing import RunningEmulator, wait_for
 from tests.engine_support import (
     ALL_ENGINES,

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import docker
 import pytest
 
-from emulator import labels
+from emulator.runs import labels
 from tests.integration.test_worker_mode import WorkerEmu
 from tests.support import containers
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from emulator.config import Config, load_config
-from emulator.errors import DISCONNECTED, EXITED_BEFORE_HEALTHY, START_FAILED
+from emulator.instances.errors import DISCONNECTED, EXITED_BEFORE_HEALTHY, START_FAILED
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import (

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import requests
 
-from emulator.cli_worker import describe as _describe
-from emulator.errors import (
+from emulator.cli.worker import describe as _describe
+from emulator.instances.errors import (
     DISCONNECTED,
     EXITED_BEFORE_HEALTHY,
     NO_INSTANCE,

@@ -15,8 +15,8 @@ import docker
 import pytest
 import requests
 
-from emulator import labels
 from emulator.pytest_plugin import EmuUp
+from emulator.runs import labels
 from emulator.testing import EmuProcess, RunningEmulator, wait_for
 from tests.support import (
     Project,

@@ -16,8 +16,8 @@ import docker
 import pytest
 import requests
 
-from emulator.labels import SESSION
 from emulator.pytest_plugin import EmuUp
+from emulator.runs.labels import SESSION
 from emulator.testing import EmuProcess, wait_for
 from tests.engine_support import LOCAL_AND_SWARM, EngineUnderTest, session_of
 from tests.support import (

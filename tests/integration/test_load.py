@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from emulator.cli import main
+from emulator.cli.commands import main
 from emulator.load.cost import load_rates
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import wait_for

@@ -11,9 +11,10 @@ import docker
 import pytest
 import requests
 
-from emulator import docker_logs, labels
-from emulator.docker_backend import DockerBackend
+from emulator.engine import docker_logs
+from emulator.engine.docker_backend import DockerBackend
 from emulator.pytest_plugin import EmuUp
+from emulator.runs import labels
 from emulator.testing import EmuProcess
 from tests.support import Project
 

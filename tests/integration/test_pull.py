@@ -16,8 +16,8 @@ import docker
 import pytest
 import requests
 
-from emulator.labels import TEST
 from emulator.pytest_plugin import EmuUp
+from emulator.runs.labels import TEST
 from tests.support import free_port
 
 pytestmark = pytest.mark.docker

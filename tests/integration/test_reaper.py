@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from emulator.reaper import read_orders
+from emulator.runs.reaper import read_orders
 from emulator.testing import EmuProcess, wait_for
 from tests.engine_support import EngineUnderTest
 from tests.support import Project, containers, emu_cli, hit, networks
@@ -90,7 +90,7 @@ def test_the_watchdog_reads_its_orders_to_eof() -> None:
 
 def test_the_watchdog_exits_at_once_on_a_clean_end() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "emulator.reaper", "no-such-session"],
+        [sys.executable, "-m", "emulator.runs.reaper", "no-such-session"],
         input=b"clean\n",
         capture_output=True,
         timeout=30,

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from emulator.backoff import Backoff, retry
+from emulator.engine.backoff import Backoff, retry
 
 
 def test_delays_grow_to_the_cap_and_stop_at_the_total() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from emulator.config import INSTANCE_TYPES, InstanceType
-from emulator.instance_spec import Capacity, capacity_note, nano_cpus
+from emulator.instances.spec import Capacity, capacity_note, nano_cpus
 
 GIB = 2**30
 

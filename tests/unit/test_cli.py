@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from emulator.cli import main
-from emulator.server import project_id
+from emulator.cli.commands import main
+from emulator.runs.labels import project_id
 from tests.support import Project
 
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from emulator.cli_output import (
+from emulator.cli.output import (
     MAX_WIDTH,
     Printer,
     StatusScreen,
-    event_line,
     source_width,
     status_table,
 )
+from emulator.cockpit.events import event_line
 from emulator.config import Overrides, load_config
 from tests.support import Project
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from emulator.control import is_loopback, parse_signal
-from emulator.docker_logs import stamped
-from emulator.errors import EmuHTTPError
-from emulator.requests_log import Record, RequestLog
+from emulator.cockpit.control import is_loopback, parse_signal
+from emulator.engine.docker_logs import stamped
+from emulator.front.requests_log import Record, RequestLog
+from emulator.instances.errors import EmuHTTPError
 
 
 def record(n: int) -> Record:

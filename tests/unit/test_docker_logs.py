@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from emulator import docker_logs
-from emulator.cli_output import Printer
-from emulator.docker_logs import Frames, JsonFileLines
+from emulator.cli.output import Printer
+from emulator.engine import docker_logs
+from emulator.engine.docker_logs import Frames, JsonFileLines
 
 
 def frame(stream: int, payload: bytes) -> bytes:

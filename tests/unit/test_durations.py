@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.durations import format_duration, parse_duration, parse_sleep_after
+from emulator.config.durations import format_duration, parse_duration, parse_sleep_after
 
 
 @pytest.mark.parametrize(

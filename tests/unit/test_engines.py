@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from emulator.cli import main
-from emulator.engines import INTERNAL_FROM_HOST, LOOPBACK, Engine, EngineKind
-from emulator.engines.swarm import _overlay_address, _published
+from emulator.cli.commands import main
+from emulator.engine.choice import LOOPBACK, Engine, EngineKind
+from emulator.engine.swarm import INTERNAL_FROM_HOST, _overlay_address, _published
 from tests.support import Project
 
 
@@ -64,7 +64,7 @@ def test_a_port_published_twice_is_reached_on_its_ipv4_one() -> None:
 
 
 def test_the_bridge_gateway_is_read_or_derived_from_the_subnet() -> None:
-    from emulator.engines.bridge import gateway
+    from emulator.engine.bridge import gateway
 
     assert gateway([{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]) == "172.18.0.1"
     # The default bridge lists only its subnet; the engine gives the host its first address.
@@ -73,7 +73,7 @@ def test_the_bridge_gateway_is_read_or_derived_from_the_subnet() -> None:
 
 
 async def test_an_address_this_host_lacks_is_an_unreachable_bridge() -> None:
-    from emulator.engines.bridge import bridge_unreachable
+    from emulator.engine.bridge import bridge_unreachable
 
     assert await bridge_unreachable("127.0.0.1") is None
     why = await bridge_unreachable("203.0.113.7")  # TEST-NET-3: never this host's; no traffic

@@ -1,4 +1,4 @@
-"""Pure pieces of instances.py, instance_spec.py and pools.py."""
+"""Pure pieces of instances/instance.py, spec.py and pool.py."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any, cast
 
 import pytest
 
-from emulator import pools as mod
 from emulator.config import ClassConfig, InstanceType
-from emulator.instance_spec import durable_object_id
-from emulator.instances import INSTANCE_NAME, ping_target
+from emulator.instances import pool as mod
+from emulator.instances.instance import INSTANCE_NAME, ping_target
+from emulator.instances.spec import durable_object_id
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ async def test_stopped_instances_beyond_the_limit_are_forgotten_oldest_first() -
     ],
 )
 def test_a_missing_network_is_recognised_in_either_wording(message: str) -> None:
-    from emulator.docker_types import network_missing
+    from emulator.engine.docker_types import network_missing
 
     assert network_missing(message)
     assert not network_missing("No such image: nginx:9")

@@ -1,5 +1,5 @@
-"""Docker label names: spelled once, in emulator/labels.py; and what the builders label is what
-the sweeps find."""
+"""Docker label names: spelled once, in emulator/runs/labels.py; and what the builders label is
+what the sweeps find."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,20 +17,21 @@ from typing import Any, cast
 
 import pytest
 
-from emulator import labels
-from emulator.docker_types import ContainerInfo
-from emulator.sweep import remove_images, running_urls, sweep_project, sweep_session
+from emulator.engine.docker_types import ContainerInfo
+from emulator.runs import labels
+from emulator.runs.live import alive, live, running_urls
+from emulator.runs.sweep import remove_images, sweep_project, sweep_session
 
 REPO = Path(__file__).resolve().parents[2]
 SCANNED = ("emulator", "tests", "bench")
-LABELS_MODULE = REPO / "emulator" / "labels.py"
+LABELS_MODULE = REPO / "emulator" / "runs" / "labels.py"
 # Written by emu itself, and documented in docs/safety.md's "Labels" section.
 EMU_WRITES = labels.ALL - {labels.BENCH, labels.BENCH_PID, labels.TEST}
 
 
 def label_literals(source: str) -> list[str]:
     """String literals (plain or the head of an f-string) that start with the labels' prefix,
-    other than logger names: a label name typed out instead of taken from emulator.labels."""
+    other than logger names: a label name typed out instead of taken from emulator.runs.labels."""
     tree = ast.parse(source)
     loggers = {
         id(call.args[0])
@@ -78,7 +80,7 @@ def test_no_label_name_is_typed_out_outside_labels_py() -> None:
         for p in _sources()
         if (hits := label_literals(p.read_text()))
     }
-    assert offenders == {}, "use the constants of emulator/labels.py"
+    assert offenders == {}, "use the constants of emulator/runs/labels.py"
 
 
 def test_the_scan_catches_a_misspelt_label_and_spares_loggers() -> None:
@@ -182,7 +184,7 @@ async def test_the_sweeps_find_what_the_builders_label() -> None:
     _run(engine, "proj", "dead", pid=_dead_pid())
     _run(engine, "other", "theirs", pid=_dead_pid())
     docker = cast(Any, engine)
-    with labels.live("live"):
+    with live("live"):
         assert await running_urls(docker, "proj") == {"http://127.0.0.1/live": "staging"}
         own = await running_urls(docker, "proj", own=True)
         assert own == {"http://127.0.0.1/live/own": "staging"}
@@ -196,9 +198,25 @@ async def test_the_sweeps_find_what_the_builders_label() -> None:
 
 def test_alive_needs_this_host_and_a_live_process() -> None:
     here = {labels.HOST: socket.gethostname(), labels.SESSION: "s"}
-    assert labels.alive({**here, labels.PID: str(os.getppid())})
-    assert not labels.alive({**here, labels.PID: str(_dead_pid())})
-    assert not labels.alive({**here, labels.PID: str(os.getppid()), labels.HOST: "elsewhere"})
-    assert not labels.alive({**here, labels.PID: str(os.getpid())})  # no Emulator runs it
-    with labels.live("s"):
-        assert labels.alive({**here, labels.PID: str(os.getpid())})
+    assert alive({**here, labels.PID: str(os.getppid())})
+    assert not alive({**here, labels.PID: str(_dead_pid())})
+    assert not alive({**here, labels.PID: str(os.getppid()), labels.HOST: "elsewhere"})
+    assert not alive({**here, labels.PID: str(os.getpid())})  # no Emulator runs it
+    with live("s"):
+        assert alive({**here, labels.PID: str(os.getpid())})
+
+
+def test_a_zombie_run_is_not_alive() -> None:
+    """An exited `emu up` its parent has not reaped yet still answers `kill(pid, 0)`: the one
+    liveness check (runs/live.py) reads its state, so a sweep takes what it left."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never became a zombie"
+            time.sleep(0.01)  # polling the child's state, with the deadline above
+        here = {labels.HOST: socket.gethostname(), labels.SESSION: "z"}
+        assert not alive({**here, labels.PID: str(child.pid)})
+    finally:
+        child.wait()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from emulator.cli import main
+from emulator.cli.commands import main
 from emulator.config import Overrides, load_config
 from emulator.load import cost, settings
 from emulator.load.profile import (
@@ -183,7 +183,7 @@ def test_the_verdicts() -> None:
 
 
 def test_error_kinds_and_lifetimes() -> None:
-    from emulator.errors import NO_INSTANCE
+    from emulator.instances.errors import NO_INSTANCE
 
     assert error_kind(503, NO_INSTANCE) == "max_instances"
     assert error_kind(500, "Failed to start container: boom") == "start failed"
@@ -249,7 +249,7 @@ def test_instance_usage_counts_growth_during_the_run() -> None:
 
 
 def test_docker_stats_give_cpu_used_and_periods() -> None:
-    from emulator.docker_types import usage_from_stats
+    from emulator.engine.docker_types import usage_from_stats
 
     stats = {
         "memory_stats": {"usage": 5000, "stats": {"inactive_file": 1000}},

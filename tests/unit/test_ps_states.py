@@ -7,10 +7,10 @@ import os
 import subprocess
 import sys
 
-from emulator import labels
-from emulator.cli_output import ps_json, ps_table
-from emulator.docker_types import ContainerInfo
-from emulator.runs import is_emu_up, pid_alive
+from emulator.cli.output import ps_json, ps_table
+from emulator.engine.docker_types import ContainerInfo
+from emulator.runs import labels
+from emulator.runs.live import is_emu_up, pid_alive
 from emulator.testing import wait_for
 
 

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from emulator.cli import main
+from emulator.cli.commands import main
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = Path(__file__).resolve().parent / "data" / "seed"  # instance_type on line 43

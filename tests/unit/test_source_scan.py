@@ -5,7 +5,7 @@ from typing import TypeVar
 
 import pytest
 
-from emulator.source_scan import (
+from emulator.config.source_scan import (
     ClassSettings,
     Located,
     WorkerScan,

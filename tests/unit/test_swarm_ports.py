@@ -3,7 +3,7 @@ times on two different ephemeral ports; emu reaches the IPv4 one."""
 
 from __future__ import annotations
 
-from emulator.engines.swarm import _published
+from emulator.engine.swarm import _published
 
 
 def test_the_first_binding_of_a_port_is_the_one_reached() -> None:

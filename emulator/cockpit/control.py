@@ -1,0 +1,389 @@
+"""The cockpit's handles: act on one instance (start, stop, kill, signal, pause), read its output,
+and the `/_emu/` routes that expose them, to loopback clients only.
+
+`Cockpit` is what the control API, the dashboard's event stream, `emu logs` and
+`RunningEmulator` share; the Emulator owns it and tells it of every lifecycle event."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ipaddress
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ..engine.docker_backend import DockerBackend
+from ..engine.docker_types import DockerError
+from ..front.app import EVENT_STREAM
+from ..front.requests_log import RequestLog
+from ..instances.errors import EmuHTTPError
+from ..instances.instance import INSTANCE_NAME, KEPT_LOG_LINES, Instance, State
+from ..instances.pool import ClassPool
+from . import dashboard, sse
+from .load_feed import LoadFeed
+from .load_feed import routes as load_routes
+
+ACTIONS = ("start", "stop", "kill", "signal", "pause", "unpause", "restart")
+MAX_SIGNAL = 64  # Linux: 1-31, and the real-time ones up to 64
+REAP_WAIT = 10.0  # for an exited container's lines to be kept, before reading them
+LOG_QUEUE = 10_000  # lines waiting for a slow `logs?follow=1` reader before some are dropped
+N = TypeVar("N", int, float)
+
+
+class Cockpit:
+    """Instances by name, the actions on them, their output, and who listens to events."""
+
+    def __init__(
+        self,
+        pools: Mapping[str, ClassPool],
+        docker: DockerBackend,
+        events: collections.deque[dict[str, Any]],
+        status: Callable[[], dict[str, Any]],
+        feed: RequestLog | None,
+    ) -> None:
+        self.pools = pools
+        self.docker = docker
+        self.events = events
+        self.status = status
+        self.feed = feed
+        self.usage = sse.UsageCache()  # memory and CPU readings, shared by the open streams
+        self.load = LoadFeed()  # a running `emu load`'s progress, for the dashboard
+        self.event_count = 0  # lifecycle events ever seen: streams remember where they were
+        self._listeners: set[Callable[[dict[str, Any]], None]] = set()
+        self._streams: set[Callable[[], None]] = set()  # how to end each open stream
+        self._restarts: set[asyncio.Task[None]] = set()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def on_event(self, entry: dict[str, Any]) -> None:
+        self.event_count += 1
+        for listener in list(self._listeners):
+            listener(entry)
+
+    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        self._listeners.add(listener)
+        return lambda: self._listeners.discard(listener)
+
+    def events_since(self, seen: int) -> list[dict[str, Any]]:
+        new = min(self.event_count - seen, len(self.events))
+        return list(self.events)[len(self.events) - new :] if new > 0 else []
+
+    def open_stream(self, end: Callable[[], None]) -> Callable[[], None]:
+        """Register a long-lived response; `end` is called when emu stops."""
+        self._streams.add(end)
+        return lambda: self._streams.discard(end)
+
+    def close_streams(self) -> None:
+        for end in list(self._streams):
+            end()
+
+    # -- instances ------------------------------------------------------------------------
+
+    def pool(self, class_name: str | None) -> ClassPool:
+        """A class by its name or its binding (either case); the only one when None."""
+        if class_name is None and len(self.pools) == 1:
+            return next(iter(self.pools.values()))
+        for pool in self.pools.values():
+            if class_name is not None and class_name.lower() in (
+                pool.config.class_name.lower(),
+                pool.config.binding.lower(),
+            ):
+                return pool
+        raise EmuHTTPError(
+            404,
+            f"no Container class {class_name!r}"
+            if class_name
+            else "several Container classes: name one",
+            classes=[p.config.class_name for p in self.pools.values()],
+        )
+
+    def find(self, class_name: str | None, name: str, *, create: bool = False) -> Instance:
+        pool = self.pool(class_name)
+        inst = pool.instances.get(name)
+        if inst is None and create and INSTANCE_NAME.match(name):
+            return pool.get(name)
+        if inst is None:
+            raise EmuHTTPError(
+                404, f"no instance {name!r} in {pool.config.class_name}", instance=name
+            )
+        return inst
+
+    async def act(
+        self, class_name: str | None, name: str, action: str, sig: str | None = None
+    ) -> dict[str, Any]:
+        """Do `action` to an instance; returns its snapshot. EmuHTTPError: 400 for an unknown
+        action or signal, 404 for an unknown class or instance, 409 when the instance is not in
+        a state the action applies to (killing a stopped one)."""
+        if action not in ACTIONS:
+            raise EmuHTTPError(400, f"unknown action {action!r}", actions=list(ACTIONS))
+        signum = parse_signal(sig) if action == "signal" else None
+        inst = self.find(class_name, name, create=action == "start")
+        if action == "start":
+            if inst.state is not State.HEALTHY:
+                await inst.ensure_started()
+            return inst.snapshot()
+        if action == "restart":  # stop (as `stop` does), then start; in the background
+            task = asyncio.create_task(_restart(inst), name=f"restart {inst.name}")
+            self._restarts.add(task)
+            task.add_done_callback(self._restarts.discard)
+            return inst.snapshot()
+        cid = inst.container_id
+        if cid is None or inst.state not in (State.RUNNING, State.HEALTHY, State.STOPPING):
+            raise EmuHTTPError(
+                409, f"{name} has no running container (state {inst.state})", state=inst.state
+            )
+        if action == "stop":
+            inst.stop("stopped through the control API")
+        elif action in ("pause", "unpause"):
+            await self._pause(inst, cid, action == "pause")
+        else:
+            if inst.paused:  # a frozen process would not see the signal
+                await self._pause(inst, cid, False)
+            signum = signal.SIGKILL if signum is None else signum
+            inst.pool.emit("signalled", inst, signal=_signal_name(signum))
+            inst.signalled_by_emu(f"{_signal_name(signum)} through the control API")
+            await self._docker(self.docker.signal(cid, str(signum)))
+        return inst.snapshot()
+
+    async def _pause(self, inst: Instance, cid: str, paused: bool) -> None:
+        if inst.paused == paused:
+            raise EmuHTTPError(409, f"{inst.name} is {'already' if paused else 'not'} paused")
+        await self._docker(self.docker.pause(cid, paused))
+        inst.paused = paused
+        inst.pool.emit("paused" if paused else "unpaused", inst)
+
+    @staticmethod
+    async def _docker(call: Awaitable[None]) -> None:
+        try:
+            await call
+        except DockerError as exc:
+            raise EmuHTTPError(502, f"Docker: {exc}") from exc
+
+    async def logs(
+        self, inst: Instance, tail: int | None = None, since: float | None = None
+    ) -> list[tuple[float, str]]:
+        """The instance's output: its container's, or the last lines of the one it had."""
+        if tail == 0:
+            return []
+        cid = inst.container_id
+        if cid is not None and inst.state in (State.STOPPED, State.STOPPED_WITH_CODE):
+            await inst.wait_reaped(REAP_WAIT)  # exited: its lines are being kept right now
+        elif cid is not None:
+            with contextlib.suppress(DockerError):
+                found = await self.docker.logs(cid, tail=tail)
+                if found or inst.container_id == cid:
+                    return [(t, line) for t, line in found if since is None or t >= since]
+        lines = [(t, line) for t, line in inst.kept_logs if since is None or t >= since]
+        return lines[-tail:] if tail is not None else lines
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def install(self, app: web.Application) -> None:
+        """The cockpit's routes (before the front's catch-all); open streams end when the app
+        shuts down, so that they do not hold up emu's stop."""
+        app.add_routes(
+            [
+                web.post("/_emu/instances/{cls}/{name}/{action}", local_only(self._action)),
+                web.get("/_emu/instances/{cls}/{name}/logs", local_only(self._logs)),
+                web.get("/_emu/requests", local_only(self._requests)),
+                web.get("/_emu", local_only(dashboard.redirect)),
+                web.get("/_emu/", local_only(dashboard.index)),
+                web.get("/_emu/ui/{file}", local_only(dashboard.asset)),
+                *load_routes(self.load, local_only),
+            ]
+        )
+        app[EVENT_STREAM] = local_only(lambda request: sse.event_stream(request, self))
+
+        async def end_streams(app: web.Application) -> None:
+            self.close_streams()
+
+        app.on_shutdown.append(end_streams)
+
+    async def _action(self, request: web.Request) -> web.StreamResponse:
+        info = request.match_info
+        sig = request.query.get("sig")
+        snapshot = await self.act(info["cls"], info["name"], info["action"], sig)
+        return web.json_response(snapshot, status=200 if info["action"] == "start" else 202)
+
+    async def _requests(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.feed.records() if self.feed is not None else [])
+
+    async def _logs(self, request: web.Request) -> web.StreamResponse:
+        follow = _flag(request, "follow")
+        # Following a name that has not run yet waits for its first container.
+        inst = self.find(request.match_info["cls"], request.match_info["name"], create=follow)
+        tail = _number(request, "tail", int)
+        since = _number(request, "since", float)
+        stamps = _flag(request, "timestamps")
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await resp.prepare(request)
+        if not follow:
+            lines = await self.logs(inst, KEPT_LOG_LINES if tail is None else tail, since)
+            await resp.write("".join(_line(t, s, stamps) for t, s in lines).encode())
+        else:
+            await _follow(self, inst, resp, tail, since, stamps)
+        await resp.write_eof()
+        return resp
+
+
+async def _follow(
+    cockpit: Cockpit,
+    inst: Instance,
+    resp: web.StreamResponse,
+    tail: int | None,
+    since: float | None,
+    stamps: bool,
+) -> None:
+    """Write the instance's output as it comes, across its containers (a restart goes on in the
+    same stream), until the client goes or emu stops."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue(LOG_QUEUE)
+    followed: list[str | None] = [None]  # the container being followed
+    cancels: list[Callable[[], None]] = []
+
+    def on_line(text: str) -> None:
+        with contextlib.suppress(asyncio.QueueFull):  # a reader that does not keep up
+            queue.put_nowait(_line(time.time(), text, stamps))
+
+    def follow(cid: str, tail: int | None) -> None:
+        if followed[0] != cid:
+            followed[0] = cid
+            cancels.append(cockpit.docker.stream_logs(cid, on_line, tail=tail))
+
+    def on_event(entry: dict[str, Any]) -> None:
+        who = (entry.get("class"), entry.get("instance"))
+        mine = who == (inst.pool.config.class_name, inst.name)
+        if mine and entry["event"] == "running" and inst.container_id is not None:
+            follow(inst.container_id, None)  # a new container: all of it
+
+    unsubscribe = cockpit.subscribe(on_event)
+    unregister = cockpit.open_stream(lambda: queue.put_nowait(None))
+    try:
+        # What there is so far, then what comes. A live container's stream starts with its own
+        # tail, so that no line falls between the two.
+        if inst.container_id is None or since is not None:
+            lines = await cockpit.logs(inst, KEPT_LOG_LINES if tail is None else tail, since)
+            await resp.write("".join(_line(t, s, stamps) for t, s in lines).encode())
+        if inst.container_id is not None:
+            follow(inst.container_id, 0 if since is not None else tail or KEPT_LOG_LINES)
+        text: str | None = ""
+        while text is not None:
+            batch = []  # what is there now, written at once
+            text = await queue.get()
+            while text is not None:
+                batch.append(text)
+                if queue.empty():
+                    break
+                text = queue.get_nowait()
+            if batch:
+                await resp.write("".join(batch).encode())
+    finally:
+        unsubscribe()
+        unregister()
+        for cancel in cancels:
+            cancel()
+
+
+def _line(when: float, text: str, stamps: bool) -> str:
+    if not stamps:
+        return text + "\n"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
+    return f"{stamp}.{int(when % 1 * 1e6):06d}Z {text}\n"
+
+
+async def _restart(inst: Instance) -> None:
+    if inst.container_id is not None or inst.starting:
+        await inst.stop("restarted through the control API")
+    with contextlib.suppress(EmuHTTPError):  # a failed start is an event and a last_error
+        await inst.ensure_started()
+
+
+async def prewarm(pools: Iterable[ClassPool], n: int, out: Callable[[str, str], None]) -> None:
+    """Start instance-0 .. instance-(n-1) of every class (at most max_instances), at once."""
+    starts = []
+    for pool in pools:
+        count = min(n, pool.config.max_instances)
+        if count < n:
+            out("emu", f"prewarm: {pool.config.class_name} starts {count} (its max_instances)")
+        starts += [pool.get(f"instance-{k}").ensure_started() for k in range(count)]
+    for result in await asyncio.gather(*starts, return_exceptions=True):
+        if isinstance(result, EmuHTTPError):
+            out("emu", f"prewarm: {result.error}")
+        elif isinstance(result, BaseException):
+            raise result
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:  # a real-time signal
+        return str(signum)
+
+
+def parse_signal(raw: str | None) -> int:
+    """A signal number (1 to 64) or name (SIGUSR1, USR1); EmuHTTPError 400 otherwise."""
+    if raw is not None:
+        if raw.isdigit() and 0 < int(raw) <= MAX_SIGNAL:
+            return int(raw)
+        name = raw.upper() if raw.upper().startswith("SIG") else "SIG" + raw.upper()
+        if name in signal.Signals.__members__:
+            return int(signal.Signals[name])
+    raise EmuHTTPError(
+        400, f"invalid signal {raw!r}: a number from 1 to {MAX_SIGNAL}, or a name like SIGUSR1"
+    )
+
+
+def is_loopback(request: web.Request) -> bool:
+    """Did the request come in on a loopback address of this machine? Decided by the socket's
+    own (local) address, so that with --host 0.0.0.0 a request to the LAN address is refused
+    whatever the client claims in its headers."""
+    transport = request.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    if not isinstance(local, tuple) or not local:
+        return False
+    try:
+        address = ipaddress.ip_address(str(local[0]).partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def local_only(handler: Handler) -> Handler:
+    """The handler, for loopback clients; 403 JSON for others. EmuHTTPError becomes JSON."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not is_loopback(request):
+            return web.json_response(
+                {"error": "emu's control endpoints answer on loopback only", "status": 403},
+                status=403,
+            )
+        try:
+            return await handler(request)
+        except EmuHTTPError as exc:
+            return web.json_response(exc.body(), status=exc.status)
+
+    return guarded
+
+
+def _flag(request: web.Request, key: str) -> bool:
+    return request.query.get(key, "0") not in ("0", "false", "")
+
+
+def _number(request: web.Request, key: str, kind: type[N]) -> N | None:
+    raw = request.query.get(key)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise EmuHTTPError(400, f"invalid {key}={raw!r}: a number") from None
+    if value < 0:
+        raise EmuHTTPError(400, f"invalid {key}={raw!r}: not negative")
+    return value

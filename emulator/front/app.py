@@ -1,0 +1,346 @@
+"""The front: the aiohttp application that routes each request to an instance, and `/_emu/*`.
+
+Its state is typed (`AppKey`s) and its resources (the proxy's client session, the quiet log of
+malformed requests) are set up and torn down with the app (`cleanup_ctx`). The per-request path
+is `Front.handle`: it reads its own attributes, never the app's dict."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from ..engine.docker_backend import DockerBackend
+from ..instances.errors import EmuHTTPError
+from ..instances.instance import INSTANCE_NAME, Instance
+from ..instances.pool import ClassPool
+from .connections import BoundedSite, Limits, Listener
+from .proxy import INSTANCE_HEADER, forward, target_port
+from .requests_log import CLIENT_GONE, RequestLog
+
+BINDING_HEADER = "x-emu-binding"
+HTTP_LOG = logging.getLogger("emu.http")
+HANDLER_ARGS = {"max_field_size": 16384, "max_line_size": 16384}
+
+
+class ListenError(Exception):
+    """The front cannot listen (the port is taken, the address is not this machine's)."""
+
+
+class Source(Protocol):
+    """What `/_emu/*` reads: the Emulator."""
+
+    @property
+    def events(self) -> Iterable[dict[str, Any]]: ...
+
+    @property
+    def docker(self) -> DockerBackend: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Route:
+    pool: ClassPool
+    path: str  # what the instance sees: the request path, minus a binding prefix
+
+
+class Front:
+    """Routing and the per-request path, with what they count: requests in flight, and why
+    requests are refused (503) while emu is not serving."""
+
+    def __init__(
+        self,
+        pools: Mapping[str, ClassPool],
+        out: Callable[[str, str], None],
+        feed: RequestLog | None = None,
+        debug_headers: bool = True,
+    ) -> None:
+        self.pools = pools
+        self.debug_headers = debug_headers  # x-emu-instance on responses, an emu extra
+        self.feed = feed  # what the front answered, for the dashboard; None: not recorded
+        self._single = next(iter(pools.values())) if len(pools) == 1 else None
+        self._bindings = {p.config.binding.lower(): p for p in pools.values()}
+        self._out = out
+        # Why requests are refused (emu is shutting down), or None: one check on the hot path.
+        # While images are prepared, requests are held by their instance, not refused.
+        self.refusing: str | None = None
+        self.inflight = 0
+        self._drained = asyncio.Event()
+        self.session: aiohttp.ClientSession | None = None  # the proxy's, while the app runs
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) until no request is in flight."""
+        if self.inflight:
+            self._out("emu", f"draining {self.inflight} request(s)")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout)
+
+    def route(self, request: web.Request) -> Route:
+        path = request.raw_path
+        if not path.startswith("/"):  # "GET http://host/x", which the parser lets through
+            raise EmuHTTPError(400, "the request target must be a path, like /x")
+        if self._single is not None:
+            return Route(self._single, path)
+        header = request.headers.get(BINDING_HEADER)
+        if header is not None:
+            pool = self._bindings.get(header.lower())
+            if pool is None:
+                raise EmuHTTPError(404, f"no binding {header!r}", bindings=self._binding_names())
+            return Route(pool, path)
+        first, sep, rest = path[1:].partition("/")
+        pool = self._bindings.get(first.partition("?")[0].lower())
+        if pool is None:
+            raise EmuHTTPError(
+                404,
+                "several Container classes: start the path with a binding name, e.g. "
+                f"/{self._binding_names()[0]}/..., or send the header {BINDING_HEADER}",
+                bindings=self._binding_names(),
+            )
+        if not sep and "?" in first:
+            return Route(pool, "/?" + first.partition("?")[2])
+        return Route(pool, "/" + rest)
+
+    def _binding_names(self) -> list[str]:
+        return [p.config.binding for p in self.pools.values()]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.inflight += 1
+        self._drained.clear()
+        inst: Instance | None = None
+        began = time.perf_counter()
+        status, cold, random = CLIENT_GONE, False, False
+        try:
+            if self.refusing is not None:  # shutting down (a kept-alive client)
+                raise EmuHTTPError(503, self.refusing)
+            route = self.route(request)
+            name = request.headers.get(INSTANCE_HEADER)
+            if name is None:
+                name, random = route.pool.pick(), True
+            elif not INSTANCE_NAME.match(name):
+                raise EmuHTTPError(
+                    400,
+                    f"invalid {INSTANCE_HEADER} header: 1 to 63 characters of letters, digits, "
+                    "'.', '_' and '-', starting with a letter or digit",
+                )
+            inst = route.pool.get(name)
+            inst.begin()
+            port = target_port(request, inst)
+            if inst.state != "healthy":
+                cold = True
+                if inst.first_need is None:
+                    inst.first_need = began
+                await inst.ensure_started(port)
+            assert self.session is not None  # set up with the app
+            resp = await forward(
+                request, inst, self.session, route.path, port, header=self.debug_headers
+            )
+            if inst.first_need is not None:  # the first answer after a start
+                inst.waited((time.perf_counter() - inst.first_need) * 1000)
+                inst.first_need = None
+            status = resp.status
+            return resp
+        except EmuHTTPError as exc:
+            status = exc.status
+            return error_response(request, exc, inst, header=self.debug_headers)
+        finally:
+            if inst is not None:
+                inst.end()
+            if self.feed is not None:  # the hot path's only cost of the feed: one append
+                self.feed.add(
+                    (
+                        time.time(),
+                        request.method,
+                        request.raw_path,
+                        inst.pool.config.class_name if inst is not None else None,
+                        inst.name if inst is not None else None,
+                        status,
+                        (time.perf_counter() - began) * 1000,
+                        cold,
+                        random,
+                        None,
+                    )
+                )
+            self.inflight -= 1
+            if not self.inflight:
+                self._drained.set()
+
+    async def handle_logged(self, request: web.Request) -> web.StreamResponse:
+        """`handle`, plus one access line: which instance served what, how, how fast."""
+        began = time.perf_counter()
+        resp = await self.handle(request)
+        took = (time.perf_counter() - began) * 1000
+        who = resp.headers.get(INSTANCE_HEADER, "-")
+        self._out(
+            "access", f"{request.method} {request.raw_path} -> {who} {resp.status} {took:.1f} ms"
+        )
+        return resp
+
+
+def error_response(
+    request: web.Request, exc: EmuHTTPError, inst: Instance | None = None, *, header: bool = True
+) -> web.Response:
+    """The library's own text as text/plain where it has one (see `PlatformError`), else, or
+    when the client asks for JSON, emu's JSON with the details. `header`: x-emu-instance."""
+    headers = {INSTANCE_HEADER: inst.name} if inst is not None and header else None
+    if exc.plain and "application/json" not in request.headers.get("Accept", ""):
+        return web.Response(text=exc.error, status=exc.status, headers=headers)
+    body = exc.body()
+    if inst is not None:
+        body.setdefault("instance", inst.name)
+        body.setdefault("class", inst.pool.config.class_name)
+    return web.json_response(body, status=exc.status, headers=headers)
+
+
+FRONT = web.AppKey("front", Front)
+SOURCE = web.AppKey("source", Source)
+METRICS = web.AppKey("metrics", CollectorRegistry)
+EVENT_STREAM: web.AppKey[Handler] = web.AppKey("event_stream")  # the cockpit's, when installed
+
+
+def make_app(
+    front: Front,
+    source: Source,
+    registry: CollectorRegistry,
+    *,
+    access_log: bool,
+    install: Callable[[web.Application], None] | None = None,
+) -> web.Application:
+    """The front's app; `install` adds more `/_emu/` routes (the cockpit's) before the
+    catch-all that proxies."""
+    app = web.Application(handler_args=HANDLER_ARGS, middlewares=[_not_a_path])
+    app[FRONT] = front
+    app[SOURCE] = source
+    app[METRICS] = registry
+    app.cleanup_ctx.append(_proxy_session)
+    app.cleanup_ctx.append(_quiet_bad_requests)
+    app.router.add_get("/_emu/status", _status)
+    app.router.add_get("/_emu/events", _events)
+    app.router.add_get("/_emu/metrics", _metrics)
+    if install is not None:
+        install(app)
+    app.router.add_route("*", "/{tail:.*}", front.handle_logged if access_log else front.handle)
+    return app
+
+
+@web.middleware
+async def _not_a_path(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request target that is not a path (`OPTIONS *`, `CONNECT host:443`) matches no route,
+    not even the catch-all: emu's 400 JSON instead of aiohttp's plain-text 404. (Its path is
+    empty, so the router never reaches a resource of ours: this is the one place to catch it.)"""
+    if request.match_info.http_exception is None:
+        return await handler(request)
+    if request.method == "CONNECT":
+        error = EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
+    else:
+        error = EmuHTTPError(400, "the request target must be a path, like /x")
+    return error_response(request, error)
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    return web.AppRunner(app, handler_cancellation=True, access_log=None, logger=HTTP_LOG)
+
+
+async def listen(
+    runner: web.AppRunner, host: str, port: int, limits: Limits
+) -> tuple[web.TCPSite, int]:
+    """Listen on host:port (0: a free one), with `limits` on client connections; returns the
+    site and the port. ListenError when the address cannot be had."""
+    assert runner.server is not None  # set up
+    args = {**HANDLER_ARGS, "logger": HTTP_LOG, "access_log": None}
+    site = BoundedSite(runner, host, port, Listener(runner.server, limits, args))
+    try:
+        await site.start()
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    for address in runner.addresses:
+        return site, int(address[1])
+    return site, port
+
+
+async def _proxy_session(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(
+        # Idle connections are dropped before the usual servers' 5 s (uvicorn, Node) would
+        # close them under a request that cannot be retried (a POST).
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=4),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+    ) as session:
+        app[FRONT].session = session
+        yield
+        app[FRONT].session = None
+
+
+class _BadRequestFilter(logging.Filter):
+    """aiohttp logs a malformed request (already answered 400) with a traceback, as an error.
+    It is the client's mistake: one debug line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg, record.args = (
+            "bad request from %s: %s",
+            (peer, exc.message.split("\n")[0][:120]),
+        )
+        return HTTP_LOG.isEnabledFor(logging.DEBUG)
+
+
+async def _quiet_bad_requests(app: web.Application) -> AsyncIterator[None]:
+    quiet = _BadRequestFilter()
+    HTTP_LOG.addFilter(quiet)
+    yield
+    HTTP_LOG.removeFilter(quiet)
+
+
+async def _status(request: web.Request) -> web.Response:
+    source = request.app[SOURCE]
+    body = source.status()
+    if request.query.get("usage", "0") not in ("0", "false", ""):
+        await _add_usage(source.docker, body)
+    return web.json_response(body)
+
+
+async def _add_usage(docker: DockerBackend, body: dict[str, Any]) -> None:
+    """Each running instance's memory in use and CPU throttling: asked of Docker, so only
+    when the caller asks (`?usage=1`); None where there is no running container."""
+    instances = [i for cls in body["classes"] for i in cls["instances"]]
+    live = [i for i in instances if i["container_id"] and i["state"] in ("running", "healthy")]
+    usages = await asyncio.gather(*(docker.usage(i["container_id"]) for i in live))
+    for inst in instances:
+        inst["memory_bytes"] = inst["cpu_throttled_s"] = None
+    for inst, usage in zip(live, usages, strict=True):
+        if usage is not None:
+            inst["memory_bytes"] = usage.memory_bytes
+            inst["cpu_throttled_s"] = round(usage.cpu_throttled_s, 3)
+            inst["cpu_s"] = round(usage.cpu_s, 3)  # for emu load: CPU used, periods throttled
+            inst["cpu_periods"] = usage.cpu_periods
+            inst["cpu_throttled_periods"] = usage.cpu_throttled_periods
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        body=generate_latest(request.app[METRICS]), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    stream = request.app.get(EVENT_STREAM)
+    if stream is not None and request.query.get("stream", "0") not in ("0", "false", ""):
+        return await stream(request)  # Server-Sent Events, for the dashboard
+    return web.json_response(list(request.app[SOURCE].events))
