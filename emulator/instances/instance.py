@@ -21,6 +21,7 @@ from ..engine.docker_types import (
     ContainerSpec,
     DockerError,
     DockerUnavailable,
+    Event,
     NameInUse,
     NetworkMissing,
     Unschedulable,
@@ -29,9 +30,9 @@ from .errors import EXITED_BEFORE_HEALTHY, EmuHTTPError, EngineUnavailable, NoCa
 from .runtime import Pool
 from .spec import StartOptions, container_spec
 from .state import HOLDS_SLOT, State
-from .stopping import IDLE, Stopping
+from .stopping import IDLE, KEPT_LOG_LINES, StopControl
 
-__all__ = ["HOLDS_SLOT", "INSTANCE_NAME", "Instance", "State", "ping_target"]
+__all__ = ["HOLDS_SLOT", "INSTANCE_NAME", "KEPT_LOG_LINES", "Instance", "State", "ping_target"]
 
 
 log = logging.getLogger("emu")
@@ -42,8 +43,6 @@ PROBE_TIMEOUT = 1.0  # per probe; a direct connection to the container never han
 # in case its "die" event was missed (it can race the container's registration, or the event
 # stream can be down).
 START_CHECK_INTERVAL = 0.5
-STOP_CHECK_INTERVAL = 1.0  # the same while a stop waits for the exit
-KEPT_LOG_LINES = 1000  # a removed container's last lines, kept for `emu logs` and the dashboard
 
 INSTANCE_NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
 
@@ -55,7 +54,10 @@ def ping_target(ping_endpoint: str) -> tuple[str, str]:
     return host, "/" + rest
 
 
-class Instance(Stopping):
+class Instance:
+    """One instance: its start, readiness and idle timer here; its stop, and the reaping of a
+    container that ended, in `stops` (stopping.py)."""
+
     def __init__(self, pool: Pool, name: str, container_suffix: str = "") -> None:
         self.pool = pool
         self.name = name
@@ -69,8 +71,6 @@ class Instance(Stopping):
         self.inflight = 0
         self.last_activity: float | None = None  # wall clock, for display
         self.deadline = 0.0  # loop time when it may sleep
-        self.exit_code: int | None = None
-        self.oom_killed = False
         self.last_error: str | None = None
         self.cold_start_ms: float | None = None  # the container's own start
         # The last cold start as the first request that needed it waited it (see waited()).
@@ -81,15 +81,52 @@ class Instance(Stopping):
         self.probes = 0  # readiness probes (emu's, or the library's in worker mode)
         self.options = StartOptions()  # set by the Worker's start() in worker mode
         self.paused = False  # frozen by the control API (`docker pause`), an emu extra
-        # The output of its last container, read just before that was removed: (time, line).
-        self.kept_logs: list[tuple[float, str]] = []
         self.probed_ports: tuple[int, ...] = ()  # those the last start waited for
         self._start_task: asyncio.Task[None] | None = None
-        self._stop_task: asyncio.Task[None] | None = None
-        self._exited = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
-        self._reset_stop()
+        self.stops = StopControl(self, pool)
+
+    # -- what is known of its container's end (stopping.py keeps it) -------------------------
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.stops.exit_code
+
+    @property
+    def oom_killed(self) -> bool:
+        return self.stops.oom_killed
+
+    @property
+    def kept_logs(self) -> list[tuple[float, str]]:
+        return self.stops.kept_logs
+
+    @property
+    def serving_while_stopping(self) -> bool:
+        return self.stops.serving_while_stopping
+
+    def stop(
+        self,
+        reason: str,
+        grace: float | None = None,
+        *,
+        keep_serving: bool = False,
+        signal: str = "SIGTERM",
+    ) -> asyncio.Task[None]:
+        """See `StopControl.stop`."""
+        return self.stops.stop(reason, grace, keep_serving=keep_serving, signal=signal)
+
+    def on_docker_event(self, event: Event) -> None:
+        self.stops.on_docker_event(event)
+
+    def signalled_by_emu(self, why: str) -> None:
+        self.stops.signalled_by_emu(why)
+
+    async def wait_exit(self, timeout: float) -> None:
+        await self.stops.wait_exit(timeout)
+
+    async def wait_reaped(self, timeout: float) -> None:
+        await self.stops.wait_reaped(timeout)
 
     # -- activity ---------------------------------------------------------------------------
 
@@ -100,7 +137,7 @@ class Instance(Stopping):
         if (
             self._timer is None
             and (self.state is State.HEALTHY or self.serving_while_stopping)
-            and not self.pool.worker_mode
+            and not self.pool.runtime.worker_mode
         ):
             self._timer = self._loop.call_at(self.deadline, self._on_timer)
 
@@ -115,7 +152,7 @@ class Instance(Stopping):
             self._timer = self._loop.call_at(self.deadline, self._on_timer)
             return
         if idle_stop:
-            self.signal_again()  # it outlived the last SIGTERM and served since
+            self.stops.signal_again()  # it outlived the last SIGTERM and served since
         else:
             self.stop(IDLE, keep_serving=True)
 
@@ -134,10 +171,6 @@ class Instance(Stopping):
         cls = self.pool.config.class_name
         self.pool.runtime.cold_starts.client.labels(cls).observe(ms / 1000)
 
-    async def wait_exit(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._exited.wait(), timeout)
-
     # -- start ----------------------------------------------------------------------------
 
     async def ensure_started(self, port: int | None = None) -> None:
@@ -147,14 +180,14 @@ class Instance(Stopping):
         while self.state is not State.HEALTHY:
             if self.serving_while_stopping:
                 return  # as on the platform: it serves until it exits
-            if self._stop_task is not None:
+            if self.stops.task is not None:
                 # Wait for the stop (its own failure is logged, not ours), but not past a start's
                 # worth of time: a container may take its whole --stop-grace to go.
                 done, _ = await asyncio.wait(
-                    {self._stop_task}, timeout=self.pool.runtime.start_timeout
+                    {self.stops.task}, timeout=self.pool.runtime.start_timeout
                 )
                 if not done:
-                    raise self.still_stopping()
+                    raise self.stops.still_stopping()
                 continue
             if self._start_task is None:
                 if self.pool.runtime.state.closing:
@@ -189,11 +222,8 @@ class Instance(Stopping):
     async def _start(self, port: int | None) -> None:
         began = self._loop.time()
         self.starts += 1
-        self.exit_code = None
-        self.oom_killed = False
         self.last_error = None
-        self._exited = asyncio.Event()
-        self._new_container()
+        self.stops.new_container()
         self.pool.emit("starting", self)
         try:
             await self.pool.image.rebuilt()  # a start during a rebuild takes the new image
@@ -215,7 +245,7 @@ class Instance(Stopping):
             if spec.network == rt.internal_network and rt.seal is not None:
                 await rt.seal(info.id)  # enableInternet = false: no route off its subnet
             if not info.alive:  # exited before its "die" event could find it registered
-                self._record_exit(info.exit_code, info.oom_killed)
+                self.stops.record_exit(info.exit_code, info.oom_killed)
             self.state = State.RUNNING
             self.pool.emit("running", self)
             self.probed_ports = self.ports() or ((port,) if port is not None else ())
@@ -226,7 +256,7 @@ class Instance(Stopping):
         self.cold_start_ms = (self._loop.time() - began) * 1000
         starts = self.pool.runtime.cold_starts.container
         starts.labels(self.pool.config.class_name).observe(self.cold_start_ms / 1000)
-        if self._stop_task is not None:
+        if self.stops.task is not None:
             return  # a stop was asked for during the start (emu is shutting down)
         self.state = State.HEALTHY
         self.pool.emit("healthy", self)
@@ -271,9 +301,15 @@ class Instance(Stopping):
         """A start is under way (the container may not exist yet)."""
         return self._start_task is not None
 
+    async def start_settled(self) -> None:
+        """Return once the start under way (if any) has ended, either way."""
+        if self._start_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._start_task)
+
     def ports(self) -> tuple[int, ...]:
         cfg = self.pool.config
-        if self.pool.worker_mode:
+        if self.pool.runtime.worker_mode:
             return ()  # the library probes the ports itself; a start ends once the container runs
         if cfg.required_ports:
             return cfg.required_ports
@@ -284,16 +320,16 @@ class Instance(Stopping):
         deadline = began + rt.start_timeout
         pending = set(ports)
         host, path = ping_target(self.pool.config.ping_endpoint)
-        exited = asyncio.ensure_future(self._exited.wait())
+        exited = asyncio.ensure_future(self.stops.exited.wait())
         next_check = self._loop.time() + START_CHECK_INTERVAL
         try:
             while pending:
-                if not self._exited.is_set() and self._loop.time() >= next_check:
+                if not self.stops.exited.is_set() and self._loop.time() >= next_check:
                     next_check = self._loop.time() + START_CHECK_INTERVAL
                     # The engine away: the start timeout still bounds the wait.
                     with contextlib.suppress(DockerError):
-                        await self._check_exited()
-                if self._exited.is_set():
+                        await self.stops.check_exited()
+                if self.stops.exited.is_set():
                     raise await self._exited_error()
                 for port in sorted(pending):
                     # A probe never runs past the deadline.
@@ -327,36 +363,13 @@ class Instance(Stopping):
         except (aiohttp.ClientError, TimeoutError):
             return False
 
-    async def _check_exited(self) -> None:
-        """Ask the engine whether the container still runs; record its exit if not.
-        Raises DockerError when the engine does not answer."""
-        cid = self.container_id
-        if cid is None:
-            return
-        info = await self.pool.runtime.docker.inspect(cid)
-        if cid == self.container_id and (info is None or not info.alive):
-            self._record_exit(info.exit_code if info else None, info.oom_killed if info else False)
-
-    async def _wait_exited(self, timeout: float) -> None:
-        """Wait up to `timeout` for the exit: told by the "die" event, or found by asking the
-        engine now and then, since events can be missed."""
-        deadline = self._loop.time() + timeout
-        while not self._exited.is_set():
-            left = deadline - self._loop.time()
-            if left <= 0:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exited.wait(), min(left, STOP_CHECK_INTERVAL))
-            if not self._exited.is_set():
-                with contextlib.suppress(DockerError):
-                    await self._check_exited()
-
     async def _exited_error(self) -> StartFailed:
         logs = await self.pool.runtime.docker.logs_tail(self.container_id or "")
-        reason = EXITED_BEFORE_HEALTHY + str(self.exit_code)
-        if self.oom_killed:
+        code, oom_killed = self.stops.exit_code, self.stops.oom_killed
+        reason = EXITED_BEFORE_HEALTHY + str(code)
+        if oom_killed:
             reason += " (killed: out of memory)"
-        return StartFailed(reason, exit_code=self.exit_code, oom_killed=self.oom_killed, logs=logs)
+        return StartFailed(reason, exit_code=code, oom_killed=oom_killed, logs=logs)
 
     async def _start_failed(self, exc: BaseException) -> None:
         if isinstance(exc, EmuHTTPError):
@@ -368,25 +381,17 @@ class Instance(Stopping):
         details = {k: v for k, v in details.items() if k not in ("reason", "instance")}
         self.pool.emit("start_failed", self, error=self.last_error, **details)
         # Its own exit code, if it exited; not the one of the kill that removes it.
-        code = self.exit_code if self._exited.is_set() else None
+        code = self.stops.exit_code if self.stops.exited.is_set() else None
         cid = self.container_id
         with contextlib.suppress(DockerError, asyncio.CancelledError):
             if cid is not None:
-                await self._remove(cid)
-        self._forget_container()
-        self.exit_code = code
+                await self.stops.remove(cid)
+        self.forget_container()
+        self.stops.exit_code = code
         self.state = State.STOPPED_WITH_CODE if code else State.STOPPED
 
-    async def _remove(self, cid: str) -> None:
-        """Remove the container, keeping its last lines first (not when emu is shutting down:
-        nobody is left to ask for them)."""
-        docker = self.pool.runtime.docker
-        if not self.pool.runtime.state.closing:
-            with contextlib.suppress(DockerError):
-                self.kept_logs = await docker.logs(cid, tail=KEPT_LOG_LINES)
-        await docker.remove_container(cid)
-
-    def _forget_container(self) -> None:
+    def forget_container(self) -> None:
+        """Its container is gone."""
         self.paused = False
         if self.container_id is not None:
             self.pool.by_container.pop(self.container_id, None)
@@ -402,7 +407,7 @@ class Instance(Stopping):
         "die" when not (for events that were missed, e.g. while the engine was away).
         Raises DockerError when the engine does not answer."""
         if self.state is State.HEALTHY:
-            await self._check_exited()
+            await self.stops.check_exited()
 
     def forgettable(self) -> bool:
         """Stopped, with nothing in flight and nothing under way: only history is lost."""
@@ -410,7 +415,7 @@ class Instance(Stopping):
             self.state in (State.STOPPED, State.STOPPED_WITH_CODE)
             and self.inflight == 0
             and self._start_task is None
-            and self._stop_task is None
+            and self.stops.task is None
             and self.container_id is None
         )
 
@@ -430,10 +435,10 @@ class Instance(Stopping):
                 max(0.0, round(self.deadline - self._loop.time(), 3))
                 if (self.state is State.HEALTHY or self.serving_while_stopping)
                 and self.inflight == 0
-                and not self.pool.worker_mode
+                and not self.pool.runtime.worker_mode
                 else None
             ),
-            "kill_in_s": None if (kill_in := self.kill_in()) is None else round(kill_in, 1),
+            "kill_in_s": None if (kill_in := self.stops.kill_in()) is None else round(kill_in, 1),
             "cold_start_ms": None if self.cold_start_ms is None else round(self.cold_start_ms, 1),
             "client_cold_start_ms": (
                 None if self.client_cold_start_ms is None else round(self.client_cold_start_ms, 1)

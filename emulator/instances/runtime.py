@@ -63,15 +63,15 @@ class Named(Protocol):
 
 
 class Pool(Protocol):
-    """What an instance uses of its class's pool (pool.py's `ClassPool`)."""
+    """What an instance needs of its class's pool (pool.py's `ClassPool` satisfies it): the
+    class's settings, the session's runtime, the image, the network, capacity accounting, the
+    index of containers (for the engine's events), and the events it emits."""
 
     config: ClassConfig
     runtime: Runtime
     image: ImageState
     by_container: dict[str, Any]  # container id -> its Instance
 
-    @property
-    def worker_mode(self) -> bool: ...
     @property
     def network(self) -> str: ...
     def holding_slots(self) -> Sequence[Named]: ...

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..engine.docker_types import DockerError, Event
 from .errors import EmuHTTPError
@@ -26,44 +26,52 @@ log = logging.getLogger("emu")
 EXIT_WAIT = 10.0  # how long to wait for a killed container to report that it died
 IGNORED_AFTER = 5.0  # no exit this long after SIGTERM: the log says the container ignores it
 DESTROY_WAIT = 0.5  # after a kill from outside: how long a `docker rm -f` may take to remove
+STOP_CHECK_INTERVAL = 1.0  # while a stop waits for the exit: how often to ask the engine
+KEPT_LOG_LINES = 1000  # a removed container's last lines, kept for `emu logs` and the dashboard
 REMEDY = "handle SIGTERM in the container (exit on it), or lower --stop-grace"
 IDLE = "sleepAfter expired"
 
 
-class Stopping:
-    """The stop and reap half of `Instance` (instance.py), which owns these attributes."""
+class StopHost(Protocol):
+    """What a `StopControl` needs of its instance (instance.py's `Instance`, which owns the
+    state and the container's address)."""
 
-    if TYPE_CHECKING:
-        pool: Pool
-        name: str
-        state: State
-        container_id: str | None
-        ip: str | None
-        inflight: int
-        exit_code: int | None
-        oom_killed: bool
-        last_error: str | None
-        _start_task: asyncio.Task[None] | None
-        _stop_task: asyncio.Task[None] | None
-        _exited: asyncio.Event
-        _loop: asyncio.AbstractEventLoop
+    name: str
+    state: State
+    container_id: str | None
+    ip: str | None
+    paused: bool  # a frozen container is thawed before its SIGTERM
+    last_error: str | None
 
-        paused: bool
+    async def start_settled(self) -> None: ...  # the start under way has ended, either way
+    def forget_container(self) -> None: ...  # the container is gone: drop its address
 
-        def _forget_container(self) -> None: ...
-        async def _wait_exited(self, timeout: float) -> None: ...
-        async def _remove(self, cid: str) -> None: ...
 
-    def _reset_stop(self) -> None:
-        """For a new Instance."""
+class StopControl:
+    """The stop and reap half of an instance, and what is known of its container's end (exit
+    code, OOM, the cause). `name` is the instance's: the events it emits name the instance."""
+
+    def __init__(self, host: StopHost, pool: Pool) -> None:
+        self.host = host
+        self.pool = pool
+        self.name = host.name
+        self.task: asyncio.Task[None] | None = None  # the stop, or the reap of an exit
+        self.exit_code: int | None = None
+        self.oom_killed = False
+        # The output of its last container, read just before that was removed: (time, line).
+        self.kept_logs: list[tuple[float, str]] = []
+        self._loop = asyncio.get_running_loop()
         self._kill_at = math.inf  # loop time of the SIGKILL while stopping
         self._first_signal = "SIGTERM"  # what a stop sends first
         self._keep_serving = False  # an idle stop: requests still go to the container
-        self._new_container()
+        self.new_container()
 
-    def _new_container(self) -> None:
-        """What is known of one container's end. (A stop asked for during its start keeps its
-        SIGKILL time.)"""
+    def new_container(self) -> None:
+        """A start begins: nothing is known of the new container's end yet. (A stop asked for
+        during its start keeps its SIGKILL time.)"""
+        self.exited = asyncio.Event()
+        self.exit_code = None
+        self.oom_killed = False
         self._termed: float | None = None  # loop time of the last SIGTERM
         self._said_ignored = False  # the log said that it ignores the last SIGTERM
         self._killing = False  # emu sent SIGKILL
@@ -79,14 +87,14 @@ class Stopping:
         platform."""
         return (
             self._keep_serving
-            and self.state is State.STOPPING
-            and self.ip is not None
-            and not self._exited.is_set()
+            and self.host.state is State.STOPPING
+            and self.host.ip is not None
+            and not self.exited.is_set()
         )
 
     def kill_in(self) -> float | None:
         """Seconds until SIGKILL, while stopping."""
-        if self.state is not State.STOPPING or self._kill_at == math.inf:
+        if self.host.state is not State.STOPPING or self._kill_at == math.inf:
             return None
         return max(0.0, self._kill_at - self._loop.time())
 
@@ -104,21 +112,21 @@ class Stopping:
         shutting down, a replacement) ends that, and a shorter grace brings SIGKILL forward."""
         grace = self.pool.runtime.stop_grace if grace is None else grace
         self._kill_at = min(self._kill_at, self._loop.time() + grace)
-        if self._stop_task is None:
+        if self.task is None:
             self._first_signal = signal
             self._keep_serving = keep_serving
-            if self.state is State.HEALTHY:
-                self.state = State.STOPPING
-            self._stop_task = asyncio.create_task(self._stop(reason), name=f"stop {self.name}")
-            self._stop_task.add_done_callback(self._stop_done)
+            if self.host.state is State.HEALTHY:
+                self.host.state = State.STOPPING
+            self.task = asyncio.create_task(self._stop(reason), name=f"stop {self.name}")
+            self.task.add_done_callback(self._stop_done)
         else:
             self._keep_serving = self._keep_serving and keep_serving
-        return self._stop_task
+        return self.task
 
     def signal_again(self) -> None:
         """The next idle period of a container that outlived its SIGTERM has ended: SIGTERM
         again, and SIGKILL --stop-grace from now."""
-        cid = self.container_id
+        cid = self.host.container_id
         if cid is None or not self.serving_while_stopping:
             return
         self._termed = self._loop.time()
@@ -131,7 +139,7 @@ class Stopping:
     def still_stopping(self) -> EmuHTTPError:
         """The 503 of a request that waited for a stop longer than a start may take."""
         kill_in = self.kill_in()
-        if self._termed is None or kill_in is None or self._exited.is_set():
+        if self._termed is None or kill_in is None or self.exited.is_set():
             return EmuHTTPError(
                 503, "The instance is still stopping; try again", instance=self.name
             )
@@ -147,49 +155,47 @@ class Stopping:
         return error
 
     def _stop_done(self, task: asyncio.Task[None]) -> None:
-        self._stop_task = None
+        self.task = None
         self._kill_at = math.inf
         self._keep_serving = False
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.warning("stopping %s failed: %s", self.name, exc)
 
     async def _stop(self, reason: str) -> None:
-        if self._start_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._start_task)
-        cid = self.container_id
+        await self.host.start_settled()
+        cid = self.host.container_id
         if cid is None:
-            if self.state is State.STOPPING:
-                self.state = State.STOPPED
+            if self.host.state is State.STOPPING:
+                self.host.state = State.STOPPED
             return
         docker = self.pool.runtime.docker
-        self.state = State.STOPPING
+        self.host.state = State.STOPPING
         self.pool.emit("stopping", self, reason=reason)
         self._termed = self._loop.time()
         try:
-            if self.paused:  # a frozen container would not see the SIGTERM
+            if self.host.paused:  # a frozen container would not see the SIGTERM
                 with contextlib.suppress(DockerError):
                     await docker.pause(cid, False)
-                self.paused = False
-            if not self._exited.is_set():
+                self.host.paused = False
+            if not self.exited.is_set():
                 self._killing = self._first_signal == "SIGKILL"
                 await docker.signal(cid, self._first_signal)
-                while not self._exited.is_set() and self._loop.time() < self._kill_at:
+                while not self.exited.is_set() and self._loop.time() < self._kill_at:
                     self._say_if_ignored()
-                    await self._wait_exited(min(self._kill_at - self._loop.time(), 1.0))
-            if not self._exited.is_set() and self._first_signal == "SIGKILL":
-                await self._wait_exited(EXIT_WAIT)  # killed already (the Worker's destroy())
-            if not self._exited.is_set():
+                    await self.wait_exited(min(self._kill_at - self._loop.time(), 1.0))
+            if not self.exited.is_set() and self._first_signal == "SIGKILL":
+                await self.wait_exited(EXIT_WAIT)  # killed already (the Worker's destroy())
+            if not self.exited.is_set():
                 waited = self._loop.time() - self._termed
                 self.pool.emit("killing", self, reason=f"no exit {waited:.0f} s after SIGTERM")
                 self._killing = True
                 await docker.signal(cid, "SIGKILL")
-                await self._wait_exited(EXIT_WAIT)
+                await self.wait_exited(EXIT_WAIT)
             self._removing = True
-            await self._remove(cid)
+            await self.remove(cid)
         finally:
-            self._forget_container()
-            self.state = State.STOPPED
+            self.host.forget_container()
+            self.host.state = State.STOPPED
             self.pool.emit(
                 "stopped", self, reason=self._cause() or reason, exit_code=self.exit_code
             )
@@ -218,7 +224,7 @@ class Stopping:
         if event.action == "oom":
             self.oom_killed = True
         elif event.action == "die":
-            self._record_exit(event.exit_code, False)
+            self.record_exit(event.exit_code, False)
         elif event.action == "kill" and self._signalled is not None:
             self._reason, self._signalled = self._signalled, None
         elif event.action == "kill" and self._killed_outside(event.labels.get("signal", "")):
@@ -238,21 +244,23 @@ class Stopping:
 
     def _killed_outside(self, sig: str) -> bool:
         """emu signals a container only while stopping it: SIGTERM, then SIGKILL."""
-        if self.state is State.HEALTHY:
+        if self.host.state is State.HEALTHY:
             return True
-        return self.state is State.STOPPING and not self._killing and sig not in ("15", "SIGTERM")
+        return (
+            self.host.state is State.STOPPING and not self._killing and sig not in ("15", "SIGTERM")
+        )
 
-    def _record_exit(self, code: int | None, oom_killed: bool) -> None:
+    def record_exit(self, code: int | None, oom_killed: bool) -> None:
         """The container is gone. During a start or a stop, that task handles it; a healthy
         instance is reaped here and the next request starts a fresh one."""
         self.exit_code = code
         self.oom_killed = self.oom_killed or oom_killed
-        self._exited.set()
-        if self.state is State.HEALTHY:
-            self.state = State.STOPPED_WITH_CODE if code is not None else State.STOPPED
-            self.last_error = self._exit_text()
-            self._stop_task = asyncio.create_task(self._reap(), name=f"reap {self.name}")
-            self._stop_task.add_done_callback(self._stop_done)
+        self.exited.set()
+        if self.host.state is State.HEALTHY:
+            self.host.state = State.STOPPED_WITH_CODE if code is not None else State.STOPPED
+            self.host.last_error = self._exit_text()
+            self.task = asyncio.create_task(self._reap(), name=f"reap {self.name}")
+            self.task.add_done_callback(self._stop_done)
 
     def _exit_text(self) -> str:
         code = "an unknown code" if self.exit_code is None else f"code {self.exit_code}"
@@ -263,7 +271,7 @@ class Stopping:
     async def _reap(self) -> None:
         # The container stays registered until removed, so that a late "oom" event still
         # finds this instance.
-        cid = self.container_id
+        cid = self.host.container_id
         docker = self.pool.runtime.docker
         try:
             if self._outside is not None:  # a `docker rm -f` removes it just after the kill
@@ -274,7 +282,7 @@ class Stopping:
                 with contextlib.suppress(DockerError):
                     info = await docker.inspect(cid)
                     self.oom_killed = info is not None and info.oom_killed
-            self.last_error = self._exit_text()
+            self.host.last_error = self._exit_text()
             cause = self._cause()
             outside = {"reason": cause} if cause else {}
             self.pool.emit(
@@ -282,15 +290,52 @@ class Stopping:
             )
             if cid is not None:
                 self._removing = True
-                await self._remove(cid)
+                await self.remove(cid)
         finally:
-            self._forget_container()
+            self.host.forget_container()
 
     async def wait_reaped(self, timeout: float) -> None:
         """After an exit: wait (bounded) until the exit is fully known and the container gone."""
-        task = self._stop_task
+        task = self.task
         if task is not None:
             await asyncio.wait({task}, timeout=timeout)
+
+    async def wait_exit(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.exited.wait(), timeout)
+
+    async def check_exited(self) -> None:
+        """Ask the engine whether the container still runs; record its exit if not.
+        Raises DockerError when the engine does not answer."""
+        cid = self.host.container_id
+        if cid is None:
+            return
+        info = await self.pool.runtime.docker.inspect(cid)
+        if cid == self.host.container_id and (info is None or not info.alive):
+            self.record_exit(info.exit_code if info else None, info.oom_killed if info else False)
+
+    async def wait_exited(self, timeout: float) -> None:
+        """Wait up to `timeout` for the exit: told by the "die" event, or found by asking the
+        engine now and then, since events can be missed."""
+        deadline = self._loop.time() + timeout
+        while not self.exited.is_set():
+            left = deadline - self._loop.time()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.exited.wait(), min(left, STOP_CHECK_INTERVAL))
+            if not self.exited.is_set():
+                with contextlib.suppress(DockerError):
+                    await self.check_exited()
+
+    async def remove(self, cid: str) -> None:
+        """Remove the container, keeping its last lines first (not when emu is shutting down:
+        nobody is left to ask for them)."""
+        docker = self.pool.runtime.docker
+        if not self.pool.runtime.state.closing:
+            with contextlib.suppress(DockerError):
+                self.kept_logs = await docker.logs(cid, tail=KEPT_LOG_LINES)
+        await docker.remove_container(cid)
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
