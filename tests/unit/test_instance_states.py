@@ -42,6 +42,7 @@ from emulator.instances.instance import Instance, State
 from emulator.instances.pool import ClassPool
 from emulator.instances.runtime import Runtime, SessionState
 from emulator.instances.stopping import IDLE
+from emulator.runs import labels
 
 WAIT = 3.0  # the deadline of every wait; each is met in a fraction of a second
 SIGNAL_NUMBERS = {"SIGTERM": "15", "SIGKILL": "9", "SIGINT": "2"}
@@ -262,7 +263,7 @@ async def make(probe_port: int) -> AsyncIterator[Make]:
             session=session,
             network="emu-test",
             internal_network="emu-test-internal",
-            labels={"emu.managed": "true"},
+            labels={labels.MANAGED: "true"},
             name_prefix="emu-test",
             start_timeout=start_timeout,
             stop_grace=stop_grace,
