@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from .cockpit import events, metrics
+from .cockpit import metrics
 from .cockpit.control import Cockpit, prewarm
 from .config import ClassConfig, Config, ConfigError
 from .egress.service import sealer
@@ -34,6 +34,7 @@ from .front.app import Front, make_app, make_runner
 from .front.app import listen as front_listen
 from .front.connections import Limits
 from .front.requests_log import RequestLog
+from .instances.events import EventFields, EventKind, LifecycleEvent, event_line, make_event
 from .instances.images import prepare_image
 from .instances.networks import Networks
 from .instances.pool import ClassPool
@@ -80,7 +81,7 @@ class Emulator:
         config: Config,
         *,
         on_output: Callable[[str, str], None] | None = None,
-        on_event: Callable[[dict[str, Any], str], None] | None = None,
+        on_event: Callable[[LifecycleEvent, str], None] | None = None,
         follow_logs: bool = False,
         watch: bool = False,
         access_log: bool = False,
@@ -115,7 +116,7 @@ class Emulator:
         self._swept = False
         self._watchdog: Reaper | None = None
         self._log_followers: dict[str, Callable[[], None]] = {}
-        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        self.events: collections.deque[LifecycleEvent] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
         self._prewarm = prewarm
         self.feed = RequestLog() if request_feed else None
@@ -372,13 +373,13 @@ class Emulator:
             tag = await self._image(cfg)
         except DockerError as exc:
             pool.image.failed(cfg, exc)
-            self._on_event("rebuild_failed", {"class": cfg.class_name, "error": str(exc)})
+            self._on_event(EventKind.REBUILD_FAILED, {"class": cfg.class_name, "error": str(exc)})
             return
         finally:
             pool.image.done_rebuilding()
         if not pool.image.use(tag):
             return
-        self._on_event("rebuilt", {"class": cfg.class_name, "image": tag})
+        self._on_event(EventKind.REBUILT, {"class": cfg.class_name, "image": tag})
         pool.replace_running("image rebuilt", min(self.config.stop_grace, SHUTDOWN_GRACE))
 
     # -- settings -----------------------------------------------------------------------------
@@ -393,7 +394,7 @@ class Emulator:
         try:
             new = await asyncio.get_running_loop().run_in_executor(None, self._reload)
         except ConfigError as exc:
-            self._on_event("reload_failed", {"error": str(exc)})
+            self._on_event(EventKind.RELOAD_FAILED, {"error": str(exc)})
             return
         needs_restart = restart_needed(self.config, new)
         if needs_restart:
@@ -406,7 +407,9 @@ class Emulator:
             changed = pool.reconfigure(cfg)
             if not changed or (self._worker is not None and LIBRARY_FIELDS.issuperset(changed)):
                 continue
-            self._on_event("reconfigured", {"class": cfg.class_name, "changed": ", ".join(changed)})
+            self._on_event(
+                EventKind.RECONFIGURED, {"class": cfg.class_name, "changed": ", ".join(changed)}
+            )
             pool.replace_running("settings changed", grace)
             if "image_vars" in changed or "image" in changed:
                 await self.rebuild(cfg)
@@ -434,7 +437,7 @@ class Emulator:
         if up == self._state.engine_up:
             return
         self._state.engine_up = up
-        self._on_event("engine_up" if up else "engine_down", {})
+        self._on_event(EventKind.ENGINE_UP if up else EventKind.ENGINE_DOWN, {})
         if up and self._stack is not None:
             self._reconciler.start()
 
@@ -443,11 +446,11 @@ class Emulator:
     def _who(self, class_name: str, instance: str) -> str:
         return instance if len(self.pools) == 1 else f"{class_name}/{instance}"
 
-    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
-        entry = {"time": time.time(), "event": kind, **data}
+    def _on_event(self, kind: EventKind, data: EventFields) -> None:
+        entry = make_event(time.time(), kind, data)
         self.events.append(entry)
         self.cockpit.on_event(entry)
-        line = events.event_line(kind, data, several_classes=len(self.pools) > 1)
+        line = event_line(kind, data, several_classes=len(self.pools) > 1)
         if self._event_out is not None:
             self._event_out(entry, line)
         else:

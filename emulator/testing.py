@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from .config import Config, Overrides, load_config
 from .engine.choice import Engine
+from .instances.events import LifecycleEvent
 from .runs.sweep import sweep_session
 from .session import Emulator
 from .worker.mode import WorkerMode, choose_mode
@@ -133,8 +134,8 @@ class RunningEmulator:
 
         return self.call(snap())
 
-    def events(self) -> list[dict[str, Any]]:
-        async def snap() -> list[dict[str, Any]]:
+    def events(self) -> list[LifecycleEvent]:
+        async def snap() -> list[LifecycleEvent]:
             return list(self.emulator.events)
 
         return self.call(snap())

@@ -25,6 +25,7 @@ from aiohttp import web
 from ..engine.docker_backend import DockerBackend
 from ..front.app import _add_usage
 from ..front.requests_log import RequestLog
+from ..instances.events import LifecycleEvent
 
 TICK = 0.25  # how often new request records go out
 STATUS_EVERY = 1.0
@@ -39,15 +40,15 @@ class Cockpit(Protocol):
     module does not import control.py, which imports it."""
 
     docker: DockerBackend
-    events: collections.deque[dict[str, Any]]
+    events: collections.deque[LifecycleEvent]
     status: Callable[[], dict[str, Any]]
     feed: RequestLog | None
     usage: UsageCache
     event_count: int
 
-    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]: ...
+    def subscribe(self, listener: Callable[[LifecycleEvent], None]) -> Callable[[], None]: ...
     def open_stream(self, end: Callable[[], None]) -> Callable[[], None]: ...
-    def events_since(self, seen: int) -> list[dict[str, Any]]: ...
+    def events_since(self, seen: int) -> list[LifecycleEvent]: ...
 
 
 def message(kind: str, data: Any) -> bytes:

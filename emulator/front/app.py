@@ -23,7 +23,8 @@ from prometheus_client.registry import CollectorRegistry
 
 from ..engine.docker_backend import DockerBackend
 from ..instances.errors import EmuHTTPError
-from ..instances.instance import INSTANCE_NAME, Instance
+from ..instances.events import LifecycleEvent
+from ..instances.instance import INSTANCE_NAME, Instance, State
 from ..instances.pool import ClassPool
 from .connections import BoundedSite, Limits, Listener
 from .proxy import INSTANCE_HEADER, forward, target_port
@@ -42,7 +43,7 @@ class Source(Protocol):
     """What `/_emu/*` reads: the Emulator."""
 
     @property
-    def events(self) -> Iterable[dict[str, Any]]: ...
+    def events(self) -> Iterable[LifecycleEvent]: ...
 
     @property
     def docker(self) -> DockerBackend: ...
@@ -137,7 +138,7 @@ class Front:
             inst = route.pool.get(name)
             inst.begin()
             port = target_port(request, inst)
-            if inst.state != "healthy":
+            if inst.state is not State.HEALTHY:
                 cold = True
                 if inst.first_need is None:
                     inst.first_need = began
@@ -320,7 +321,9 @@ async def _add_usage(docker: DockerBackend, body: dict[str, Any]) -> None:
     """Each running instance's memory in use and CPU throttling: asked of Docker, so only
     when the caller asks (`?usage=1`); None where there is no running container."""
     instances = [i for cls in body["classes"] for i in cls["instances"]]
-    live = [i for i in instances if i["container_id"] and i["state"] in ("running", "healthy")]
+    live = [
+        i for i in instances if i["container_id"] and i["state"] in (State.RUNNING, State.HEALTHY)
+    ]
     usages = await asyncio.gather(*(docker.usage(i["container_id"]) for i in live))
     for inst in instances:
         inst["memory_bytes"] = inst["cpu_throttled_s"] = None

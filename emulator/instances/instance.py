@@ -26,6 +26,7 @@ from ..engine.docker_types import (
     Unschedulable,
 )
 from .errors import EXITED_BEFORE_HEALTHY, EmuHTTPError, EngineUnavailable, NoCapacity, StartFailed
+from .events import EventKind
 from .runtime import Pool
 from .spec import StartOptions, container_spec
 from .state import HOLDS_SLOT, State
@@ -169,7 +170,7 @@ class Instance(Stopping):
                     # The names holding the slots may be other clients' (x-emu-instance): they
                     # go to the event history and /_emu/status, not into this client's answer.
                     holding = [i.name for i in self.pool.holding_slots()]
-                    self.pool.emit("no_capacity", self, running=holding)
+                    self.pool.emit(EventKind.NO_CAPACITY, self, running=holding)
                     raise NoCapacity(
                         class_name=self.pool.config.class_name,
                         instance=self.name,
@@ -194,7 +195,7 @@ class Instance(Stopping):
         self.last_error = None
         self._exited = asyncio.Event()
         self._new_container()
-        self.pool.emit("starting", self)
+        self.pool.emit(EventKind.STARTING, self)
         try:
             await self.pool.image.rebuilt()  # a start during a rebuild takes the new image
             spec = self._spec(self.pool.image.require())
@@ -217,7 +218,7 @@ class Instance(Stopping):
             if not info.alive:  # exited before its "die" event could find it registered
                 self._record_exit(info.exit_code, info.oom_killed)
             self.state = State.RUNNING
-            self.pool.emit("running", self)
+            self.pool.emit(EventKind.RUNNING, self)
             self.probed_ports = self.ports() or ((port,) if port is not None else ())
             await self._wait_ready(began, self.probed_ports)
         except BaseException as exc:
@@ -229,7 +230,7 @@ class Instance(Stopping):
         if self._stop_task is not None:
             return  # a stop was asked for during the start (emu is shutting down)
         self.state = State.HEALTHY
-        self.pool.emit("healthy", self)
+        self.pool.emit(EventKind.HEALTHY, self)
         self.renew()
 
     async def _create(self, spec: ContainerSpec) -> ContainerInfo:
@@ -366,7 +367,7 @@ class Instance(Stopping):
         # The details a JSON client gets (exit code, OOM, log lines) stay in the event history.
         details = exc.details if isinstance(exc, EmuHTTPError) else {}
         details = {k: v for k, v in details.items() if k not in ("reason", "instance")}
-        self.pool.emit("start_failed", self, error=self.last_error, **details)
+        self.pool.emit(EventKind.START_FAILED, self, error=self.last_error, **details)
         # Its own exit code, if it exited; not the one of the kill that removes it.
         code = self.exit_code if self._exited.is_set() else None
         cid = self.container_id

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from typing import Any
+from typing import Any, Unpack
 
 from ..config import ClassConfig
 from ..engine.docker_types import Event
+from .events import EventFields, EventKind
 from .images import ImageState
 from .instance import HOLDS_SLOT, Instance, State
 from .runtime import Named, Runtime
@@ -68,10 +69,10 @@ class ClassPool:
     def slots_used(self) -> int:
         return len(self.holding_slots())
 
-    def emit(self, kind: str, inst: Named, **extra: Any) -> None:  # Named: an Instance
-        self.runtime.on_event(
-            kind, {"class": self.config.class_name, "instance": inst.name, **extra}
-        )
+    def emit(self, kind: EventKind, inst: Named, **extra: Unpack[EventFields]) -> None:
+        fields: EventFields = {"class": self.config.class_name, "instance": inst.name}
+        fields.update(extra)
+        self.runtime.on_event(kind, fields)
 
     def on_docker_event(self, event: Event) -> None:
         inst = self.by_container.get(event.container_id)

@@ -15,6 +15,7 @@ import docker
 import pytest
 import requests
 
+from emulator.instances.events import EventKind, LifecycleEvent
 from emulator.pytest_plugin import EmuUp
 from emulator.runs import labels
 from emulator.testing import EmuProcess, RunningEmulator, wait_for
@@ -39,7 +40,7 @@ def post(emu: RunningEmulator, name: str, path: str) -> requests.Response:
     return requests.post(emu.url + path, headers={"x-emu-instance": name}, timeout=60)
 
 
-def events_of(emu: RunningEmulator, name: str) -> list[dict[str, Any]]:
+def events_of(emu: RunningEmulator, name: str) -> list[LifecycleEvent]:
     return [e for e in emu.events() if e.get("instance") == name]
 
 
@@ -155,8 +156,8 @@ def test_kill_and_removal_outside_emu_are_logged_as_such(
         else:
             container.kill()
 
-        def exited(name: str = name) -> list[dict[str, Any]]:
-            return [e for e in events_of(emu, name) if e["event"] == "exited"]
+        def exited(name: str = name) -> list[LifecycleEvent]:
+            return [e for e in events_of(emu, name) if e["event"] is EventKind.EXITED]
 
         found = wait_for(exited, 10, f"the exit of {name}")
         assert found[0]["reason"] == reason and found[0]["exit_code"] == 137, found
