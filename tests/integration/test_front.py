@@ -24,7 +24,6 @@ from emulator.instances.errors import (
 from emulator.instances.events import EventKind, LifecycleEvent
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess, RunningEmulator, wait_for
-from emulator.worker.mode import ModeChoice
 from tests.support import JSON, Project, raw_request
 
 pytestmark = pytest.mark.docker
@@ -157,7 +156,7 @@ def test_no_default_port_waits_for_the_requested_port(tmp_path: Path, emu_up: Em
     def out(source: str, line: str) -> None:
         lines.append(line)
 
-    _describe(emu.emulator, out, ModeChoice(False, "--no-worker"), None)  # type: ignore[arg-type]
+    _describe(emu.emulator, out)  # type: ignore[arg-type]
     assert any("no defaultPort" in line for line in lines), lines
     assert not any("port None" in line for line in lines), lines
 
