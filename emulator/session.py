@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -39,6 +39,7 @@ from .instances.networks import Networks
 from .instances.pool import ClassPool
 from .instances.runtime import Runtime, SessionState
 from .instances.spec import Capacity, capacity_note
+from .instances.status import Status
 from .options import EmulatorOptions
 from .reconcile import Reconciler
 from .reload import LIBRARY_FIELDS, restart_needed
@@ -441,7 +442,7 @@ class Emulator:
         ok = front is not None and front.refusing is None
         return ok and all(p.image.settled for p in self.pools.values())
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         front = self._front
         health = self._worker.health.snapshot() if self._worker is not None else None
         runtime = None if health is None else health["state"]

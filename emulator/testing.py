@@ -116,8 +116,10 @@ class RunningEmulator:
         return self.emulator.url
 
     def status(self) -> dict[str, Any]:
+        """`/_emu/status` (an `instances.status.Status`), open to any key for tests."""
+
         async def snap() -> dict[str, Any]:
-            return self.emulator.status()
+            return dict[str, Any](self.emulator.status())
 
         return self.call(snap())
 

@@ -13,7 +13,7 @@ import ipaddress
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -26,6 +26,7 @@ from ..instances.errors import EmuHTTPError
 from ..instances.events import EventKind, LifecycleEvent
 from ..instances.instance import INSTANCE_NAME, KEPT_LOG_LINES, Instance, State
 from ..instances.pool import ClassPool
+from ..instances.status import InstanceStatus, Status
 from . import dashboard, sse
 from .load_feed import LoadFeed
 from .load_feed import routes as load_routes
@@ -45,7 +46,7 @@ class Cockpit:
         pools: Mapping[str, ClassPool],
         docker: DockerBackend,
         events: collections.deque[LifecycleEvent],
-        status: Callable[[], dict[str, Any]],
+        status: Callable[[], Status],
         feed: RequestLog | None,
     ) -> None:
         self.pools = pools
@@ -117,7 +118,7 @@ class Cockpit:
 
     async def act(
         self, class_name: str | None, name: str, action: str, sig: str | None = None
-    ) -> dict[str, Any]:
+    ) -> InstanceStatus:
         """Do `action` to an instance; returns its snapshot. EmuHTTPError: 400 for an unknown
         action or signal, 404 for an unknown class or instance, 409 when the instance is not in
         a state the action applies to (killing a stopped one)."""

@@ -26,6 +26,7 @@ from ..engine.docker_backend import DockerBackend
 from ..front.app import _add_usage
 from ..front.requests_log import RequestLog
 from ..instances.events import LifecycleEvent
+from ..instances.status import Status
 
 TICK = 0.25  # how often new request records go out
 STATUS_EVERY = 1.0
@@ -41,7 +42,7 @@ class Cockpit(Protocol):
 
     docker: DockerBackend
     events: collections.deque[LifecycleEvent]
-    status: Callable[[], dict[str, Any]]
+    status: Callable[[], Status]
     feed: RequestLog | None
     usage: UsageCache
     event_count: int
@@ -63,7 +64,7 @@ class UsageCache:
         self.by_container: dict[str, tuple[Any, Any]] = {}
         self._lock = asyncio.Lock()
 
-    async def add(self, cockpit: Cockpit, status: dict[str, Any]) -> None:
+    async def add(self, cockpit: Cockpit, status: Status) -> None:
         async with self._lock:
             if time.monotonic() - self.at >= USAGE_EVERY:
                 self.at = time.monotonic()

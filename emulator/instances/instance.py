@@ -12,7 +12,6 @@ import contextlib
 import logging
 import re
 import time
-from typing import Any
 
 import aiohttp
 
@@ -30,6 +29,7 @@ from .events import EventKind
 from .runtime import Pool
 from .spec import StartOptions, container_spec
 from .state import HOLDS_SLOT, State
+from .status import InstanceStatus
 from .stopping import IDLE, Stopping
 
 __all__ = ["HOLDS_SLOT", "INSTANCE_NAME", "Instance", "State", "ping_target"]
@@ -415,7 +415,7 @@ class Instance(Stopping):
             and self.container_id is None
         )
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> InstanceStatus:
         return {
             "name": self.name,
             "state": str(self.state),

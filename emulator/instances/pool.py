@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from typing import Any, Unpack
+from typing import Unpack
 
 from ..config import ClassConfig
 from ..engine.docker_types import Event
@@ -15,6 +15,7 @@ from .images import ImageState
 from .instance import HOLDS_SLOT, Instance, State
 from .runtime import Named, Runtime
 from .spec import capacity_note
+from .status import ClassStatus
 
 MAX_REMEMBERED = 1000  # instance records per class before stopped ones are forgotten
 
@@ -139,7 +140,7 @@ class ClassPool:
             if inst.container_id is not None or inst.starting
         ]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ClassStatus:
         cfg = self.config
         return {
             "class_name": cfg.class_name,
