@@ -1,8 +1,8 @@
-"""emu's Python API: `Emulator` (one session: start, serve, stop), `load_config` and the
-config's types, and for tests `RunningEmulator` (an Emulator on a thread of its own) and
-`EmuProcess` (an `emu up` process).
+"""emu's Python API: `Emulator` (one session: start, serve, stop) and its `EmulatorOptions`,
+`load_config` and the config's types, and for tests `RunningEmulator` (an Emulator on a thread
+of its own) and `EmuProcess` (an `emu up` process).
 
-    from emulator import Emulator, Overrides, load_config
+    from emulator import Emulator, EmulatorOptions, Overrides, load_config
 
 Each name is imported when first asked for, so that `import emulator.cli` (every `emu` command's
 start) does not pay for the rest."""
@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .config import Config, ConfigError, Overrides, load_config
+    from .options import EmulatorOptions
     from .session import Emulator
     from .testing import EmuProcess, RunningEmulator
 
 _WHERE = {
     "Emulator": ".session",
+    "EmulatorOptions": ".options",
     "Config": ".config",
     "ConfigError": ".config",
     "Overrides": ".config",
@@ -32,6 +34,7 @@ __all__ = [
     "ConfigError",
     "EmuProcess",
     "Emulator",
+    "EmulatorOptions",
     "Overrides",
     "RunningEmulator",
     "load_config",

@@ -2,6 +2,7 @@
 
     def test_health(emu_up):
         emu = emu_up("path/to/wrangler.jsonc", sleep_after="2s")
+        quiet = emu_up("other/wrangler.jsonc", EmulatorOptions(worker=False, debug_headers=False))
         assert requests.get(emu.url + "/health").status_code == 200
 
 Every emulator started through `emu_up` is stopped at the end of the test, also when it fails,
@@ -10,30 +11,28 @@ and with it every container and network it made.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Protocol, Unpack
 
 import pytest
 
 from .config import Overrides
+from .config.model import OverrideFields
+from .options import EmulatorOptions
 from .testing import RunningEmulator
 
-EmuUp = Callable[..., RunningEmulator]
-EMULATOR_OPTIONS = (
-    "worker",
-    "runtime",
-    "follow_logs",
-    "watch",
-    "access_log",
-    "on_output",
-    "on_event",
-    "reaper",
-    "prewarm",
-    "request_feed",
-    "debug_headers",
-    "engine",
-)
+
+class EmuUp(Protocol):
+    """What the fixture `emu_up` gives: `emu_up(path, options, **overrides)`."""
+
+    def __call__(
+        self,
+        path: str | Path,
+        options: EmulatorOptions | None = None,
+        **overrides: Unpack[OverrideFields],
+    ) -> RunningEmulator: ...
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,16 +52,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture
 def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
-    """A factory: `emu_up(config_path, **flags)` starts emu on a free port and returns it.
+    """A factory: `emu_up(config_path, options, **overrides)` starts emu and returns it.
 
     A relative `config_path` is taken from the requesting test file's folder, not from the
     working directory, so a test finds its project wherever pytest runs. The keyword arguments
-    are those of `emulator.config.Overrides` (`instances`, `sleep_after`, `start_timeout`,
-    `stop_grace`, `seed`, `host`, `port`; `port` is 0, a free one, unless given), plus the
-    `Emulator` options `follow_logs`, `watch`, `access_log`, `on_output`, `on_event`,
-    `prewarm`, `request_feed`, `debug_headers` and `engine`, and `worker` (default: the
-    `emu_worker` ini setting, true: the Worker runs in workerd as `emu up` runs it) with
-    `runtime` (its `RuntimeOptions`: --var, --persist-to, ...).
+    are the flags, those of `emulator.config.Overrides` (`instances`, `sleep_after`,
+    `start_timeout`, `stop_grace`, `seed`, `host`, `port`, ...; `port` is 0, a free one, unless
+    given). `options`, an `EmulatorOptions`, says how emu runs; its `worker` left at None is the
+    `emu_worker` ini setting (default true: the Worker runs in workerd as `emu up` runs it).
 
     What it returns also controls the instances, for faults on demand: `kill`, `signal`,
     `pause`, `unpause`, `start_instance`, `stop_instance`, `logs`, `wait_for` and `requests`.
@@ -72,14 +69,19 @@ def emu_up(request: pytest.FixtureRequest) -> Iterator[EmuUp]:
     worker = str(request.config.getini("emu_worker")).strip().lower() not in {"false", "0", "no"}
     check_blocking = float(limit) if limit else None
 
-    def start(path: str | Path, **kwargs: Any) -> RunningEmulator:
-        options = {k: kwargs.pop(k) for k in EMULATOR_OPTIONS if k in kwargs}
-        options.setdefault("worker", worker)
-        kwargs.setdefault("port", 0)
+    def start(
+        path: str | Path,
+        options: EmulatorOptions | None = None,
+        **overrides: Unpack[OverrideFields],
+    ) -> RunningEmulator:
+        options = options or EmulatorOptions()
+        if options.worker is None:
+            options = dataclasses.replace(options, worker=worker)
+        overrides.setdefault("port", 0)
         # From the test file's folder; an absolute path stays as it is.
         config_path = (request.path.parent / path).resolve()
         emu = RunningEmulator.from_path(
-            config_path, Overrides(**kwargs), check_blocking=check_blocking, **options
+            config_path, Overrides(**overrides), options, check_blocking=check_blocking
         )
         started.append(emu)
         return emu

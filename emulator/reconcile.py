@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from .engine.backoff import Backoff, retry
 from .engine.docker_backend import DockerBackend
 from .engine.docker_types import DockerError
+from .instances.events import EventFields, EventKind
 from .instances.pool import ClassPool
 from .runs import labels
 
@@ -26,7 +26,7 @@ class Reconciler:
         pools: Mapping[str, ClassPool],
         docker: DockerBackend,
         session: str,
-        on_event: Callable[[str, dict[str, Any]], None],
+        on_event: Callable[[EventKind, EventFields], None],
         out: Callable[[str, str], None],
     ) -> None:
         self._pools = pools
@@ -61,7 +61,9 @@ class Reconciler:
                 continue  # emu's own helper (emulator/egress/), not an instance's
             if pool is None or not pool.claims(c.id, c.labels.get(labels.INSTANCE, "")):
                 await self._docker.remove_container(c.id)
-                self._on_event("removed", {"container": c.name, "reason": "no instance owns it"})
+                self._on_event(
+                    EventKind.REMOVED, {"container": c.name, "reason": "no instance owns it"}
+                )
 
     async def cancel(self) -> None:
         task = self._task

@@ -17,28 +17,30 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
-from .cockpit import events, metrics
+from .cockpit import metrics
 from .cockpit.control import Cockpit, prewarm
 from .config import ClassConfig, Config, ConfigError
 from .egress.service import sealer
 from .engine.bridge import reachable_engine
 from .engine.choice import Engine, EngineKind
-from .engine.docker_backend import DockerBackend
 from .engine.docker_types import DockerError, DockerUnavailable, EngineInfo, Event
 from .front.app import Front, make_app, make_runner
 from .front.app import listen as front_listen
 from .front.connections import Limits
 from .front.requests_log import RequestLog
+from .instances.events import EventFields, EventKind, LifecycleEvent, event_line, make_event
 from .instances.images import prepare_image
 from .instances.networks import Networks
 from .instances.pool import ClassPool
 from .instances.runtime import Runtime, SessionState
 from .instances.spec import Capacity, capacity_note
+from .instances.status import Status
+from .options import EmulatorOptions
 from .reconcile import Reconciler
 from .reload import LIBRARY_FIELDS, restart_needed
 from .runs import labels, live
@@ -47,7 +49,7 @@ from .runs.sweep import sweep_project, sweep_session
 from .watch import watch
 
 if TYPE_CHECKING:
-    from .worker.mode import WorkerMode
+    from .worker.mode import ModeChoice, WorkerMode
 
 log = logging.getLogger("emu")
 
@@ -62,64 +64,36 @@ def _http_url(host: str, port: int) -> str:
 
 
 class Emulator:
-    """Runs the front and the instances of one config until `stop()`.
+    """Runs the front and the instances of one config until `stop()`, as `options` say.
 
-    `on_output(source, line)` receives build output, emu's own lines and, with `follow_logs`,
-    container output; by default they go to the `emu` logger. `on_event(fields, line)`, when
-    given, receives each lifecycle event instead: its fields, as `/_emu/events` lists them, and
-    the line `on_output` would have got. `prewarm` starts instance-0 .. instance-(N-1) of every
-    class before serving; `request_feed=False` records no requests (the dashboard's feed and
-    `/_emu/requests` stay empty); `debug_headers=False` leaves x-emu-instance off responses.
-
-    With `worker` (worker mode), the Worker runs in workerd on the public address and this
-    front listens on a loopback port of its own, for the Worker's runtime API and `/_emu/*`.
+    Its output (build output, emu's own lines and, with `follow_logs`, container output) goes to
+    `options.on_output`, by default the `emu` logger; each lifecycle event to `options.on_event`
+    when given, else as a line to the output. In worker mode (`mode.worker`), the Worker runs in
+    workerd on the public address and this front listens on a loopback port of its own, for the
+    Worker's runtime API and `/_emu/*`. ConfigError when the Worker's source cannot be used.
     """
 
-    def __init__(
-        self,
-        config: Config,
-        *,
-        on_output: Callable[[str, str], None] | None = None,
-        on_event: Callable[[dict[str, Any], str], None] | None = None,
-        follow_logs: bool = False,
-        watch: bool = False,
-        access_log: bool = False,
-        reload: Callable[[], Config] | None = None,
-        docker: DockerBackend | None = None,
-        reaper: bool = True,
-        prewarm: int = 0,
-        request_feed: bool = True,
-        debug_headers: bool = True,
-        engine: Engine | None = None,
-        worker: WorkerMode | None = None,
-    ) -> None:
+    def __init__(self, config: Config, options: EmulatorOptions | None = None) -> None:
         self.config = config
-        self._worker = worker
+        self.options = options = options or EmulatorOptions()
+        self._out = options.on_output or (lambda source, line: log.info("%s | %s", source, line))
+        self.mode, self._worker = _worker_mode(config, options, self._out)
         self.session_id = uuid.uuid4().hex[:12]
         self.project = labels.project_id(config.path)
         self.labels = labels.session_labels(self.project, self.session_id, config.path, config.env)
         # Local, remote or Swarm (emulator/engine/): by default, as DOCKER_HOST says.
-        self.engine = engine or Engine.detect()
-        self.docker = docker or self.engine.backend(
+        self.engine = options.engine or Engine.detect()
+        self.docker = options.docker or self.engine.backend(
             start_timeout=config.start_timeout, stop_grace=config.stop_grace
         )
-        self._own_docker = docker is None
+        self._own_docker = options.docker is None
         self.networks = Networks(self.docker, self._on_event)
-        self._out = on_output or (lambda source, line: log.info("%s | %s", source, line))
-        self._event_out = on_event
-        self._follow_logs = follow_logs
-        self._watch = watch
-        self._reload = reload  # reads the config again, with the same flags
-        self._access_log = access_log
-        self._reaper = reaper  # a watchdog that sweeps the session if this process dies
         self._swept = False
         self._watchdog: Reaper | None = None
         self._log_followers: dict[str, Callable[[], None]] = {}
-        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
+        self.events: collections.deque[LifecycleEvent] = collections.deque(maxlen=1000)
         self.pools: dict[str, ClassPool] = {}
-        self._prewarm = prewarm
-        self.feed = RequestLog() if request_feed else None
-        self._debug_headers = debug_headers
+        self.feed = RequestLog() if options.request_feed else None
         self.cockpit = Cockpit(self.pools, self.docker, self.events, self.status, self.feed)
         self._registry = metrics.registry(self.pools.values)
         self._state = SessionState()
@@ -164,6 +138,11 @@ class Emulator:
         return await self._worker.wait_failed()
 
     @property
+    def worker(self) -> WorkerMode | None:
+        """Worker mode's part (the Workers runtime, its health); None in no-worker mode."""
+        return self._worker
+
+    @property
     def engine_up(self) -> bool:
         return self._state.engine_up
 
@@ -186,7 +165,7 @@ class Emulator:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         stack.enter_context(live.live(self.session_id))
-        if self._reaper:
+        if self.options.reaper:
             # Pushed first, so it runs last: it knows whether the final sweep removed everything.
             self._watchdog = watchdog = Reaper.spawn(self.session_id, str(self.engine.kind))
             stack.callback(lambda: watchdog.close(clean=self._swept))
@@ -223,10 +202,11 @@ class Emulator:
         # there (they are held until then).
         self._out("emu", f"listening on {self.url}")
         await asyncio.gather(*(self._prepare(p) for p in self.pools.values()))
-        if self._prewarm:  # as soon as the images are there, so the first requests find them warm
-            await prewarm(self.pools.values(), self._prewarm, self._out)
+        # As soon as the images are there, so that the first requests find them warm.
+        if self.options.prewarm:
+            await prewarm(self.pools.values(), self.options.prewarm, self._out)
         self._ready = True  # `serving` in the status: images there, prewarm done
-        if self._watch:
+        if self.options.watch:
             self._start_watching(stack)
 
     def _make_pools(self, info: EngineInfo, probe: aiohttp.ClientSession) -> None:
@@ -258,7 +238,7 @@ class Emulator:
     async def _serve(self, stack: AsyncExitStack) -> None:
         """Listen, then make the networks (so that they can say where: `emu status` finds the
         URL on them; the session sweep removes them)."""
-        self._front = front = Front(self.pools, self._out, self.feed, self._debug_headers)
+        self._front = front = Front(self.pools, self._out, self.feed, self.options.debug_headers)
         worker = self._worker
         runtime_api = worker.routes(self.pools, self.feed) if worker is not None else []
 
@@ -266,7 +246,9 @@ class Emulator:
             self.cockpit.install(app)
             app.router.add_routes(runtime_api)  # worker mode's runtime API
 
-        app = make_app(front, self, self._registry, access_log=self._access_log, install=install)
+        app = make_app(
+            front, self, self._registry, access_log=self.options.access_log, install=install
+        )
         runner = make_runner(app)
         await runner.setup()
         stack.push_async_callback(_quietly, runner.cleanup)
@@ -372,13 +354,13 @@ class Emulator:
             tag = await self._image(cfg)
         except DockerError as exc:
             pool.image.failed(cfg, exc)
-            self._on_event("rebuild_failed", {"class": cfg.class_name, "error": str(exc)})
+            self._on_event(EventKind.REBUILD_FAILED, {"class": cfg.class_name, "error": str(exc)})
             return
         finally:
             pool.image.done_rebuilding()
         if not pool.image.use(tag):
             return
-        self._on_event("rebuilt", {"class": cfg.class_name, "image": tag})
+        self._on_event(EventKind.REBUILT, {"class": cfg.class_name, "image": tag})
         pool.replace_running("image rebuilt", min(self.config.stop_grace, SHUTDOWN_GRACE))
 
     # -- settings -----------------------------------------------------------------------------
@@ -387,13 +369,13 @@ class Emulator:
         """Read the config and Worker source again and apply what can change while running: a
         changed class gets its new settings, its running instances are replaced, and its image is
         rebuilt when its build args changed. Other changes are reported: they need a restart."""
-        if self._reload is None:
+        if self.options.reload is None:
             self._out("watch", "settings changed: restart emu up to apply them")
             return
         try:
-            new = await asyncio.get_running_loop().run_in_executor(None, self._reload)
+            new = await asyncio.get_running_loop().run_in_executor(None, self.options.reload)
         except ConfigError as exc:
-            self._on_event("reload_failed", {"error": str(exc)})
+            self._on_event(EventKind.RELOAD_FAILED, {"error": str(exc)})
             return
         needs_restart = restart_needed(self.config, new)
         if needs_restart:
@@ -406,7 +388,9 @@ class Emulator:
             changed = pool.reconfigure(cfg)
             if not changed or (self._worker is not None and LIBRARY_FIELDS.issuperset(changed)):
                 continue
-            self._on_event("reconfigured", {"class": cfg.class_name, "changed": ", ".join(changed)})
+            self._on_event(
+                EventKind.RECONFIGURED, {"class": cfg.class_name, "changed": ", ".join(changed)}
+            )
             pool.replace_running("settings changed", grace)
             if "image_vars" in changed or "image" in changed:
                 await self.rebuild(cfg)
@@ -418,7 +402,7 @@ class Emulator:
         pool = self.pools.get(class_name)
         if pool is not None:
             pool.on_docker_event(event)
-        if self._follow_logs and event.action == "start" and labels.ROLE not in event.labels:
+        if self.options.follow_logs and event.action == "start" and labels.ROLE not in event.labels:
             if event.container_id in self._log_followers:
                 return  # the event again, replayed after the event stream reconnected
             name = self._who(class_name or "?", event.labels.get(labels.INSTANCE, "?"))
@@ -434,7 +418,7 @@ class Emulator:
         if up == self._state.engine_up:
             return
         self._state.engine_up = up
-        self._on_event("engine_up" if up else "engine_down", {})
+        self._on_event(EventKind.ENGINE_UP if up else EventKind.ENGINE_DOWN, {})
         if up and self._stack is not None:
             self._reconciler.start()
 
@@ -443,13 +427,13 @@ class Emulator:
     def _who(self, class_name: str, instance: str) -> str:
         return instance if len(self.pools) == 1 else f"{class_name}/{instance}"
 
-    def _on_event(self, kind: str, data: dict[str, Any]) -> None:
-        entry = {"time": time.time(), "event": kind, **data}
+    def _on_event(self, kind: EventKind, data: EventFields) -> None:
+        entry = make_event(time.time(), kind, data)
         self.events.append(entry)
         self.cockpit.on_event(entry)
-        line = events.event_line(kind, data, several_classes=len(self.pools) > 1)
-        if self._event_out is not None:
-            self._event_out(entry, line)
+        line = event_line(kind, data, several_classes=len(self.pools) > 1)
+        if self.options.on_event is not None:
+            self.options.on_event(entry, line)
         else:
             self._out("emu", line)
 
@@ -458,7 +442,7 @@ class Emulator:
         ok = front is not None and front.refusing is None
         return ok and all(p.image.settled for p in self.pools.values())
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> Status:
         front = self._front
         health = self._worker.health.snapshot() if self._worker is not None else None
         runtime = None if health is None else health["state"]
@@ -477,6 +461,28 @@ class Emulator:
             "inflight": front.inflight if front is not None else 0,
             "classes": [p.snapshot() for p in self.pools.values()],
         }
+
+
+def _worker_mode(
+    config: Config, options: EmulatorOptions, out: Callable[[str, str], None]
+) -> tuple[ModeChoice, WorkerMode | None]:
+    """Which mode (`options.worker`: None is worker mode when Node.js is there), and worker
+    mode's part of the Emulator. Imported here: no-worker mode does without it."""
+    from .worker.mode import WorkerMode, choose_mode
+
+    mode = choose_mode(options.worker)
+    if mode.node is None:
+        return mode, None
+    worker = WorkerMode(
+        config,
+        mode.node,
+        out=out,
+        watch=options.watch,
+        feed=options.request_feed,
+        debug_headers=options.debug_headers,
+        options=options.runtime,
+    )
+    return mode, worker
 
 
 async def _quietly(close: Callable[[], Awaitable[None]]) -> None:

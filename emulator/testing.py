@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -23,32 +25,14 @@ from typing import Any, TypeVar
 
 from .config import Config, Overrides, load_config
 from .engine.choice import Engine
+from .instances.events import LifecycleEvent
+from .options import EmulatorOptions
 from .runs.sweep import sweep_session
 from .session import Emulator
-from .worker.mode import WorkerMode, choose_mode
-from .worker.runtime import RuntimeOptions
 
 _log = logging.getLogger("emu")
 
 T = TypeVar("T")
-
-
-def _worker_mode(
-    config: Config, options: dict[str, Any], runtime: RuntimeOptions | None
-) -> WorkerMode:
-    mode = choose_mode(True)
-    if mode.node is None:
-        raise RuntimeError(f"worker mode: {mode.reason}; pass worker=False for --no-worker")
-    out = options.get("on_output") or (lambda source, line: _log.info("%s | %s", source, line))
-    return WorkerMode(
-        config,
-        mode.node,
-        out=out,
-        watch=bool(options.get("watch", False)),
-        feed=bool(options.get("request_feed", True)),
-        debug_headers=bool(options.get("debug_headers", True)),
-        options=runtime,
-    )
 
 
 class RunningEmulator:
@@ -61,18 +45,14 @@ class RunningEmulator:
     def __init__(
         self,
         config: Config,
+        options: EmulatorOptions | None = None,
         *,
         start_timeout: float = 900.0,
         check_blocking: float | None = None,
-        worker: bool = True,
-        runtime: RuntimeOptions | None = None,
-        **options: Any,
     ) -> None:
-        """`options` go to `Emulator`: `on_output`, `follow_logs`, `watch`, `access_log`,
-        `prewarm`, `request_feed`, `engine`.
-
-        The Worker runs in workerd, as `emu up` runs it (`runtime`: its --var, --persist-to,
-        ... settings); `worker=False` is `--no-worker`, emu's own getRandom-style routing.
+        """`options` are the `Emulator`'s. The Worker runs in workerd, as `emu up` runs it,
+        unless `options.worker` is False (`--no-worker`, emu's own getRandom-style routing);
+        `worker=True` fails without a Node.js that runs it.
 
         With `check_blocking` (seconds), the loop runs in asyncio's debug mode and every
         callback that held it longer is recorded in `slow_callbacks`: a blocking call on the
@@ -89,30 +69,38 @@ class RunningEmulator:
             logging.getLogger("asyncio").addHandler(self._slow_handler)
         self._thread.start()
         self._stopped = False
-        if worker:
-            options["worker"] = _worker_mode(config, options, runtime)
         try:
-            self.emulator = self.call(self._make(config, options), start_timeout)
+            # Made here, not on the loop: finding Node.js and reading the Worker's source block.
+            self.emulator = Emulator(config, options)
+            mode = self.emulator.mode
+            if self.emulator.options.worker and not mode.worker:
+                raise RuntimeError(f"worker mode: {mode.reason}; pass worker=False for --no-worker")
+            self.call(self.emulator.start(), start_timeout)
         except BaseException:
             self._close_loop()
             raise
 
     @classmethod
     def from_path(
-        cls, path: str | Path, overrides: Overrides | None = None, **kwargs: Any
+        cls,
+        path: str | Path,
+        overrides: Overrides | None = None,
+        options: EmulatorOptions | None = None,
+        *,
+        start_timeout: float = 900.0,
+        check_blocking: float | None = None,
     ) -> RunningEmulator:
+        """The config at `path` with `overrides` (port 0, a free one, unless given); its
+        `reload` (for --watch) reads it again with the same overrides, unless `options` has one."""
         overrides = overrides or Overrides()
         if overrides.port is None:
-            overrides = Overrides(**{**overrides.__dict__, "port": 0})
+            overrides = dataclasses.replace(overrides, port=0)
         config = load_config(Path(path), overrides)
-        kwargs.setdefault("reload", lambda: load_config(config.path, overrides))
-        return cls(config, **kwargs)
-
-    @staticmethod
-    async def _make(config: Config, options: dict[str, Any]) -> Emulator:
-        emu = Emulator(config, **options)
-        await emu.start()
-        return emu
+        options = options or EmulatorOptions()
+        if options.reload is None:
+            reload = functools.partial(load_config, config.path, overrides)
+            options = dataclasses.replace(options, reload=reload)
+        return cls(config, options, start_timeout=start_timeout, check_blocking=check_blocking)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
         """Run a coroutine on the emulator's loop and wait for its result."""
@@ -128,13 +116,15 @@ class RunningEmulator:
         return self.emulator.url
 
     def status(self) -> dict[str, Any]:
+        """`/_emu/status` (an `instances.status.Status`), open to any key for tests."""
+
         async def snap() -> dict[str, Any]:
-            return self.emulator.status()
+            return dict[str, Any](self.emulator.status())
 
         return self.call(snap())
 
-    def events(self) -> list[dict[str, Any]]:
-        async def snap() -> list[dict[str, Any]]:
+    def events(self) -> list[LifecycleEvent]:
+        async def snap() -> list[LifecycleEvent]:
             return list(self.emulator.events)
 
         return self.call(snap())

@@ -26,13 +26,14 @@ from ..engine.docker_backend import DockerBackend
 from ..engine.docker_types import ContainerInfo, DockerError, DockerUnavailable
 from ..front.app import ListenError
 from ..instances.spec import Capacity, capacity_note
+from ..options import EmulatorOptions
 from ..runs import labels
 from ..runs.live import emu_states, live_runs, running_urls, stop_emu_up
 from ..runs.sweep import remove_images, sweep_project, sweep_session
 from ..session import Emulator
 from ..worker.describe import render as render_bindings
-from ..worker.mode import ModeChoice, choose_mode, describe_mode
-from ..worker.runtime import RuntimeOptions, WorkerError
+from ..worker.mode import choose_mode, describe_mode
+from ..worker.runtime import WorkerError
 from ..worker.toolchain import ToolchainError
 from . import control as cli_control
 from . import load as cli_load
@@ -48,7 +49,7 @@ from .options import (
     worker_option,
 )
 from .output import Printer, StatusScreen, ps_json, ps_table, source_width, status_table
-from .worker import describe, worker_mode
+from .worker import describe
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_BAD_CONFIG = 2
@@ -142,59 +143,52 @@ def main() -> None:
 @runtime_options
 def up(config_path: Path | None, logs: bool, json_logs: bool, **kw: Any) -> None:
     """Serve the Worker's containers on http://HOST:PORT until Ctrl-C."""
-    keys = ("watch", "access_log", "reaper", "prewarm", "request_feed", "debug_headers")
-    options: dict[str, Any] = {k: kw.pop(k) for k in keys}
-    options["runtime"] = pop_runtime_options(kw)
-    options["engine"] = _engine(kw.pop("engine"))
-    mode = choose_mode(kw.pop("worker"))
+    runtime = pop_runtime_options(kw)
+    engine = _engine(kw.pop("engine"))
+    worker = kw.pop("worker")
+    settings = {k: kw.pop(k) for k in ("watch", "access_log", "reaper", "prewarm")}
+    feed, headers = kw.pop("request_feed"), kw.pop("debug_headers")
     overrides = flag_overrides(kw)
     config = _load(config_path, overrides)
     internal = [c.class_name for c in config.classes if not c.enable_internet]
-    refused = options["engine"].refusal(internal)
+    refused = engine.refusal(internal)
     if refused is not None:  # said now, not as a 500 on each start
         _fail(refused, EXIT_BAD_CONFIG)
-    if not mode.worker and options["runtime"].request_timeout is not None:
+    out = Printer(json_logs, source_width(config.classes))
+    options = EmulatorOptions(
+        worker=worker,
+        runtime=runtime,
+        follow_logs=logs,
+        watch=settings["watch"],
+        access_log=settings["access_log"],
+        reaper=settings["reaper"],
+        prewarm=settings["prewarm"],
+        request_feed=feed,
+        debug_headers=headers,
+        engine=engine,
+        reload=functools.partial(load_config, config.path, overrides),
+        on_output=out,
+        on_event=out.event,
+    )
+    _run(_up(config, options, out))
+
+
+def _emulator(config: Config, options: EmulatorOptions) -> Emulator:
+    """The Emulator, or the line that says why there is none (exit 2: the Worker's source)."""
+    try:
+        emu = Emulator(config, options)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
+    mode = emu.mode
+    if not mode.worker and options.runtime.request_timeout is not None:
         _fail("--request-timeout bounds the Worker's requests: worker mode only", EXIT_BAD_CONFIG)
     if not mode.worker and mode.reason != "--no-worker":
         click.echo(f"emu: running without the Worker (--no-worker): {mode.reason}", err=True)
-    _run(_up(config, overrides, json_logs, logs=logs, mode=mode, **options))
+    return emu
 
 
-async def _up(
-    config: Config,
-    overrides: Overrides,
-    json_logs: bool,
-    *,
-    logs: bool,
-    watch: bool,
-    access_log: bool,
-    reaper: bool,
-    prewarm: int,
-    request_feed: bool,
-    debug_headers: bool,
-    engine: Engine,
-    mode: ModeChoice,
-    runtime: RuntimeOptions,
-) -> None:
-    out = Printer(json_logs, source_width(config.classes))
-    worker = worker_mode(
-        config, mode, out, watch, feed=request_feed, headers=debug_headers, runtime=runtime
-    )
-    emu = Emulator(
-        config,
-        on_output=out,
-        on_event=out.event,
-        follow_logs=logs,
-        watch=watch,
-        access_log=access_log,
-        reaper=reaper,
-        prewarm=prewarm,
-        request_feed=request_feed,
-        debug_headers=debug_headers,
-        engine=engine,
-        reload=lambda: load_config(config.path, overrides),
-        worker=worker,
-    )
+async def _up(config: Config, options: EmulatorOptions, out: Printer) -> None:
+    emu = _emulator(config, options)
     signals = _Signals(emu, out)
     start = asyncio.ensure_future(emu.start())
     stopped = asyncio.ensure_future(signals.stop.wait())
@@ -212,7 +206,7 @@ async def _up(
     except WorkerError as exc:
         sys.stdout.flush()  # the runtime's own lines first
         _fail(str(exc), exc.exit_code)
-    describe(emu, out, mode, worker)
+    describe(emu, out)
     failure = await _until_stopped(emu, signals)
     await emu.stop()
     out("emu", "stopped; all containers and networks removed")

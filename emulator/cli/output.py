@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import ClassConfig
 from ..engine.docker_types import ContainerInfo
+from ..instances.events import LifecycleEvent
 from ..runs import labels
 
 # The source column of `emu up`'s lines: as wide as its longest source ("build <class>", or
@@ -59,7 +60,7 @@ class Printer:
             source = source[: self._width - 1] + "…"
         self._write(f"{self._stamp} {source:<{self._width}} | {line}")
 
-    def event(self, fields: dict[str, Any], line: str) -> None:
+    def event(self, fields: LifecycleEvent, line: str) -> None:
         """A lifecycle event: with --json-logs its fields (event, class, instance, reason,
         exit_code, ...), else its line."""
         if self._json:

@@ -19,7 +19,7 @@ from ..config import Config, ConfigError, Overrides, load_config
 from ..config.durations import format_duration
 from ..session import Emulator
 from ..worker.describe import describe_bindings
-from ..worker.mode import ModeChoice, WorkerMode, describe_mode
+from ..worker.mode import ModeChoice, describe_mode
 from ..worker.project import worker_project
 from ..worker.runtime import RuntimeOptions, WorkerError, WorkerRuntime
 from ..worker.toolchain import (
@@ -216,35 +216,9 @@ def bindings_of(config: Config, mode: ModeChoice, runtime: RuntimeOptions) -> di
     return describe_bindings(project, mode.node, folder, runtime.vars)
 
 
-def worker_mode(
-    config: Config,
-    mode: ModeChoice,
-    out: Printer,
-    watch: bool,
-    *,
-    feed: bool,
-    headers: bool,
-    runtime: RuntimeOptions,
-) -> WorkerMode | None:
-    if mode.node is None:
-        return None
-    try:
-        return WorkerMode(
-            config,
-            mode.node,
-            out=out,
-            watch=watch,
-            feed=feed,
-            debug_headers=headers,
-            options=runtime,
-        )
-    except ConfigError as exc:
-        click.echo(f"emu: {exc}", err=True)
-        sys.exit(2)
-
-
-def describe(emu: Emulator, out: Printer, mode: ModeChoice, worker: WorkerMode | None) -> None:
+def describe(emu: Emulator, out: Printer) -> None:
     """What emu up serves, once it serves."""
+    mode, worker = emu.mode, emu.worker
     for pool in emu.pools.values():
         cfg = pool.config
         # Without one, each request's cf-container-target-port is waited for on first use.

@@ -13,7 +13,7 @@ import ipaddress
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,8 +23,10 @@ from ..engine.docker_types import DockerError
 from ..front.app import EVENT_STREAM
 from ..front.requests_log import RequestLog
 from ..instances.errors import EmuHTTPError
+from ..instances.events import EventKind, LifecycleEvent
 from ..instances.instance import INSTANCE_NAME, KEPT_LOG_LINES, Instance, State
 from ..instances.pool import ClassPool
+from ..instances.status import InstanceStatus, Status
 from . import dashboard, sse
 from .load_feed import LoadFeed
 from .load_feed import routes as load_routes
@@ -43,8 +45,8 @@ class Cockpit:
         self,
         pools: Mapping[str, ClassPool],
         docker: DockerBackend,
-        events: collections.deque[dict[str, Any]],
-        status: Callable[[], dict[str, Any]],
+        events: collections.deque[LifecycleEvent],
+        status: Callable[[], Status],
         feed: RequestLog | None,
     ) -> None:
         self.pools = pools
@@ -55,22 +57,22 @@ class Cockpit:
         self.usage = sse.UsageCache()  # memory and CPU readings, shared by the open streams
         self.load = LoadFeed()  # a running `emu load`'s progress, for the dashboard
         self.event_count = 0  # lifecycle events ever seen: streams remember where they were
-        self._listeners: set[Callable[[dict[str, Any]], None]] = set()
+        self._listeners: set[Callable[[LifecycleEvent], None]] = set()
         self._streams: set[Callable[[], None]] = set()  # how to end each open stream
         self._restarts: set[asyncio.Task[None]] = set()
 
     # -- events ---------------------------------------------------------------------------
 
-    def on_event(self, entry: dict[str, Any]) -> None:
+    def on_event(self, entry: LifecycleEvent) -> None:
         self.event_count += 1
         for listener in list(self._listeners):
             listener(entry)
 
-    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    def subscribe(self, listener: Callable[[LifecycleEvent], None]) -> Callable[[], None]:
         self._listeners.add(listener)
         return lambda: self._listeners.discard(listener)
 
-    def events_since(self, seen: int) -> list[dict[str, Any]]:
+    def events_since(self, seen: int) -> list[LifecycleEvent]:
         new = min(self.event_count - seen, len(self.events))
         return list(self.events)[len(self.events) - new :] if new > 0 else []
 
@@ -116,7 +118,7 @@ class Cockpit:
 
     async def act(
         self, class_name: str | None, name: str, action: str, sig: str | None = None
-    ) -> dict[str, Any]:
+    ) -> InstanceStatus:
         """Do `action` to an instance; returns its snapshot. EmuHTTPError: 400 for an unknown
         action or signal, 404 for an unknown class or instance, 409 when the instance is not in
         a state the action applies to (killing a stopped one)."""
@@ -146,7 +148,7 @@ class Cockpit:
             if inst.paused:  # a frozen process would not see the signal
                 await self._pause(inst, cid, False)
             signum = signal.SIGKILL if signum is None else signum
-            inst.pool.emit("signalled", inst, signal=_signal_name(signum))
+            inst.pool.emit(EventKind.SIGNALLED, inst, signal=_signal_name(signum))
             inst.signalled_by_emu(f"{_signal_name(signum)} through the control API")
             await self._docker(self.docker.signal(cid, str(signum)))
         return inst.snapshot()
@@ -156,7 +158,7 @@ class Cockpit:
             raise EmuHTTPError(409, f"{inst.name} is {'already' if paused else 'not'} paused")
         await self._docker(self.docker.pause(cid, paused))
         inst.paused = paused
-        inst.pool.emit("paused" if paused else "unpaused", inst)
+        inst.pool.emit(EventKind.PAUSED if paused else EventKind.UNPAUSED, inst)
 
     @staticmethod
     async def _docker(call: Awaitable[None]) -> None:
@@ -255,10 +257,10 @@ async def _follow(
             followed[0] = cid
             cancels.append(cockpit.docker.stream_logs(cid, on_line, tail=tail))
 
-    def on_event(entry: dict[str, Any]) -> None:
+    def on_event(entry: LifecycleEvent) -> None:
         who = (entry.get("class"), entry.get("instance"))
         mine = who == (inst.pool.config.class_name, inst.name)
-        if mine and entry["event"] == "running" and inst.container_id is not None:
+        if mine and entry["event"] is EventKind.RUNNING and inst.container_id is not None:
             follow(inst.container_id, None)  # a new container: all of it
 
     unsubscribe = cockpit.subscribe(on_event)

@@ -25,6 +25,8 @@ from aiohttp import web
 from ..engine.docker_backend import DockerBackend
 from ..front.app import _add_usage
 from ..front.requests_log import RequestLog
+from ..instances.events import LifecycleEvent
+from ..instances.status import Status
 
 TICK = 0.25  # how often new request records go out
 STATUS_EVERY = 1.0
@@ -39,15 +41,15 @@ class Cockpit(Protocol):
     module does not import control.py, which imports it."""
 
     docker: DockerBackend
-    events: collections.deque[dict[str, Any]]
-    status: Callable[[], dict[str, Any]]
+    events: collections.deque[LifecycleEvent]
+    status: Callable[[], Status]
     feed: RequestLog | None
     usage: UsageCache
     event_count: int
 
-    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]: ...
+    def subscribe(self, listener: Callable[[LifecycleEvent], None]) -> Callable[[], None]: ...
     def open_stream(self, end: Callable[[], None]) -> Callable[[], None]: ...
-    def events_since(self, seen: int) -> list[dict[str, Any]]: ...
+    def events_since(self, seen: int) -> list[LifecycleEvent]: ...
 
 
 def message(kind: str, data: Any) -> bytes:
@@ -62,7 +64,7 @@ class UsageCache:
         self.by_container: dict[str, tuple[Any, Any]] = {}
         self._lock = asyncio.Lock()
 
-    async def add(self, cockpit: Cockpit, status: dict[str, Any]) -> None:
+    async def add(self, cockpit: Cockpit, status: Status) -> None:
         async with self._lock:
             if time.monotonic() - self.at >= USAGE_EVERY:
                 self.at = time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from emulator.config.source_scan import DEFAULT_RANDOM_INSTANCES
 
@@ -198,6 +199,28 @@ class Overrides:
     instance_type: str | None = None  # a name or an alias, as in the config
     env_vars: tuple[tuple[str, str], ...] = ()  # env.NAME=VALUE
     overrides_from: str = "emu load --set"
+
+
+class OverrideFields(TypedDict, total=False):
+    """`Overrides` as keyword arguments (the fixture `emu_up`'s); tests/unit/test_options.py
+    checks that the two name the same fields with the same types."""
+
+    env: str | None
+    env_from: str
+    instances: int | None
+    sleep_after: str | None
+    start_timeout: str | None
+    stop_grace: str | None
+    header_timeout: str | None
+    keepalive_timeout: str | None
+    max_connections: int | None
+    seed: int | None
+    host: str | None
+    port: int | None
+    max_instances: int | None
+    instance_type: str | None
+    env_vars: tuple[tuple[str, str], ...]
+    overrides_from: str
 
 
 # ---------------------------------------------------------------------------------------------

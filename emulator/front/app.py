@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import aiohttp
 from aiohttp import web
@@ -23,8 +23,10 @@ from prometheus_client.registry import CollectorRegistry
 
 from ..engine.docker_backend import DockerBackend
 from ..instances.errors import EmuHTTPError
-from ..instances.instance import INSTANCE_NAME, Instance
+from ..instances.events import LifecycleEvent
+from ..instances.instance import INSTANCE_NAME, Instance, State
 from ..instances.pool import ClassPool
+from ..instances.status import Status
 from .connections import BoundedSite, Limits, Listener
 from .proxy import INSTANCE_HEADER, forward, target_port
 from .requests_log import CLIENT_GONE, RequestLog
@@ -42,12 +44,12 @@ class Source(Protocol):
     """What `/_emu/*` reads: the Emulator."""
 
     @property
-    def events(self) -> Iterable[dict[str, Any]]: ...
+    def events(self) -> Iterable[LifecycleEvent]: ...
 
     @property
     def docker(self) -> DockerBackend: ...
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> Status: ...
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ class Front:
             inst = route.pool.get(name)
             inst.begin()
             port = target_port(request, inst)
-            if inst.state != "healthy":
+            if inst.state is not State.HEALTHY:
                 cold = True
                 if inst.first_need is None:
                     inst.first_need = began
@@ -316,15 +318,16 @@ async def _status(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def _add_usage(docker: DockerBackend, body: dict[str, Any]) -> None:
+async def _add_usage(docker: DockerBackend, body: Status) -> None:
     """Each running instance's memory in use and CPU throttling: asked of Docker, so only
     when the caller asks (`?usage=1`); None where there is no running container."""
     instances = [i for cls in body["classes"] for i in cls["instances"]]
-    live = [i for i in instances if i["container_id"] and i["state"] in ("running", "healthy")]
-    usages = await asyncio.gather(*(docker.usage(i["container_id"]) for i in live))
+    serving = (State.RUNNING, State.HEALTHY)
+    live = [(i, cid) for i in instances if (cid := i["container_id"]) and i["state"] in serving]
+    usages = await asyncio.gather(*(docker.usage(cid) for _, cid in live))
     for inst in instances:
         inst["memory_bytes"] = inst["cpu_throttled_s"] = None
-    for inst, usage in zip(live, usages, strict=True):
+    for (inst, _), usage in zip(live, usages, strict=True):
         if usage is not None:
             inst["memory_bytes"] = usage.memory_bytes
             inst["cpu_throttled_s"] = round(usage.cpu_throttled_s, 3)

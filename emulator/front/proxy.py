@@ -21,6 +21,7 @@ from ..instances.errors import (
     EngineUnavailable,
     PlatformError,
 )
+from ..instances.events import EventKind
 from ..instances.instance import Instance
 
 HOP_BY_HOP = (
@@ -168,7 +169,7 @@ def _cut(request: web.Request, inst: Instance, exc: BaseException) -> None:
     """The container broke off a response whose status line is already out. The client can only
     learn of it by the body ending early: close the connection without the final chunk (a second
     response written into the body would read as garbage)."""
-    inst.pool.emit("response_cut", inst, reason=str(exc) or type(exc).__name__)
+    inst.pool.emit(EventKind.RESPONSE_CUT, inst, reason=str(exc) or type(exc).__name__)
     if request.transport is not None:
         request.transport.close()
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import re
 import time
-from typing import Any
 
 import aiohttp
 
@@ -27,9 +26,11 @@ from ..engine.docker_types import (
     Unschedulable,
 )
 from .errors import EXITED_BEFORE_HEALTHY, EmuHTTPError, EngineUnavailable, NoCapacity, StartFailed
+from .events import EventKind
 from .runtime import Pool
 from .spec import StartOptions, container_spec
 from .state import HOLDS_SLOT, State
+from .status import InstanceStatus
 from .stopping import IDLE, KEPT_LOG_LINES, StopControl
 
 __all__ = ["HOLDS_SLOT", "INSTANCE_NAME", "KEPT_LOG_LINES", "Instance", "State", "ping_target"]
@@ -202,7 +203,7 @@ class Instance:
                     # The names holding the slots may be other clients' (x-emu-instance): they
                     # go to the event history and /_emu/status, not into this client's answer.
                     holding = [i.name for i in self.pool.holding_slots()]
-                    self.pool.emit("no_capacity", self, running=holding)
+                    self.pool.emit(EventKind.NO_CAPACITY, self, running=holding)
                     raise NoCapacity(
                         class_name=self.pool.config.class_name,
                         instance=self.name,
@@ -224,7 +225,7 @@ class Instance:
         self.starts += 1
         self.last_error = None
         self.stops.new_container()
-        self.pool.emit("starting", self)
+        self.pool.emit(EventKind.STARTING, self)
         try:
             await self.pool.image.rebuilt()  # a start during a rebuild takes the new image
             spec = self._spec(self.pool.image.require())
@@ -247,7 +248,7 @@ class Instance:
             if not info.alive:  # exited before its "die" event could find it registered
                 self.stops.record_exit(info.exit_code, info.oom_killed)
             self.state = State.RUNNING
-            self.pool.emit("running", self)
+            self.pool.emit(EventKind.RUNNING, self)
             self.probed_ports = self.ports() or ((port,) if port is not None else ())
             await self._wait_ready(began, self.probed_ports)
         except BaseException as exc:
@@ -259,7 +260,7 @@ class Instance:
         if self.stops.task is not None:
             return  # a stop was asked for during the start (emu is shutting down)
         self.state = State.HEALTHY
-        self.pool.emit("healthy", self)
+        self.pool.emit(EventKind.HEALTHY, self)
         self.renew()
 
     async def _create(self, spec: ContainerSpec) -> ContainerInfo:
@@ -379,7 +380,7 @@ class Instance:
         # The details a JSON client gets (exit code, OOM, log lines) stay in the event history.
         details = exc.details if isinstance(exc, EmuHTTPError) else {}
         details = {k: v for k, v in details.items() if k not in ("reason", "instance")}
-        self.pool.emit("start_failed", self, error=self.last_error, **details)
+        self.pool.emit(EventKind.START_FAILED, self, error=self.last_error, **details)
         # Its own exit code, if it exited; not the one of the kill that removes it.
         code = self.stops.exit_code if self.stops.exited.is_set() else None
         cid = self.container_id
@@ -419,7 +420,7 @@ class Instance:
             and self.container_id is None
         )
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> InstanceStatus:
         return {
             "name": self.name,
             "state": str(self.state),

@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Any
 
 from ..engine import in_container
 from ..engine.docker_backend import DockerBackend
 from ..engine.docker_types import DockerError
+from .events import EventFields, EventKind
 
 
 class Networks:
     def __init__(
-        self, docker: DockerBackend, on_event: Callable[[str, dict[str, Any]], None]
+        self, docker: DockerBackend, on_event: Callable[[EventKind, EventFields], None]
     ) -> None:
         self._docker = docker
         self._on_event = on_event
@@ -53,4 +53,4 @@ class Networks:
                 assert self._stack is not None
                 await in_container.join(self._docker, self._stack, [name], self._labels)
             if exist_ok:
-                self._on_event("network_recreated", {"network": name})
+                self._on_event(EventKind.NETWORK_RECREATED, {"network": name})

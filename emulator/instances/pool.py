@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-from typing import Any
+from typing import Unpack
 
 from ..config import ClassConfig
 from ..engine.docker_types import Event
+from .events import EventFields, EventKind
 from .images import ImageState
 from .instance import HOLDS_SLOT, Instance, State
 from .runtime import Named, Runtime
 from .spec import capacity_note
+from .status import ClassStatus
 
 MAX_REMEMBERED = 1000  # instance records per class before stopped ones are forgotten
 
@@ -68,10 +70,10 @@ class ClassPool:
     def slots_used(self) -> int:
         return len(self.holding_slots())
 
-    def emit(self, kind: str, inst: Named, **extra: Any) -> None:  # Named: an Instance
-        self.runtime.on_event(
-            kind, {"class": self.config.class_name, "instance": inst.name, **extra}
-        )
+    def emit(self, kind: EventKind, inst: Named, **extra: Unpack[EventFields]) -> None:
+        fields: EventFields = {"class": self.config.class_name, "instance": inst.name}
+        fields.update(extra)
+        self.runtime.on_event(kind, fields)
 
     def on_docker_event(self, event: Event) -> None:
         inst = self.by_container.get(event.container_id)
@@ -138,7 +140,7 @@ class ClassPool:
             if inst.container_id is not None or inst.starting
         ]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> ClassStatus:
         cfg = self.config
         return {
             "class_name": cfg.class_name,

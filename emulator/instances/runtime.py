@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 import aiohttp
 
 from ..config import ClassConfig
 from ..engine.docker_backend import DockerBackend
 from .cold_starts import ColdStarts
+from .events import EventFields, EventKind
 from .images import ImageState
 from .spec import Capacity
 
@@ -42,7 +43,7 @@ class Runtime:
     start_timeout: float
     stop_grace: float
     disk_enforced: bool
-    on_event: Callable[[str, dict[str, Any]], None]  # for logs and the event history
+    on_event: Callable[[EventKind, EventFields], None]  # for logs and the event history
     state: SessionState
     # Not None when the engine's bridge cannot be reached from here (a remote engine, a
     # Swarm): instances publish their ports on this address (see emulator/engine/).
@@ -76,4 +77,4 @@ class Pool(Protocol):
     def network(self) -> str: ...
     def holding_slots(self) -> Sequence[Named]: ...
     def slots_used(self) -> int: ...
-    def emit(self, kind: str, inst: Named, **extra: Any) -> None: ...
+    def emit(self, kind: EventKind, inst: Named, **extra: Unpack[EventFields]) -> None: ...

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from ..engine.docker_types import DockerError, Event
 from .errors import EmuHTTPError
+from .events import EventFields, EventKind
 from .runtime import Pool
 from .state import State
 
@@ -132,7 +133,7 @@ class StopControl:
         self._termed = self._loop.time()
         self._kill_at = self._termed + self.pool.runtime.stop_grace
         self._said_ignored = False
-        self.pool.emit("stopping", self, reason=IDLE + " again")
+        self.pool.emit(EventKind.STOPPING, self, reason=IDLE + " again")
         task = asyncio.create_task(self.pool.runtime.docker.signal(cid, "SIGTERM"))
         task.add_done_callback(_retrieve)
 
@@ -151,7 +152,7 @@ class StopControl:
             instance=self.name,
             kill_in_s=round(kill_in, 1),
         )
-        self.pool.emit("still_stopping", self, reason=error.error)
+        self.pool.emit(EventKind.STILL_STOPPING, self, reason=error.error)
         return error
 
     def _stop_done(self, task: asyncio.Task[None]) -> None:
@@ -170,7 +171,7 @@ class StopControl:
             return
         docker = self.pool.runtime.docker
         self.host.state = State.STOPPING
-        self.pool.emit("stopping", self, reason=reason)
+        self.pool.emit(EventKind.STOPPING, self, reason=reason)
         self._termed = self._loop.time()
         try:
             if self.host.paused:  # a frozen container would not see the SIGTERM
@@ -187,7 +188,9 @@ class StopControl:
                 await self.wait_exited(EXIT_WAIT)  # killed already (the Worker's destroy())
             if not self.exited.is_set():
                 waited = self._loop.time() - self._termed
-                self.pool.emit("killing", self, reason=f"no exit {waited:.0f} s after SIGTERM")
+                self.pool.emit(
+                    EventKind.KILLING, self, reason=f"no exit {waited:.0f} s after SIGTERM"
+                )
                 self._killing = True
                 await docker.signal(cid, "SIGKILL")
                 await self.wait_exited(EXIT_WAIT)
@@ -197,7 +200,7 @@ class StopControl:
             self.host.forget_container()
             self.host.state = State.STOPPED
             self.pool.emit(
-                "stopped", self, reason=self._cause() or reason, exit_code=self.exit_code
+                EventKind.STOPPED, self, reason=self._cause() or reason, exit_code=self.exit_code
             )
 
     def _say_if_ignored(self) -> None:
@@ -211,7 +214,7 @@ class StopControl:
         self._said_ignored = True
         served = ", is still served" if self.serving_while_stopping else ""
         self.pool.emit(
-            "sigterm_ignored",
+            EventKind.SIGTERM_IGNORED,
             self,
             reason=f"no exit {now - self._termed:.0f} s after SIGTERM: the container ignores "
             f"SIGTERM{served} and holds its max_instances slot until SIGKILL in "
@@ -284,10 +287,10 @@ class StopControl:
                     self.oom_killed = info is not None and info.oom_killed
             self.host.last_error = self._exit_text()
             cause = self._cause()
-            outside = {"reason": cause} if cause else {}
-            self.pool.emit(
-                "exited", self, **outside, exit_code=self.exit_code, oom_killed=self.oom_killed
-            )
+            fields: EventFields = {"reason": cause} if cause else {}
+            fields["exit_code"] = self.exit_code
+            fields["oom_killed"] = self.oom_killed
+            self.pool.emit(EventKind.EXITED, self, **fields)
             if cid is not None:
                 self._removing = True
                 await self.remove(cid)

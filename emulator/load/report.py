@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.instances.errors import NO_INSTANCE, START_FAILED
+from emulator.instances.events import CLOSING, EventKind
+from emulator.instances.state import HOLDS_SLOT
 
 from .stats import latency_summary
 
-HOLDING = ("starting", "running", "healthy", "stopping")  # a container that is billed
-CLOSING = ("stopped", "exited", "start_failed")
+HOLDING = HOLDS_SLOT  # a container that is billed
 MIB = 1024 * 1024
 
 
@@ -120,7 +121,7 @@ def lifetimes(
     for event in sorted(events, key=lambda e: e["time"]):
         key = (str(event.get("class")), str(event.get("instance")))
         when = min(max(event["time"], window.start), window.end)
-        if event["event"] == "starting":
+        if event["event"] == EventKind.STARTING:
             opened.setdefault(key, when)
         elif event["event"] in CLOSING and key in opened:
             alive[key] += when - opened.pop(key)
@@ -136,13 +137,13 @@ def cold_starts(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     waits: list[float] = []
     for event in sorted(events, key=lambda e: e["time"]):
         key = (str(event.get("class")), str(event.get("instance")))
-        if event["event"] == "starting":
+        if event["event"] == EventKind.STARTING:
             began[key] = event["time"]
-        elif event["event"] == "healthy" and key in began:
+        elif event["event"] == EventKind.HEALTHY and key in began:
             waits.append((event["time"] - began.pop(key)) * 1000)
     ordered = sorted(waits)
     return {
-        "count": sum(1 for e in events if e["event"] == "starting"),
+        "count": sum(1 for e in events if e["event"] == EventKind.STARTING),
         "median_ms": round(ordered[len(ordered) // 2], 1) if ordered else None,
         "max_ms": round(ordered[-1], 1) if ordered else None,
         "waited_s": round(sum(ordered) / 1000, 3),

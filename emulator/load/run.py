@@ -18,8 +18,9 @@ from typing import Any
 import aiohttp
 
 from emulator.config import Config
+from emulator.options import EmulatorOptions
 from emulator.session import Emulator
-from emulator.worker.mode import ModeChoice, WorkerMode
+from emulator.worker.mode import ModeChoice
 
 from . import cost, report, usage
 from .profile import Profile
@@ -49,18 +50,14 @@ async def own_emu(
     prewarm: int = 0,
 ) -> Any:
     """Start an emu of `config` (worker mode when `mode` says), `await measure(url)`, stop it."""
-    worker = None
-    if mode.node is not None:
-        worker = WorkerMode(config, mode.node, out=on_output, watch=False)
-    emu = Emulator(
-        config,
+    options = EmulatorOptions(
+        worker=mode.worker,
         on_output=on_output,
         on_event=lambda fields, line: None,
-        follow_logs=False,
         request_feed=False,
         prewarm=prewarm,
-        worker=worker,
     )
+    emu = Emulator(config, options)
     async with emu:
         return await measure(emu.url)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from emulator.instances.events import EventKind
+
 from .report import MIB
 
 COUNTERS = ("cpu_s", "cpu_throttled_s", "cpu_periods", "cpu_throttled_periods")
@@ -103,7 +105,7 @@ def _flat(sample: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def _ooms(events: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
     for event in events:
-        if event["event"] in ("exited", "start_failed") and event.get("oom_killed"):
+        if event["event"] in (EventKind.EXITED, EventKind.START_FAILED) and event.get("oom_killed"):
             key = (str(event.get("class")), str(event.get("instance")))
             found[key] = found.get(key, 0) + 1
     return found

@@ -8,7 +8,8 @@ import signal
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+
+from ..instances.status import RuntimeStatus
 
 CRASH_LIMIT = 3  # crashes within CRASH_WINDOW: emu stops instead of restarting again
 CRASH_WINDOW = 60.0
@@ -73,7 +74,7 @@ class RuntimeHealth:
     def _set(self, state: RuntimeState, reason: str | None) -> None:
         self.state, self.reason, self.since = state, reason, time.time()
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> RuntimeStatus:
         return {
             "state": str(self.state),
             "reason": self.reason,

@@ -16,6 +16,7 @@ import pytest
 import requests
 from retry_client import DISCONNECTED, get_with_retry
 
+from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
 
@@ -24,7 +25,7 @@ CONFIG = Path(__file__).parent / "wrangler.jsonc"
 
 
 def test_the_client_retries_when_its_instance_dies_mid_request(emu_up: EmuUp) -> None:
-    emu = emu_up(CONFIG, prewarm=1)  # instance-0 is up before the first request
+    emu = emu_up(CONFIG, EmulatorOptions(prewarm=1))  # instance-0 is up before the first request
     answers: list[requests.Response] = []
 
     def call() -> None:

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from emulator.engine.choice import Engine, EngineKind
+from emulator.options import EmulatorOptions
 from emulator.testing import RunningEmulator
 from emulator.worker.runtime import RuntimeOptions
 from tests.engine_support import tcp_forward
@@ -44,7 +45,9 @@ def test_remote_serves_the_seed_project_with_limits_on_published_ports(
     path = Project(instances=2, max_instances=2).write(tmp_path)
     engine = Engine.detect()  # from DOCKER_HOST: remote
     assert engine == Engine(EngineKind.REMOTE, "127.0.0.1")
-    with RunningEmulator.from_path(path, engine=engine, worker=False) as emu:
+    with RunningEmulator.from_path(
+        path, options=EmulatorOptions(engine=engine, worker=False)
+    ) as emu:
         resp = requests.get(emu.url + "/info", headers={"x-emu-instance": "instance-1"}, timeout=60)
         assert resp.status_code == 200, resp.text
         info = resp.json()
@@ -79,7 +82,7 @@ def test_remote_runs_the_worker_on_published_ports(
     assert engine.kind is EngineKind.REMOTE
     seed = REPO / "examples" / "seed" / "wrangler.jsonc"
     with RunningEmulator.from_path(
-        seed, engine=engine, runtime=RuntimeOptions(persist=False)
+        seed, options=EmulatorOptions(engine=engine, runtime=RuntimeOptions(persist=False))
     ) as emu:
         resp = requests.get(emu.url + "/info", timeout=120)  # the Worker's getRandom, then /info
         assert resp.status_code == 200, resp.text

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from emulator.config import Overrides
+from emulator.options import EmulatorOptions
 from emulator.runs import labels
 from emulator.testing import RunningEmulator
 from emulator.worker.runtime import RuntimeOptions
@@ -51,7 +52,9 @@ def test_an_instance_is_a_service_with_limits_reservations_labels_and_overlay(
     tmp_path: Path, engine: EngineUnderTest, docker_client: docker.DockerClient
 ) -> None:
     path = Project(instances=2, max_instances=2, instance_type="basic").write(tmp_path)
-    with RunningEmulator.from_path(path, engine=engine.engine, worker=False) as emu:
+    with RunningEmulator.from_path(
+        path, options=EmulatorOptions(engine=engine.engine, worker=False)
+    ) as emu:
         session = emu.emulator.session_id
         resp = requests.get(
             emu.url + "/health", headers={"x-emu-instance": "instance-0"}, timeout=60
@@ -85,7 +88,9 @@ def test_pending_for_memory_answers_503_with_the_schedulers_reason(
     big = {"vcpu": 0.5, "memory_mib": 12288, "disk_mb": 2000}
     path = Project(instances=2, max_instances=2, instance_type=big).write(tmp_path)
     overrides = Overrides(start_timeout="5s")
-    with RunningEmulator.from_path(path, overrides, engine=engine.engine, worker=False) as emu:
+    with RunningEmulator.from_path(
+        path, overrides, EmulatorOptions(engine=engine.engine, worker=False)
+    ) as emu:
         session = emu.emulator.session_id
         first = requests.get(emu.url + "/health", headers={"x-emu-instance": "one"}, timeout=60)
         assert first.status_code == 200, first.text
@@ -117,7 +122,9 @@ def test_swarm_runs_the_worker(
         .replace("../../executor/Dockerfile", str(REPO / "executor" / "Dockerfile"))
     )
     runtime = RuntimeOptions(persist=False)
-    with RunningEmulator.from_path(config, engine=engine.engine, runtime=runtime) as emu:
+    with RunningEmulator.from_path(
+        config, options=EmulatorOptions(engine=engine.engine, runtime=runtime)
+    ) as emu:
         resp = requests.get(emu.url + "/info", timeout=120)
         assert resp.status_code == 200, resp.text
         assert resp.json()["cpu_limit_vcpu"] == 0.125

@@ -29,6 +29,7 @@ import requests
 
 from emulator.config import Overrides
 from emulator.engine.choice import Engine
+from emulator.options import EmulatorOptions
 from emulator.runs import labels
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import emu_cli, swarm_mode
@@ -189,7 +190,7 @@ def test_instances_spread_over_two_nodes_when_the_first_is_full(
     with second_node(docker_client, [web]) as node:
         overrides = Overrides(start_timeout="4s")
         with RunningEmulator.from_path(
-            path, overrides, engine=Engine.detect("swarm"), worker=False
+            path, overrides, EmulatorOptions(engine=Engine.detect("swarm"), worker=False)
         ) as emu:
             for name in ("a", "b"):
                 r = requests.get(
@@ -215,7 +216,7 @@ def test_instances_spread_over_two_nodes_when_the_first_is_full(
             emu.stop_instance(on_node)
             unshipped = project(tmp_path / "unshipped", unshipped_tag(docker_client, web))
             with RunningEmulator.from_path(
-                unshipped, engine=Engine.detect("swarm"), worker=False
+                unshipped, options=EmulatorOptions(engine=Engine.detect("swarm"), worker=False)
             ) as other:
                 r = requests.get(other.url + "/", headers={"x-emu-instance": "d", **JSON})
                 assert r.status_code == 500, r.text

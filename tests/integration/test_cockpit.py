@@ -14,6 +14,7 @@ import docker
 import pytest
 import requests
 
+from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess, wait_for
 
@@ -63,7 +64,7 @@ def test_bad_control_requests_get_clear_errors_and_the_front_goes_on(emu_up: Emu
 
 
 def test_no_worker_probes_and_cold_starts_apart_and_no_debug_headers(emu_up: EmuUp) -> None:
-    emu = emu_up(HELLO, debug_headers=False, instances=1)
+    emu = emu_up(HELLO, EmulatorOptions(debug_headers=False), instances=1)
     began = time.perf_counter()
     first = requests.get(emu.url + "/first", timeout=60)
     client_ms = (time.perf_counter() - began) * 1000

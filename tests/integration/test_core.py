@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from emulator.cli.commands import main
 from emulator.engine import docker_logs
 from emulator.engine.choice import EngineKind
+from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.runs.labels import MANAGED
 from emulator.testing import RunningEmulator, wait_for
@@ -45,7 +46,9 @@ def seed(tmp_path_factory: pytest.TempPathFactory, engine: EngineUnderTest) -> A
     """The seed's project (10 names, max 10, standard-2), shared by the tests that only read;
     one per engine."""
     path = Project(instance_type=engine.seed_type).write(tmp_path_factory.mktemp("seed"))
-    with RunningEmulator.from_path(path, engine=engine.engine, worker=False) as emu:
+    with RunningEmulator.from_path(
+        path, options=EmulatorOptions(engine=engine.engine, worker=False)
+    ) as emu:
         yield emu
 
 
@@ -140,7 +143,7 @@ def test_idle_instance_sleeps_and_streaming_one_stays(
 ) -> None:
     itype = engine.instance_type
     path = Project(sleep_after="2s", instances=2, instance_type=itype).write(tmp_path)
-    emu = emu_up(path, engine=engine.engine)
+    emu = emu_up(path, EmulatorOptions(engine=engine.engine))
 
     # Idle: gone 2 to 3.5 s after its last response.
     requests.get(emu.url + "/health", headers={"x-emu-instance": "idle"}, timeout=60)
@@ -182,7 +185,7 @@ def test_one_start_for_a_hundred_concurrent_requests(
     tmp_path: Path, emu_up: EmuUp, engine: EngineUnderTest
 ) -> None:
     path = Project(instances=1, instance_type=engine.instance_type).write(tmp_path)
-    emu = emu_up(path, engine=engine.engine)
+    emu = emu_up(path, EmulatorOptions(engine=engine.engine))
     responses = fan_out(emu.url + "/health", 100, 100, headers={"x-emu-instance": "cold"})
     assert [r.status_code for r in responses] == [200] * 100
     starts = [e for e in emu.events() if e["event"] == "starting" and e["instance"] == "cold"]
@@ -196,7 +199,7 @@ def test_max_instances_is_enforced(
 ) -> None:
     itype = engine.instance_type
     path = Project(max_instances=2, instances=5, instance_type=itype).write(tmp_path)
-    emu = emu_up(path, engine=engine.engine)
+    emu = emu_up(path, EmulatorOptions(engine=engine.engine))
     project = emu.status()["project"]
     most = 0
     done = threading.Event()
@@ -262,7 +265,7 @@ def test_watch_rebuilds_and_replaces_running_instances(tmp_path: Path, emu_up: E
         {"version.txt": "v1"},
     )
     # python as PID 1 ignores SIGTERM: the replaced instance goes after the grace.
-    emu = emu_up(path, watch=True, stop_grace="1s")
+    emu = emu_up(path, EmulatorOptions(watch=True), stop_grace="1s")
     assert requests.get(emu.url + "/version.txt", timeout=60).text == "v1"
     first = emu.instances()["instance-0"]["container_id"]
     (tmp_path / "container" / "version.txt").write_text("v2")
@@ -285,8 +288,9 @@ def test_container_output_is_relayed_with_the_instance_name(
     lines: list[tuple[str, str]] = []
     emu = emu_up(
         Project(instances=1).write(tmp_path),
-        follow_logs=True,
-        on_output=lambda source, line: lines.append((source, line)),
+        EmulatorOptions(
+            follow_logs=True, on_output=lambda source, line: lines.append((source, line))
+        ),
     )
     requests.get(emu.url + "/health", headers={"x-emu-instance": "talker"}, timeout=60)
     wait_for(
@@ -302,8 +306,9 @@ def test_access_log_and_emu_status_show_who_served_what(tmp_path: Path, emu_up: 
     lines: list[tuple[str, str]] = []
     emu = emu_up(
         Project(instances=2).write(tmp_path),
-        access_log=True,
-        on_output=lambda source, line: lines.append((source, line)),
+        EmulatorOptions(
+            access_log=True, on_output=lambda source, line: lines.append((source, line))
+        ),
     )
     requests.get(emu.url + "/health?x=1", headers={"x-emu-instance": "instance-1"}, timeout=60)
     access = [line for source, line in list(lines) if source == "access"]
@@ -445,7 +450,7 @@ def test_image_vars_are_build_args(tmp_path: Path, emu_up: EmuUp) -> None:
 
 def test_watch_applies_worker_setting_changes(tmp_path: Path, emu_up: EmuUp) -> None:
     path = Project(instances=2, sleep_after="15m").write(tmp_path)
-    emu = emu_up(path, watch=True, stop_grace="2s")
+    emu = emu_up(path, EmulatorOptions(watch=True), stop_grace="2s")
     assert requests.get(emu.url + "/health", timeout=60).status_code == 200
     Project(instances=3, sleep_after="7s").write(tmp_path)  # the developer edits index.ts
 

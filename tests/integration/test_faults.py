@@ -21,6 +21,7 @@ import requests
 
 from emulator.config import Config, load_config
 from emulator.instances.errors import DISCONNECTED, EXITED_BEFORE_HEALTHY, START_FAILED
+from emulator.instances.events import LifecycleEvent
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import (
@@ -54,7 +55,7 @@ def session_containers(client: docker.DockerClient, emu: RunningEmulator) -> lis
     return containers(client, session=emu.status()["session"])
 
 
-def events_of(emu: RunningEmulator, name: str) -> list[dict[str, Any]]:
+def events_of(emu: RunningEmulator, name: str) -> list[LifecycleEvent]:
     return [e for e in emu.events() if e.get("instance") == name]
 
 

@@ -8,7 +8,6 @@ import json
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -22,9 +21,9 @@ from emulator.instances.errors import (
     PROXY_ERROR,
     START_FAILED,
 )
+from emulator.instances.events import EventKind, LifecycleEvent
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import EmuProcess, RunningEmulator, wait_for
-from emulator.worker.mode import ModeChoice
 from tests.support import JSON, Project, raw_request
 
 pytestmark = pytest.mark.docker
@@ -36,7 +35,7 @@ def get(
     return requests.get(emu.url + path, headers={"x-emu-instance": name, **headers}, timeout=60)
 
 
-def events(emu: RunningEmulator, kind: str) -> list[dict[str, Any]]:
+def events(emu: RunningEmulator, kind: EventKind) -> list[LifecycleEvent]:
     return [e for e in emu.events() if e["event"] == kind]
 
 
@@ -59,7 +58,7 @@ def test_a_start_failure_is_the_librarys_text_and_json_on_request(
     detail = get(emu, "a", **JSON)
     assert detail.status_code == 500 and detail.json()["exit_code"] == 3
     assert any("boom" in line for line in detail.json()["logs"])
-    failed = events(emu, "start_failed")[-1]
+    failed = events(emu, EventKind.START_FAILED)[-1]
     assert failed["exit_code"] == 3 and any("boom" in line for line in failed["logs"])
 
 
@@ -73,7 +72,7 @@ def test_a_crash_mid_request_is_the_librarys_text(tmp_path: Path, emu_up: EmuUp)
         resp = sleeping.result(timeout=30)
     assert resp.status_code == 500 and is_text(resp)
     assert resp.text == DISCONNECTED
-    assert events(emu, "exited")[-1]["exit_code"] == 7
+    assert events(emu, EventKind.EXITED)[-1]["exit_code"] == 7
 
 
 # -- #9.6: the 503 at max_instances names no other instance ---------------------------------------
@@ -91,7 +90,7 @@ def test_the_max_instances_503_names_no_other_instance(tmp_path: Path, emu_up: E
     body = detail.json()
     assert (body["max_instances"], body["running"], body["instance"]) == (1, 1, "bob")
     # ... but the operator sees who holds the slot.
-    assert events(emu, "no_capacity")[-1]["running"] == ["alice-private-name"]
+    assert events(emu, EventKind.NO_CAPACITY)[-1]["running"] == ["alice-private-name"]
     assert "alice-private-name" in emu.instances()
 
 
@@ -128,7 +127,7 @@ def test_a_closed_target_port_is_an_immediate_proxy_error(tmp_path: Path, emu_up
     inst = emu.instances()["p"]
     assert (inst["state"], inst["container_id"]) == ("healthy", cid)
     assert get(emu, "p").status_code == 200
-    assert not events(emu, "exited")
+    assert not events(emu, EventKind.EXITED)
 
 
 # -- #12.2: a class without defaultPort ------------------------------------------------------------
@@ -157,7 +156,7 @@ def test_no_default_port_waits_for_the_requested_port(tmp_path: Path, emu_up: Em
     def out(source: str, line: str) -> None:
         lines.append(line)
 
-    _describe(emu.emulator, out, ModeChoice(False, "--no-worker"), None)  # type: ignore[arg-type]
+    _describe(emu.emulator, out)  # type: ignore[arg-type]
     assert any("no defaultPort" in line for line in lines), lines
     assert not any("port None" in line for line in lines), lines
 

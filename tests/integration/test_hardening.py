@@ -15,6 +15,8 @@ import docker
 import pytest
 import requests
 
+from emulator.instances.events import EventKind, LifecycleEvent
+from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.runs import labels
 from emulator.testing import EmuProcess, RunningEmulator, wait_for
@@ -39,7 +41,7 @@ def post(emu: RunningEmulator, name: str, path: str) -> requests.Response:
     return requests.post(emu.url + path, headers={"x-emu-instance": name}, timeout=60)
 
 
-def events_of(emu: RunningEmulator, name: str) -> list[dict[str, Any]]:
+def events_of(emu: RunningEmulator, name: str) -> list[LifecycleEvent]:
     return [e for e in emu.events() if e.get("instance") == name]
 
 
@@ -54,7 +56,7 @@ def test_instance_type_above_the_engines_cpus_runs_capped_and_says_so(
         pytest.skip("the engine has 4 CPUs or more: standard-4 fits")
     path = Project(instance_type="standard-4", instances=1).write(tmp_path)
     lines: list[str] = []
-    emu = emu_up(path, on_output=lambda source, line: lines.append(line))
+    emu = emu_up(path, EmulatorOptions(on_output=lambda source, line: lines.append(line)))
     resp = get(emu, "a")
     assert resp.status_code == 200, resp.text
     host = docker_client.api.inspect_container(emu.instances()["a"]["container_id"])["HostConfig"]
@@ -141,7 +143,8 @@ def test_kill_and_removal_outside_emu_are_logged_as_such(
 ) -> None:
     lines: list[str] = []
     emu = emu_up(
-        Project(instances=2).write(tmp_path), on_output=lambda source, line: lines.append(line)
+        Project(instances=2).write(tmp_path),
+        EmulatorOptions(on_output=lambda source, line: lines.append(line)),
     )
     for name, remove, reason in (
         ("k", False, "killed outside emu"),
@@ -155,8 +158,8 @@ def test_kill_and_removal_outside_emu_are_logged_as_such(
         else:
             container.kill()
 
-        def exited(name: str = name) -> list[dict[str, Any]]:
-            return [e for e in events_of(emu, name) if e["event"] == "exited"]
+        def exited(name: str = name) -> list[LifecycleEvent]:
+            return [e for e in events_of(emu, name) if e["event"] is EventKind.EXITED]
 
         found = wait_for(exited, 10, f"the exit of {name}")
         assert found[0]["reason"] == reason and found[0]["exit_code"] == 137, found
@@ -255,7 +258,9 @@ def test_watch_holds_starts_for_the_rebuild_and_replaces_new_container_first(
     )
     lines: list[str] = []
     emu = emu_up(
-        path, watch=True, stop_grace="5s", on_output=lambda source, line: lines.append(line)
+        path,
+        EmulatorOptions(watch=True, on_output=lambda source, line: lines.append(line)),
+        stop_grace="5s",
     )
     assert get(emu, "a", "/version.txt").text.startswith("v1")
     old = emu.instances()["a"]["container_id"]

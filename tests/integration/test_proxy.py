@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 import requests
 
+from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import Project, raw_request
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningEmulator]:
     path = Project(instances=1, max_instances=6).write(tmp_path_factory.mktemp("proxy"))
-    with RunningEmulator.from_path(path, worker=False) as running:
+    with RunningEmulator.from_path(path, options=EmulatorOptions(worker=False)) as running:
         yield running
 
 

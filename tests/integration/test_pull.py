@@ -16,6 +16,7 @@ import docker
 import pytest
 import requests
 
+from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.runs.labels import TEST
 from tests.support import free_port
@@ -161,7 +162,7 @@ def test_a_missing_image_reference_is_pulled_then_served(
     try:
         emu = emu_up(
             reference_project(tmp_path, image),
-            on_output=lambda source, line: lines.append((source, line)),
+            EmulatorOptions(on_output=lambda source, line: lines.append((source, line))),
         )
         shown = [line for source, line in lines if source == "build Web"]
         assert shown[0] == f"pulling {image}"

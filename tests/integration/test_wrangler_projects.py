@@ -18,6 +18,8 @@ import json5
 import pytest
 import requests
 
+from emulator.options import EmulatorOptions
+from emulator.pytest_plugin import EmuUp
 from emulator.testing import wait_for
 from emulator.worker import toolchain
 from tests.integration.test_worker_mode import WorkerEmu, running
@@ -238,10 +240,10 @@ def test_a_workspace_package_is_used_as_node_resolves_it(
     assert "@cloudflare/containers@" not in emu.output  # nothing installed for it
 
 
-def test_the_pytest_fixture_runs_the_worker(emu_up: object, tmp_path: Path) -> None:
+def test_the_pytest_fixture_runs_the_worker(emu_up: EmuUp, tmp_path: Path) -> None:
     """`emu_up(...)` with worker=True, as a user's test gets it by default."""
     config = _app(tmp_path, toolchain.DEFAULT_CONTAINERS_VERSION)
-    emu = emu_up(config, worker=True)  # type: ignore[operator]
+    emu = emu_up(config, EmulatorOptions(worker=True))
     assert requests.get(emu.url + "/", timeout=60).text.startswith("the Worker's own answer")
     assert requests.get(emu.url + "/y", timeout=60).json()["path"] == "/y"
 

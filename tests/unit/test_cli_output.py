@@ -17,8 +17,8 @@ from emulator.cli.output import (
     source_width,
     status_table,
 )
-from emulator.cockpit.events import event_line
 from emulator.config import Overrides, load_config
+from emulator.instances.events import EventFields, EventKind, event_line
 from tests.support import Project
 
 
@@ -54,13 +54,18 @@ def test_a_source_past_the_cap_ends_in_an_ellipsis(monkeypatch: pytest.MonkeyPat
 
 
 def test_event_lines_never_say_emu_twice() -> None:
-    rebuilt = event_line("rebuilt", {"class": "Web", "image": "emu-web:1"}, several_classes=False)
+    rebuilt = event_line(EventKind.REBUILT, {"class": "Web", "image": "emu-web:1"}, False)
     assert rebuilt == "Web rebuilt image=emu-web:1"
-    assert event_line("engine_down", {}, several_classes=False) == "engine_down"
-    stopped = {"class": "Web", "instance": "instance-0", "reason": "sleepAfter", "exit_code": 0}
+    assert event_line(EventKind.ENGINE_DOWN, {}, several_classes=False) == "engine_down"
+    stopped: EventFields = {
+        "class": "Web",
+        "instance": "instance-0",
+        "reason": "sleepAfter",
+        "exit_code": 0,
+    }
     line = "instance-0 stopped reason=sleepAfter exit_code=0"
-    assert event_line("stopped", stopped, several_classes=False) == line
-    assert event_line("stopped", stopped, True).startswith("Web/instance-0 stopped ")
+    assert event_line(EventKind.STOPPED, stopped, several_classes=False) == line
+    assert event_line(EventKind.STOPPED, stopped, True).startswith("Web/instance-0 stopped ")
 
 
 def test_json_logs_give_events_as_fields(monkeypatch: pytest.MonkeyPatch) -> None:

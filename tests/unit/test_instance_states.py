@@ -38,6 +38,7 @@ from emulator.instances.errors import (
     NoCapacity,
     StartFailed,
 )
+from emulator.instances.events import EventFields, EventKind
 from emulator.instances.instance import Instance, State
 from emulator.instances.pool import ClassPool
 from emulator.instances.runtime import Runtime, SessionState
@@ -156,9 +157,9 @@ class Events:
         self.pool: ClassPool | None = None
         self._waiters: list[asyncio.Future[None]] = []
 
-    def record(self, kind: str, data: dict[str, Any]) -> None:
+    def record(self, kind: EventKind, data: EventFields) -> None:
         assert self.pool is not None
-        inst = self.pool.instances.get(data["instance"])
+        inst = self.pool.instances.get(data.get("instance", ""))
         self.seen.append((kind, {**data, "state": None if inst is None else inst.state}))
         for waiter in self._waiters:
             if not waiter.done():
@@ -363,7 +364,8 @@ async def test_a_request_during_an_idle_stop_goes_to_the_container_until_it_exit
     assert len(w.engine.runs) == 1 and inst.ip == "127.0.0.1"
     assert w.pool.slots_used() == 1  # it holds its slot until it exits
     snapshot = inst.snapshot()
-    assert snapshot["state"] == "stopping" and 0 < snapshot["kill_in_s"] <= 0.5
+    kill_in = snapshot["kill_in_s"]
+    assert snapshot["state"] == "stopping" and kill_in is not None and 0 < kill_in <= 0.5
 
 
 async def test_sigterm_ignored_is_sent_again_after_the_next_idle_period_then_sigkill(

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cockpit",),  # /_emu: control, events, metrics, the dashboard
     ("egress",),  # worker mode's outbound interception
     ("worker",),  # worker mode
-    ("session", "reload", "reconcile", "watch"),  # the Emulator
+    ("session", "options", "reload", "reconcile", "watch"),  # the Emulator and its options
     ("load", "testing", "pytest_plugin", "cli", "__main__", "__init__"),  # what users run
 )
 
