@@ -66,6 +66,8 @@ SHARED_FOLDERS = {
         "tests/integration/test_load.py",
     ),
 }
+# The groups that take longest (minutes, one test after another): started first.
+LONGEST = ("examples/seed/.wrangler", SWARM)
 # What must have the engine to itself (it stops dockerd): `-m serial` runs it after the others.
 SERIAL_MARKS = ("engine_restart",)
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,13 +101,23 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)  # before -m deselects and xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test's xdist group and serial mark (examples/ too, which this conftest does not
-    cover otherwise). In each module, the tests on the `engine` fixture run after the others
-    (in pytest's order, grouped by engine): the last engine's Swarm and shared emu then end
-    with the module, instead of staying up through the rest of it."""
+    cover otherwise). The longest groups (LONGEST) come first, so that no worker starts one
+    near the end. In each module, the tests on the `engine` fixture run after the others (in
+    pytest's order, grouped by engine): the last engine's Swarm and shared emu then end with
+    the module, instead of staying up through the rest of it."""
     first: dict[Path, int] = {}
+    rank: dict[str, int] = {}
     for index, item in enumerate(items):
         first.setdefault(item.path, index)
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
+        group = _group(item)
+        rank[item.nodeid] = LONGEST.index(group) if group in LONGEST else len(LONGEST)
+        item.add_marker(pytest.mark.xdist_group(group))
         if any(item.get_closest_marker(name) for name in SERIAL_MARKS):
             item.add_marker(pytest.mark.serial)
-    items.sort(key=lambda item: (first[item.path], "engine" in getattr(item, "fixturenames", ())))
+    items.sort(
+        key=lambda item: (
+            rank[item.nodeid],
+            first[item.path],
+            "engine" in getattr(item, "fixturenames", ()),
+        )
+    )
