@@ -9,6 +9,7 @@ import pytest
 
 from emulator.runs.labels import MANAGED, PID, docker_filter
 from tests.engine_support import EngineUnderTest, engine_under_test
+from tests.support import swarm_mode
 
 
 @pytest.fixture(scope="session")
@@ -51,12 +52,72 @@ def engine(request: pytest.FixtureRequest) -> Iterator[EngineUnderTest]:
         yield under_test
 
 
-@pytest.hookimpl(trylast=True)
+# -- running side by side: `pytest -n 3` (.ci/run) ----------------------------------------------
+# Each module is an xdist group of its own (`--dist loadgroup` in pyproject.toml), so a worker
+# runs all of it and its module-scoped fixtures (a seed emu, a registry) are made once. Tests
+# that share something of the engine or of the repository are one group, run one after another:
+SWARM = "swarm"  # Swarm mode is the engine's: one `docker swarm init` at a time (swarm_mode)
+# Worker mode keeps a project's Durable Objects in `.wrangler/state` beside its config: two
+# workerd processes must not write the same SQLite files at once (examples/seed's, here).
+SHARED_FOLDERS = {
+    "examples/seed/.wrangler": (
+        "tests/integration/test_worker_mode.py",
+        "tests/integration/test_worker_cockpit.py",
+        "tests/integration/test_load.py",
+    ),
+}
+# The groups that take longest (minutes, one test after another): started first.
+LONGEST = ("examples/seed/.wrangler", SWARM)
+# What must have the engine to itself (it stops dockerd): `-m serial` runs it after the others.
+SERIAL_MARKS = ("engine_restart",)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _uses_swarm(item: pytest.Item) -> bool:
+    """On the `swarm` engine (tests/engine_support.py), or in a module that takes swarm_mode."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("engine") == "swarm":
+        return True
+    module = getattr(item, "module", None)
+    return getattr(module, "swarm_mode", None) is swarm_mode
+
+
+def _group(item: pytest.Item) -> str:
+    if _uses_swarm(item):
+        return SWARM
+    module = item.path.relative_to(ROOT).as_posix()
+    for folder, modules in SHARED_FOLDERS.items():
+        if module in modules:
+            return folder
+    return module
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    missing = [m for ms in SHARED_FOLDERS.values() for m in ms if not (ROOT / m).is_file()]
+    if missing:  # a renamed module would quietly run beside the others again
+        raise pytest.UsageError(f"tests/conftest.py SHARED_FOLDERS names no file: {missing}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects and xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """In each module, the tests on the `engine` fixture run after the others (in pytest's
-    order, grouped by engine): the last engine's Swarm and shared emu then end with the module,
-    instead of staying up through the rest of it."""
+    """Every test's xdist group and serial mark (examples/ too, which this conftest does not
+    cover otherwise). The longest groups (LONGEST) come first, so that no worker starts one
+    near the end. In each module, the tests on the `engine` fixture run after the others (in
+    pytest's order, grouped by engine): the last engine's Swarm and shared emu then end with
+    the module, instead of staying up through the rest of it."""
     first: dict[Path, int] = {}
+    rank: dict[str, int] = {}
     for index, item in enumerate(items):
         first.setdefault(item.path, index)
-    items.sort(key=lambda item: (first[item.path], "engine" in getattr(item, "fixturenames", ())))
+        group = _group(item)
+        rank[item.nodeid] = LONGEST.index(group) if group in LONGEST else len(LONGEST)
+        item.add_marker(pytest.mark.xdist_group(group))
+        if any(item.get_closest_marker(name) for name in SERIAL_MARKS):
+            item.add_marker(pytest.mark.serial)
+    items.sort(
+        key=lambda item: (
+            rank[item.nodeid],
+            first[item.path],
+            "engine" in getattr(item, "fixturenames", ()),
+        )
+    )

@@ -93,7 +93,7 @@ def container_gone(client: docker.DockerClient, container_id: str) -> bool:
 
 
 # States in /proc/net/tcp (include/net/tcp_states.h).
-TCP_STATES = {"01": "ESTABLISHED", "08": "CLOSE_WAIT", "0A": "LISTEN"}
+TCP_STATES = {"01": "ESTABLISHED", "03": "SYN_RECV", "08": "CLOSE_WAIT", "0A": "LISTEN"}
 
 
 def tcp_sockets(port: int, pid: int | None = None) -> list[tuple[str, str]]:
@@ -108,6 +108,16 @@ def tcp_sockets(port: int, pid: int | None = None) -> list[tuple[str, str]]:
             ip = socket.inet_ntoa(bytes.fromhex(address)[::-1])
             found.append((ip, TCP_STATES.get(state, state)))
     return found
+
+
+def accept_queue(port: int) -> int:
+    """Connections to the listening socket on local `port` that the kernel has completed and
+    the server has not accepted yet (its Recv-Q in `ss -lt`); 0 when nothing listens there."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].partition(":")[2], 16) == port and fields[3] == "0A":
+            return int(fields[4].partition(":")[2], 16)
+    return 0
 
 
 def raw_request(url: str, data: bytes, timeout: float = 10.0) -> bytes:

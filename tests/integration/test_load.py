@@ -144,6 +144,7 @@ def test_the_html_report_draws_its_charts_offline(compared: tuple[list[Any], Pat
             browser.close()
 
 
+@pytest.mark.serial  # throttling needs CPU to spare: beside other tests it saw none (0.0)
 def test_cpu_work_against_a_small_limit_is_cpu_bound() -> None:
     (run,) = emu_load(
         "--no-worker", "--prewarm", "2",
