@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .blocking import MeasuredLoop, SlowCallbacks
 from .config import Config, Overrides, load_config
 from .engine.choice import Engine
 from .instances.events import LifecycleEvent
@@ -57,15 +58,18 @@ class RunningEmulator:
         With `check_blocking` (seconds), the loop runs in asyncio's debug mode and every
         callback that held it longer is recorded in `slow_callbacks`: a blocking call on the
         loop shows up there. Debug mode also refuses loop calls from other threads."""
-        self._loop = asyncio.new_event_loop()
+        self._loop = MeasuredLoop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.name = f"emu-loop-{id(self):x}"
         self.slow_callbacks: list[str] = []
         self._slow_handler: logging.Handler | None = None
         if check_blocking is not None:
             self._loop.set_debug(True)
+            # asyncio reports by the wall clock; SlowCallbacks takes off the waits for a CPU.
             self._loop.slow_callback_duration = check_blocking
-            self._slow_handler = _SlowCallbacks(self._thread.name, self.slow_callbacks)
+            self._slow_handler = SlowCallbacks(
+                self._loop, self._thread.name, check_blocking, self.slow_callbacks
+            )
             logging.getLogger("asyncio").addHandler(self._slow_handler)
         self._thread.start()
         self._stopped = False
@@ -224,19 +228,6 @@ class RunningEmulator:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class _SlowCallbacks(logging.Handler):
-    """Collects asyncio's "Executing <callback> took N seconds" warnings from one loop's thread."""
-
-    def __init__(self, thread_name: str, into: list[str]) -> None:
-        super().__init__(logging.WARNING)
-        self._thread_name = thread_name
-        self._into = into
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.threadName == self._thread_name and "took" in record.getMessage():
-            self._into.append(record.getMessage())
 
 
 class WaitTimeout(AssertionError):

@@ -30,7 +30,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("egress",),  # worker mode's outbound interception
     ("worker",),  # worker mode
     ("session", "options", "reload", "reconcile", "watch"),  # the Emulator and its options
-    ("load", "testing", "pytest_plugin", "cli", "__main__", "__init__"),  # what users run
+    (
+        "load",
+        "blocking",
+        "testing",
+        "pytest_plugin",
+        "cli",
+        "__main__",
+        "__init__",
+    ),  # what users run
 )
 
 
