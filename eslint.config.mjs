@@ -1,7 +1,8 @@
 // ESLint for emu's JavaScript (.ci/js runs it): the recommended rules, with the globals of where
-// each file runs.
+// each file runs, and emu/protocol: the runtime messages as protocol.json defines them.
 import js from "@eslint/js";
 import globals from "globals";
+import protocol from "./tests/js/protocol_rule.mjs";
 
 export default [
   { ignores: [".venv/", "node_modules/", "build/", "dist/", "site/"] },
@@ -18,5 +19,16 @@ export default [
   {
     files: ["emulator/cockpit/dashboard/*.js"],
     languageOptions: { sourceType: "script", globals: { ...globals.browser } },
+  },
+  // The messages with emu, against emulator/worker/js/protocol.json.
+  {
+    files: ["emulator/worker/js/shim.js"],
+    plugins: { emu: protocol },
+    rules: { "emu/protocol": ["error", { role: "shim" }] },
+  },
+  {
+    files: ["emulator/worker/js/runner.mjs"],
+    plugins: { emu: protocol },
+    rules: { "emu/protocol": ["error", { role: "runner" }] },
   },
 ];
