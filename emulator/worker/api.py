@@ -2,9 +2,9 @@
 
 `POST /_emu/runtime/{start,monitor,signal,destroy,report,egress,exec,inspect}` with a JSON body
 naming the class and the Durable Object's name; `POST /_emu/runtime/requests` with the Worker's
-request records. The routes talk to a `ContainerHost`; `PoolHost` is the one over emu's instance
-pools, so that naming, labels, limits, max_instances, logs, status, events and cleanup are those
-of `emu up --no-worker`.
+request records. The ops and their fields are defined once, in js/protocol.json. The routes talk
+to a `ContainerHost`; `PoolHost` is the one over emu's instance pools, so that naming, labels,
+limits, max_instances, logs, status, events and cleanup are those of `emu up --no-worker`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ..instances.instance import HOLDS_SLOT, Instance, State
 from ..instances.pool import ClassPool
 from ..instances.spec import StartOptions, durable_object_id
 from .container_ops import ExecResult, inspect_container, run_exec
+from .protocol import RUNTIME_OPS
 from .records import Counts, counts, untied_record, worker_record
 
 TOKEN_HEADER = "x-emu-runtime-token"
@@ -394,17 +395,8 @@ def routes(
         return serve
 
     calls = _Calls(host)
-    ops = (
-        "start",
-        "monitor",
-        "signal",
-        "destroy",
-        "report",
-        "requests",
-        "egress",
-        "exec",
-        "inspect",
-    )
+    # Every op of js/protocol.json is one of _Calls, but `stack`, which needs the runner.
+    ops = [op for op in RUNTIME_OPS if op != "stack"]
     out = [web.post(f"/_emu/runtime/{op}", route(getattr(calls, op))) for op in ops]
     if map_stack is not None:
 

@@ -72,7 +72,7 @@
         const key = JSON.stringify(data.runs.map((r) => [r.run, r.points.length, r.done]));
         if (key !== shown) { shown = key; await draw(data); }
       }
-    } catch (err) {
+    } catch {
       // emu away or Plotly missing: try again on the next tick
     }
     setTimeout(poll, 1000);

@@ -328,7 +328,6 @@ commands.on("line", (line) => {
   const command = JSON.parse(line);
   if (command.op === "serve") serve(pending);
   else if (command.op === "reload") reload();
-  else if (command.op === "stop") stop(0);
   // A Worker exception's stack, for its 500 body (emulator/worker/runtime.py map_stack).
   else if (command.op === "map") send({ t: "mapped", id: command.id, text: command.text.split("\n").map(mapLine).join("\n") });
 });
