@@ -19,12 +19,12 @@ import docker
 import pytest
 
 from emulator.runs import labels
-from tests.integration.test_worker_mode import WorkerEmu
+from tests.integration.worker.test_worker_mode import WorkerEmu
 from tests.support import containers
 
 pytestmark = pytest.mark.docker
 
-DATA = Path(__file__).resolve().parent / "data" / "egress"
+DATA = Path(__file__).resolve().parents[1] / "data" / "egress"
 REFUSED = "Origin is disallowed"
 NODE = shutil.which("node")
 

@@ -15,7 +15,7 @@ from emulator.pytest_plugin import EmuUp
 
 pytestmark = pytest.mark.docker
 
-HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello" / "wrangler.jsonc"
+HELLO = Path(__file__).resolve().parents[3] / "examples" / "hello" / "wrangler.jsonc"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -12,7 +12,7 @@ from emulator.testing import wait_for
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_hello_builds_offline_serves_and_stops_on_sigterm(emu_up: EmuUp) -> None:

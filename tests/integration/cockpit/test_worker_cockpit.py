@@ -20,14 +20,14 @@ import requests
 from playwright.sync_api import Browser
 
 from emulator.testing import wait_for
-from tests.integration.test_dashboard import WAIT_MS, browser
-from tests.integration.test_worker_mode import SEED, WorkerEmu
+from tests.integration.cockpit.test_dashboard import WAIT_MS, browser
+from tests.integration.worker.test_worker_mode import SEED, WorkerEmu
 from tests.support import containers
 
 pytestmark = pytest.mark.docker
 __all__ = ["browser"]  # the fixture, shared with test_dashboard
 
-COCKPIT = Path(__file__).resolve().parent / "data" / "cockpit" / "wrangler.jsonc"
+COCKPIT = Path(__file__).resolve().parents[1] / "data" / "cockpit" / "wrangler.jsonc"
 ID_HEADER = "x-emu-request-id"
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.integration.test_worker_mode import BASIC, WorkerEmu, running
+from tests.integration.worker.test_worker_mode import BASIC, WorkerEmu, running
 
 pytestmark = pytest.mark.docker
 __all__ = ["running"]

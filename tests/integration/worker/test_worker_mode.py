@@ -27,7 +27,7 @@ from tests.support import REPO, containers, emu_cli, free_port, networks
 
 pytestmark = pytest.mark.docker
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 BASIC = DATA / "basic" / "wrangler.jsonc"
 DIRECT = DATA / "direct" / "wrangler.jsonc"
 SEED = REPO / "examples" / "seed" / "wrangler.jsonc"

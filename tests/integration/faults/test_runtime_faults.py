@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from emulator.testing import wait_for
-from tests.integration.test_worker_mode import BASIC, DIRECT, WorkerEmu
+from tests.integration.worker.test_worker_mode import BASIC, DIRECT, WorkerEmu
 from tests.support import containers
 
 pytestmark = pytest.mark.docker

@@ -20,7 +20,7 @@ from emulator.testing import EmuProcess, wait_for
 
 pytestmark = pytest.mark.docker
 
-HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello" / "wrangler.jsonc"
+HELLO = Path(__file__).resolve().parents[3] / "examples" / "hello" / "wrangler.jsonc"
 
 
 def test_bad_control_requests_get_clear_errors_and_the_front_goes_on(emu_up: EmuUp) -> None:
