@@ -8,7 +8,7 @@ import docker
 import pytest
 
 from emulator.runs.labels import MANAGED, PID, docker_filter
-from tests.engine_support import EngineUnderTest, engine_under_test
+from tests.support.engines import EngineUnderTest, engine_under_test
 
 
 @pytest.fixture(scope="session")

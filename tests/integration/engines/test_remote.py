@@ -14,8 +14,8 @@ from emulator.engine.choice import Engine, EngineKind
 from emulator.options import EmulatorOptions
 from emulator.testing import RunningEmulator
 from emulator.worker.runtime import RuntimeOptions
-from tests.engine_support import tcp_forward
 from tests.support import REPO, Project, container_gone
+from tests.support.engines import tcp_forward
 
 pytestmark = pytest.mark.docker
 

@@ -24,8 +24,8 @@ from emulator.options import EmulatorOptions
 from emulator.runs import labels
 from emulator.testing import RunningEmulator
 from emulator.worker.runtime import RuntimeOptions
-from tests.engine_support import EngineUnderTest
 from tests.support import REPO, Project, emu_cli
+from tests.support.engines import EngineUnderTest
 
 pytestmark = pytest.mark.docker
 

@@ -14,8 +14,8 @@ import pytest
 
 from emulator.runs.reaper import read_orders
 from emulator.testing import EmuProcess, wait_for
-from tests.engine_support import EngineUnderTest
 from tests.support import Project, containers, emu_cli, hit, networks
+from tests.support.engines import EngineUnderTest
 
 pytestmark = pytest.mark.docker
 

@@ -27,14 +27,14 @@ from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.runs.labels import MANAGED
 from emulator.testing import RunningEmulator, wait_for
-from tests.engine_support import (
+from tests.support import JSON, REPO, Project, dockerfile_project
+from tests.support.engines import (
     ALL_ENGINES,
     LOCAL_AND_SWARM,
     LOCAL_ONLY,
     EngineUnderTest,
     type_limits,
 )
-from tests.support import JSON, REPO, Project, dockerfile_project
 
 pytestmark = pytest.mark.docker
 

@@ -19,7 +19,6 @@ import requests
 from emulator.pytest_plugin import EmuUp
 from emulator.runs.labels import SESSION
 from emulator.testing import EmuProcess, wait_for
-from tests.engine_support import LOCAL_AND_SWARM, EngineUnderTest, session_of
 from tests.support import (
     Project,
     containers,
@@ -29,6 +28,7 @@ from tests.support import (
     hit,
     networks,
 )
+from tests.support.engines import LOCAL_AND_SWARM, EngineUnderTest, session_of
 
 pytestmark = pytest.mark.docker
 

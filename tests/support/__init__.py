@@ -23,7 +23,7 @@ from emulator.testing import free_port as free_port
 from projects import EXECUTOR as EXECUTOR
 from projects import Project as Project
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # emu answers an error that has the platform library's text as that text alone (text/plain);
 # a client that sends this header gets the JSON with the details instead.
 JSON = {"Accept": "application/json"}
