@@ -24,6 +24,8 @@ from projects import EXECUTOR as EXECUTOR
 from projects import Project as Project
 
 REPO = Path(__file__).resolve().parents[2]
+# The test projects of the integration tests (their Workers, containers and data).
+DATA = REPO / "tests" / "integration" / "data"
 # emu answers an error that has the platform library's text as that text alone (text/plain);
 # a client that sends this header gets the JSON with the details instead.
 JSON = {"Accept": "application/json"}

@@ -6,12 +6,10 @@ starts nothing, and only the settings that apply (emulator/worker/js/shim.js, re
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -21,23 +19,14 @@ from playwright.sync_api import Browser
 
 from emulator.testing import wait_for
 from tests.integration.cockpit.test_dashboard import WAIT_MS, browser
-from tests.integration.worker.test_worker_mode import SEED, WorkerEmu
-from tests.support import containers
+from tests.support import DATA, containers
+from tests.support.worker import SEED, WorkerEmu
 
 pytestmark = pytest.mark.docker
 __all__ = ["browser"]  # the fixture, shared with test_dashboard
 
-COCKPIT = Path(__file__).resolve().parents[1] / "data" / "cockpit" / "wrangler.jsonc"
+COCKPIT = DATA / "cockpit" / "wrangler.jsonc"
 ID_HEADER = "x-emu-request-id"
-
-
-def stop(emu: WorkerEmu) -> None:
-    if emu.proc.poll() is None:
-        emu.proc.send_signal(signal.SIGINT)
-        try:
-            emu.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            emu.kill()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +36,7 @@ def cockpit() -> Iterator[WorkerEmu]:
     try:
         yield emu.wait_serving()
     finally:
-        stop(emu)
+        emu.stop()
 
 
 def test_the_dashboard_starts_no_container(
@@ -126,7 +115,7 @@ def test_seed_requests_each_have_a_record_with_their_instance(
         assert inst["cold_start_ms"] < waited
         session = emu.status()["session"]
     finally:
-        stop(emu)
+        emu.stop()
     assert containers(docker_client, session=session) == []
 
 

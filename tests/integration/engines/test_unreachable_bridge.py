@@ -16,10 +16,9 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.integration.worker.test_worker_mode import BASIC, WorkerEmu, running
+from tests.support.worker import BASIC, WorkerEmu
 
 pytestmark = pytest.mark.docker
-__all__ = ["running"]
 GROUP = "4242"  # no group of this machine's: only emu's processes carry it
 # Docker's default address pools: 172.17-31.x, then 192.168.x.
 RULES = [

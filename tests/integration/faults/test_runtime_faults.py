@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ import pytest
 import requests
 
 from emulator.testing import wait_for
-from tests.integration.worker.test_worker_mode import BASIC, DIRECT, WorkerEmu
 from tests.support import containers
+from tests.support.worker import BASIC, DIRECT, WorkerEmu, start
 
 pytestmark = pytest.mark.docker
 
@@ -53,26 +52,6 @@ export default {
   },
 };
 """
-
-
-@pytest.fixture
-def running() -> Iterator[list[WorkerEmu]]:
-    """Every WorkerEmu a test starts is stopped (Ctrl-C, then kill) when it ends."""
-    started: list[WorkerEmu] = []
-    yield started
-    for emu in started:
-        if emu.proc.poll() is None:
-            emu.proc.send_signal(signal.SIGINT)
-            try:
-                emu.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                emu.kill()
-
-
-def start(running: list[WorkerEmu], config: Path, *args: str) -> WorkerEmu:
-    emu = WorkerEmu(config, *args)
-    running.append(emu)
-    return emu.wait_serving()
 
 
 def status_url(emu: WorkerEmu) -> str:

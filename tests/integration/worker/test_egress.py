@@ -8,7 +8,6 @@ import json
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +18,12 @@ import docker
 import pytest
 
 from emulator.runs import labels
-from tests.integration.worker.test_worker_mode import WorkerEmu
-from tests.support import containers
+from tests.support import DATA, containers
+from tests.support.worker import WorkerEmu
 
 pytestmark = pytest.mark.docker
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "egress"
+EGRESS = DATA / "egress"
 REFUSED = "Origin is disallowed"
 NODE = shutil.which("node")
 
@@ -37,19 +36,14 @@ def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerEmu]:
     """One `emu up` for the module: the project copied, with this machine's `node` in the
     container's build context (Node's fetch as a client)."""
     project = tmp_path_factory.mktemp("egress") / "project"
-    shutil.copytree(DATA, project)
+    shutil.copytree(EGRESS, project)
     assert NODE is not None
     shutil.copy(Path(NODE).resolve(), project / "container" / "node")
     emu = WorkerEmu(project / "wrangler.jsonc")
     try:
         yield emu.wait_serving(600)
     finally:
-        if emu.proc.poll() is None:
-            emu.proc.send_signal(signal.SIGINT)
-            try:
-                emu.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                emu.kill()
+        emu.stop()
 
 
 def out(emu: WorkerEmu, who: str, client: str, url: str) -> dict[str, Any]:

@@ -22,12 +22,11 @@ from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import wait_for
 from emulator.worker import toolchain
-from tests.integration.worker.test_worker_mode import WorkerEmu, running
-from tests.support import REPO, free_port
+from tests.support import DATA, REPO, free_port
+from tests.support.worker import WorkerEmu
 
 pytestmark = pytest.mark.docker
 TODAY = REPO / "examples" / "today"
-__all__ = ["running"]  # the fixture, used by name
 
 
 def _wrangler(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -342,7 +341,7 @@ def test_a_runner_that_spawns_wrangler_dev_can_spawn_emu_dev(tmp_path: Path) -> 
     port = str(free_port())
     done = subprocess.run(
         [
-            *(node.node, str(Path(__file__).parents[1] / "data" / "dropin" / "spawn.mjs")),
+            *(node.node, str(DATA / "dropin" / "spawn.mjs")),
             *(sys.executable, "-m", "emulator", "dev", "-c", str(config), "--port", port),
             *("--ip", "127.0.0.1", "--local", "--no-persist", "--var", "A:b"),
         ],

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:  # not at run time: tests/support/worker.py skips its importer without Node.js
+    from tests.support.worker import WorkerEmu
+
+
+@pytest.fixture
+def running() -> Iterator[list[WorkerEmu]]:
+    """Every WorkerEmu a test starts (tests.support.worker.start) is stopped when it ends."""
+    started: list[WorkerEmu] = []
+    yield started
+    for emu in started:
+        emu.stop()
