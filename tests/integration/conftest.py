@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:  # not at run time: tests/support/worker.py skips its importer without Node.js
-    from tests.support.worker import WorkerEmu
+from tests.support.worker import WorkerEmu
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import docker
 import requests
 
+from emulator.instances.events import LifecycleEvent
 from emulator.runs import labels
-from emulator.testing import EmuProcess, wait_for
+from emulator.testing import EmuProcess, RunningEmulator, wait_for
 from emulator.testing import free_port as free_port
 from projects import EXECUTOR as EXECUTOR
 from projects import Project as Project
@@ -175,6 +176,11 @@ def start_engine(timeout: float = 60.0) -> None:
 def hit(emu: EmuProcess, name: str) -> None:
     r = requests.get(emu.url + "/health", headers={"x-emu-instance": name}, timeout=60)
     assert r.status_code == 200, r.text
+
+
+def events_of(emu: RunningEmulator, name: str) -> list[LifecycleEvent]:
+    """The lifecycle events of one instance, oldest first."""
+    return [e for e in emu.events() if e.get("instance") == name]
 
 
 def emu_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,7 @@
 """`emu up` in worker mode as a user runs it (WorkerEmu), for the tests of worker mode, its
 cockpit, its faults and its engines. The `running` fixture (tests/integration/conftest.py) stops
 every WorkerEmu a test starts.
-
-A test module that imports this one is skipped where there is no Node.js."""
+NEEDS_NODE marks the tests that skip where there is no Node.js."""
 
 from __future__ import annotations
 
@@ -25,8 +24,7 @@ BASIC = DATA / "basic" / "wrangler.jsonc"
 DIRECT = DATA / "direct" / "wrangler.jsonc"
 SEED = REPO / "examples" / "seed" / "wrangler.jsonc"
 
-if shutil.which("node") is None:
-    pytest.skip("worker mode needs Node.js", allow_module_level=True)
+NEEDS_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="worker mode needs Node.js")
 
 
 class WorkerEmu:

@@ -20,9 +20,9 @@ from playwright.sync_api import Browser
 from emulator.testing import wait_for
 from tests.integration.cockpit.test_dashboard import WAIT_MS, browser
 from tests.support import DATA, containers
-from tests.support.worker import SEED, WorkerEmu
+from tests.support.worker import NEEDS_NODE, SEED, WorkerEmu
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, NEEDS_NODE]
 __all__ = ["browser"]  # the fixture, shared with test_dashboard
 
 COCKPIT = DATA / "cockpit" / "wrangler.jsonc"

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.support.worker import BASIC, WorkerEmu
+from tests.support.worker import BASIC, NEEDS_NODE, WorkerEmu
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, NEEDS_NODE]
 GROUP = "4242"  # no group of this machine's: only emu's processes carry it
 # Docker's default address pools: 172.17-31.x, then 192.168.x.
 RULES = [

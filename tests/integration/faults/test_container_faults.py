@@ -21,7 +21,6 @@ import requests
 
 from emulator.config import Config, load_config
 from emulator.instances.errors import DISCONNECTED, EXITED_BEFORE_HEALTHY, START_FAILED
-from emulator.instances.events import LifecycleEvent
 from emulator.pytest_plugin import EmuUp
 from emulator.testing import RunningEmulator, wait_for
 from tests.support import (
@@ -31,6 +30,7 @@ from tests.support import (
     containers,
     dockerd_running,
     engine_answers,
+    events_of,
     raw_request,
     start_engine,
     stop_engine,
@@ -53,10 +53,6 @@ def post(emu: RunningEmulator, path: str, name: str) -> requests.Response:
 
 def session_containers(client: docker.DockerClient, emu: RunningEmulator) -> list[Any]:
     return containers(client, session=emu.status()["session"])
-
-
-def events_of(emu: RunningEmulator, name: str) -> list[LifecycleEvent]:
-    return [e for e in emu.events() if e.get("instance") == name]
 
 
 # -- 1. the container exits during start, or never answers --------------------------------------
@@ -191,46 +187,6 @@ def test_out_of_memory_kill_is_reported_and_the_next_request_restarts(
     inst = emu.instances()["m"]
     assert inst["container_id"] not in (None, first)
     assert inst["oom_killed"] is False and inst["state"] == "healthy"
-
-
-# -- 4. a container that ignores SIGTERM ----------------------------------------------------------
-
-
-def test_container_ignoring_sigterm_is_killed_after_stop_grace(
-    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
-) -> None:
-    emu = emu_up(Project(instances=1, sleep_after="1s").write(tmp_path), stop_grace="2s")
-    assert get(emu, "/health", "stubborn").status_code == 200
-    cid = emu.instances()["stubborn"]["container_id"]
-    assert post(emu, "/diag/ignore-sigterm", "stubborn").status_code == 200
-    last = time.monotonic()
-    wait_for(lambda: container_gone(docker_client, cid), 10, "the container to be killed")
-    elapsed = time.monotonic() - last
-    assert 3.0 <= elapsed <= 4.5, f"gone {elapsed:.2f} s after the last response (1 s + 2 s)"
-    history = requests.get(emu.url + "/_emu/events", timeout=10).json()
-    kinds = {e["event"]: e for e in history if e.get("instance") == "stubborn"}
-    assert kinds["stopping"]["reason"] == "sleepAfter expired"
-    assert kinds["killing"]["reason"] == "no exit 2 s after SIGTERM"
-    assert 1.9 <= kinds["killing"]["time"] - kinds["stopping"]["time"] <= 3.0
-    assert kinds["stopped"]["exit_code"] == 137
-    assert emu.instances()["stubborn"]["state"] == "stopped"
-
-
-def test_shutdown_during_a_long_idle_stop_kills_within_the_shutdown_grace(
-    tmp_path: Path, emu_up: EmuUp, docker_client: docker.DockerClient
-) -> None:
-    """An idle stop waits --stop-grace (15 min here) for a container that ignores SIGTERM;
-    stopping emu meanwhile must not wait that long: its own grace is 10 s at most."""
-    emu = emu_up(Project(instances=1, sleep_after="1s").write(tmp_path), stop_grace="15m")
-    assert get(emu, "/health", "stubborn").status_code == 200
-    cid = emu.instances()["stubborn"]["container_id"]
-    assert post(emu, "/diag/ignore-sigterm", "stubborn").status_code == 200
-    wait_for(lambda: emu.instances()["stubborn"]["state"] == "stopping", 10, "the idle stop")
-    began = time.monotonic()
-    emu.stop()
-    took = time.monotonic() - began
-    assert took < 15, f"emu took {took:.1f} s to stop"
-    assert container_gone(docker_client, cid)
 
 
 # -- 5. clients that hang up ----------------------------------------------------------------------

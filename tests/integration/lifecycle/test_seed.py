@@ -257,28 +257,6 @@ def test_build_error_answers_500_json_with_the_log(tmp_path: Path, emu_up: EmuUp
     assert emu.instances()["instance-0"]["state"] == "stopped"
 
 
-def test_watch_rebuilds_and_replaces_running_instances(tmp_path: Path, emu_up: EmuUp) -> None:
-    path = dockerfile_project(
-        tmp_path,
-        "FROM python:3.11-slim\nCOPY version.txt /srv/version.txt\nWORKDIR /srv\n"
-        'CMD ["python", "-m", "http.server", "8000"]\n',
-        {"version.txt": "v1"},
-    )
-    # python as PID 1 ignores SIGTERM: the replaced instance goes after the grace.
-    emu = emu_up(path, EmulatorOptions(watch=True), stop_grace="1s")
-    assert requests.get(emu.url + "/version.txt", timeout=60).text == "v1"
-    first = emu.instances()["instance-0"]["container_id"]
-    (tmp_path / "container" / "version.txt").write_text("v2")
-    wait_for(
-        lambda: requests.get(emu.url + "/version.txt", timeout=60).text == "v2",
-        60,
-        "the rebuilt image to serve v2",
-        every=0.2,
-    )
-    assert emu.instances()["instance-0"]["container_id"] != first
-    assert any(e["event"] == "rebuilt" for e in emu.events())
-
-
 @pytest.mark.parametrize("reader", ["unix socket", "SDK thread"])
 def test_container_output_is_relayed_with_the_instance_name(
     tmp_path: Path, emu_up: EmuUp, reader: str, monkeypatch: pytest.MonkeyPatch
@@ -446,27 +424,6 @@ def test_image_vars_are_build_args(tmp_path: Path, emu_up: EmuUp) -> None:
     )
     emu = emu_up(path, stop_grace="1s")  # http.server as PID 1 ignores SIGTERM
     assert requests.get(emu.url + "/greeting.txt", timeout=60).text == f"hello {tmp_path.name}\n"
-
-
-def test_watch_applies_worker_setting_changes(tmp_path: Path, emu_up: EmuUp) -> None:
-    path = Project(instances=2, sleep_after="15m").write(tmp_path)
-    emu = emu_up(path, EmulatorOptions(watch=True), stop_grace="2s")
-    assert requests.get(emu.url + "/health", timeout=60).status_code == 200
-    Project(instances=3, sleep_after="7s").write(tmp_path)  # the developer edits index.ts
-
-    def applied() -> bool:
-        cls = emu.status()["classes"][0]
-        return bool(cls["sleep_after_s"] == 7 and cls["instances_n"] == 3)
-
-    wait_for(applied, 30, "the new sleepAfter and N to apply", every=0.2)
-    wait_for(lambda: emu.status()["classes"][0]["running"] == 0, 30, "the old instances to go")
-    event = next(e for e in emu.events() if e["event"] == "reconfigured")
-    assert "sleep_after" in event["changed"] and "instances" in event["changed"]
-
-    (tmp_path / "wrangler.jsonc").write_text("{ broken")
-    wait_for(lambda: any(e["event"] == "reload_failed" for e in emu.events()), 30, "the bad edit")
-    assert emu.status()["classes"][0]["sleep_after_s"] == 7  # the last good settings stay
-    assert requests.get(emu.url + "/health", timeout=60).status_code == 200
 
 
 def test_the_example_project_serves(emu_up: EmuUp) -> None:

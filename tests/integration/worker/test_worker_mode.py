@@ -21,9 +21,9 @@ import requests
 
 from emulator.testing import wait_for
 from tests.support import containers, emu_cli, free_port, networks
-from tests.support.worker import BASIC, DIRECT, SEED, WorkerEmu, start
+from tests.support.worker import BASIC, DIRECT, NEEDS_NODE, SEED, WorkerEmu, start
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, NEEDS_NODE]
 
 NO_INSTANCE = "There is no Container instance available at this time."
 
@@ -117,32 +117,6 @@ def test_websocket_through_the_container_class(running: list[WorkerEmu]) -> None
     assert replies == ["container-ws: one", "container-ws: two"]
     assert close_code == 1000
     assert "/container/ws" in emu.instances()
-
-
-def test_watch_rebundles_on_a_source_change(running: list[WorkerEmu], tmp_path: Path) -> None:
-    project = tmp_path / "watched"
-    shutil.copytree(BASIC.parent, project, ignore=shutil.ignore_patterns("node_modules"))
-    source = project / "src" / "index.ts"
-    emu = start(running, project / "wrangler.jsonc", "--watch")
-    assert emu.get("/").text.startswith("Call /container")
-    first = emu.get("/container/w").json()
-
-    source.write_text(source.read_text().replace("'Call /container", "'Edited: call /container"))
-
-    def edited() -> bool:
-        try:
-            return emu.get("/", timeout=5).text.startswith("Edited: ")
-        except requests.ConnectionError:  # workerd restarting with the new bundle
-            return False
-
-    wait_for(edited, 30, "the edited Worker to answer")
-    emu.wait_line("Worker bundled again and reloaded")
-    # The Durable Object is made again and finds the container its name already has.
-    again = emu.get("/container/w").json()
-    assert (
-        again["env"]["CLOUDFLARE_DURABLE_OBJECT_ID"] == first["env"]["CLOUDFLARE_DURABLE_OBJECT_ID"]
-    )
-    assert emu.instances()["/container/w"]["starts"] == 1
 
 
 def test_ctx_container_directly_and_monitor_rejects_on_kill(

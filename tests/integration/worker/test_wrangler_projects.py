@@ -23,9 +23,9 @@ from emulator.pytest_plugin import EmuUp
 from emulator.testing import wait_for
 from emulator.worker import toolchain
 from tests.support import DATA, REPO, free_port
-from tests.support.worker import WorkerEmu
+from tests.support.worker import NEEDS_NODE, WorkerEmu
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, NEEDS_NODE]
 TODAY = REPO / "examples" / "today"
 
 
