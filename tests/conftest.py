@@ -45,7 +45,7 @@ def _no_leftovers() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def engine(request: pytest.FixtureRequest) -> Iterator[EngineUnderTest]:
-    """The engine a test runs on, from its mark (tests/engine_support.py): once per module and
+    """The engine a test runs on, from its mark (tests/support/engines.py): once per module and
     engine, so a module's Swarm tests share one `docker swarm init`."""
     with engine_under_test(request.param) as under_test:
         yield under_test

@@ -1,4 +1,4 @@
-"""Issue 4, bad configs through the CLI: refused with exit code 2 in one or two lines that name
+"""Bad configs through the CLI: refused with exit code 2 in one or two lines that name
 the file, the field and what is allowed; nothing is created. An unreadable Worker source is only
 a warning."""
 

@@ -2,9 +2,9 @@
 with the instance type as limits and reservations, reached on its `mode=host` published port.
 
 What holds on every engine (routing, limits inside, idle stop, one start, `max_instances`,
-Ctrl-C and `kill -9` cleanup) is tested on Swarm too, in tests/integration/ (test_core,
-test_lifecycle, test_reaper); here is what only Swarm has. The module runs `docker swarm init`
-once and `docker swarm leave --force` at its end (the `engine` fixture), under
+Ctrl-C and `kill -9` cleanup) is tested on Swarm too, in tests/integration/lifecycle/
+(test_seed, test_up_down, test_reaper); here is what only Swarm has. The module runs
+`docker swarm init` once and `docker swarm leave --force` at its end (the `engine` fixture), under
 `tests.support.swarm_mode`'s lock (leaving a Swarm does not touch plain containers)."""
 
 from __future__ import annotations

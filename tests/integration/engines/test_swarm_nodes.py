@@ -1,5 +1,5 @@
 """`--engine swarm` on two nodes: this machine's engine as the manager, and a worker that is
-Debian's Docker engine in a container (tests/engines/dind) on a network of the test's own.
+Debian's Docker engine in a container (engines/dind) on a network of the test's own.
 
 The worker is driven with `docker exec node docker ...` (its socket is not exposed). Nothing
 can be pulled here, so the test loads the instance image into it (`docker save | docker load`)
@@ -49,7 +49,7 @@ class Node:
 
 
 def built(client: docker.DockerClient, target: str) -> str:
-    """A stage of tests/engines/dind, tagged by a hash of the folder: built once (the node's
+    """A stage of engines/dind, tagged by a hash of the folder: built once (the node's
     costs apt downloads)."""
     digest = hashlib.sha256()
     for path in sorted(CONTEXT.iterdir()):

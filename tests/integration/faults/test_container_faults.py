@@ -1,8 +1,11 @@
-"""Issue 4, end to end against the real engine: faults, bad input and safety.
+"""Faults of a container and around it, on the real engine: an exit during start, a port that
+never answers, a crash mid-request or mid-stream, a death emu did not hear of, out of memory,
+clients that hang up, bad requests, what emu exposes (loopback, no privileges, no host ports),
+and the engine stopped and restarted.
 
 Each test provokes one fault through the reference executor's diagnostics and checks what the
 client gets and what emu does next. The engine restart test stops the machine's dockerd: it is
-marked `engine_restart` and comes last.
+marked `engine_restart` and comes last. Containers that ignore SIGTERM: lifecycle/test_stops.py.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def session_containers(client: docker.DockerClient, emu: RunningEmulator) -> lis
     return containers(client, session=emu.status()["session"])
 
 
-# -- 1. the container exits during start, or never answers --------------------------------------
+# -- the container exits during start, or never answers --------------------------------------------
 
 
 def test_exit_during_start_fails_at_once_with_code_and_logs(
@@ -96,7 +99,7 @@ def test_port_that_never_answers_fails_after_start_timeout(
     wait_for(lambda: not session_containers(docker_client, emu), 10, "the container's removal")
 
 
-# -- 2. the container crashes mid-request, or mid-stream -----------------------------------------
+# -- the container crashes mid-request, or mid-stream ----------------------------------------------
 
 
 def test_crash_mid_request_and_mid_stream(tmp_path: Path, emu_up: EmuUp) -> None:
@@ -162,7 +165,7 @@ def test_a_death_emu_did_not_hear_of_is_found_by_the_next_request(
     assert emu.instances()["d"]["container_id"] not in (None, cid)
 
 
-# -- 3. out of memory -----------------------------------------------------------------------------
+# -- out of memory ---------------------------------------------------------------------------------
 
 
 def test_out_of_memory_kill_is_reported_and_the_next_request_restarts(
@@ -189,7 +192,7 @@ def test_out_of_memory_kill_is_reported_and_the_next_request_restarts(
     assert inst["oom_killed"] is False and inst["state"] == "healthy"
 
 
-# -- 5. clients that hang up ----------------------------------------------------------------------
+# -- clients that hang up --------------------------------------------------------------------------
 
 
 def test_client_hanging_up_cancels_upstream_and_the_instance_still_sleeps(
@@ -242,7 +245,7 @@ def test_client_hanging_up_cancels_upstream_and_the_instance_still_sleeps(
     assert emu.instances()["h"]["state"] == "stopped"
 
 
-# -- 8. bad requests ------------------------------------------------------------------------------
+# -- bad requests ----------------------------------------------------------------------------------
 
 
 MALFORMED = {
@@ -285,7 +288,7 @@ def test_bad_requests_get_4xx_from_the_front_and_reach_no_container(
     assert get(emu, "/health", "x" * 63).status_code == 200
 
 
-# -- 9. safety ------------------------------------------------------------------------------------
+# -- safety ----------------------------------------------------------------------------------------
 
 
 def test_listens_on_loopback_and_containers_are_unprivileged_without_host_ports(
@@ -315,7 +318,7 @@ def test_listens_on_loopback_and_containers_are_unprivileged_without_host_ports(
     assert host["NetworkMode"] not in ("host", "default", "bridge")
 
 
-# -- 6. the engine stops and comes back (disruptive: keep it last) --------------------------------
+# -- the engine stops and comes back (disruptive: keep it last) ------------------------------------
 
 
 @pytest.mark.engine_restart

@@ -1,6 +1,6 @@
-"""Issues 9 and 12, lifecycle points, against the real engine: an instance type larger than
-the machine, emu's network removed under it, containers that ignore SIGTERM, instances killed
-from outside, `emu ps` and `emu down` beside a live `emu up`, and `--watch` replacing instances."""
+"""Instances and emu when things change outside emu, on the real engine: an instance type larger
+than the machine, instances killed or removed from outside, emu's network removed under it,
+`emu ps` and `emu down` beside a live `emu up`."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def post(emu: RunningEmulator, name: str, path: str) -> requests.Response:
     return requests.post(emu.url + path, headers={"x-emu-instance": name}, timeout=60)
 
 
-# -- an instance type larger than the machine (issue 9, defect 1) ------------------------------
+# -- an instance type larger than the machine ------------------------------------------------------
 
 
 def test_instance_type_above_the_engines_cpus_runs_capped_and_says_so(
@@ -66,7 +66,7 @@ def test_instance_type_above_the_engines_cpus_runs_capped_and_says_so(
     assert any("NanoCpus capped" in n for n in as_json["engine_notes"])
 
 
-# -- an instance killed from outside (issue 12, behaviour 4) ------------------------------------
+# -- an instance killed from outside ---------------------------------------------------------------
 
 
 def test_kill_and_removal_outside_emu_are_logged_as_such(
@@ -101,7 +101,7 @@ def test_kill_and_removal_outside_emu_are_logged_as_such(
         assert get(emu, name).status_code == 200  # and the next request starts a fresh one
 
 
-# -- emu's network removed under a running emu up; emu down beside it (issue 9, defect 2) -------
+# -- emu's network removed under a running emu up; emu down beside it ------------------------------
 
 
 def test_network_removed_under_emu_up_is_made_again_and_emu_down_asks_it_to_stop(
@@ -149,7 +149,7 @@ def test_emu_down_leaves_an_emulator_inside_another_program_alone_without_force(
     assert containers(docker_client, session=emu.status()["session"]) == []
 
 
-# -- emu ps: emu's state where an emu up runs, Docker's otherwise (issue 12, behaviour 5) -------
+# -- emu ps: emu's state where an emu up runs, Docker's otherwise ----------------------------------
 
 
 def test_emu_ps_shows_emus_state_while_emu_up_runs_and_dockers_after(

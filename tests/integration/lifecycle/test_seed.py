@@ -1,4 +1,7 @@
-"""Issue 2, end to end against the real engine: the seed-style project under emu."""
+"""The seed-style project under emu, on every engine: routing like getRandom over its ten
+instances, env and platform variables, instance-type limits in Docker and inside, idle sleep,
+one start for a hundred requests, max_instances, build errors, container output, the access log,
+/_emu/status and metrics, internal networks, required ports, image vars, environments."""
 
 from __future__ import annotations
 

@@ -192,7 +192,7 @@ def test_down_images_removes_what_emu_built(
 
 
 def test_listens_before_the_build_and_holds_requests_until_the_image(tmp_path: Path) -> None:
-    """Issue 12: a request during the build waits for the image instead of a 503; a failed
+    """A request during the build waits for the image instead of a 503; a failed
     build answers the requests it held at once, with the build's error."""
     good = dockerfile_project(
         tmp_path / "good",

@@ -1,5 +1,7 @@
-"""Issue 9 (points 5 to 9) and issue 12 (points 1 and 2), against the real engine: what a client
-of the front sees when something is refused or fails, and the front's own limits."""
+"""What a client of the front sees when something is refused or fails, on the real engine: the
+library's texts (JSON with the details on request), the max_instances 503, request targets that
+are not paths, a closed target port, a class without defaultPort, and the front's limits on
+client connections."""
 
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def is_text(resp: requests.Response) -> bool:
     return resp.headers["Content-Type"].startswith("text/plain")
 
 
-# -- #9.8: the library's texts, as text; the details for JSON clients and in the events ------------
+# -- the library's texts, as text; the details for JSON clients and in the events ------------------
 
 
 def test_a_start_failure_is_the_librarys_text_and_json_on_request(
@@ -75,7 +77,7 @@ def test_a_crash_mid_request_is_the_librarys_text(tmp_path: Path, emu_up: EmuUp)
     assert events(emu, EventKind.EXITED)[-1]["exit_code"] == 7
 
 
-# -- #9.6: the 503 at max_instances names no other instance ---------------------------------------
+# -- the 503 at max_instances names no other instance ----------------------------------------------
 
 
 def test_the_max_instances_503_names_no_other_instance(tmp_path: Path, emu_up: EmuUp) -> None:
@@ -94,7 +96,7 @@ def test_the_max_instances_503_names_no_other_instance(tmp_path: Path, emu_up: E
     assert "alice-private-name" in emu.instances()
 
 
-# -- #9.7: request targets that are not paths ------------------------------------------------------
+# -- request targets that are not paths ------------------------------------------------------------
 
 
 def test_options_star_and_connect_get_emus_400_json(tmp_path: Path, emu_up: EmuUp) -> None:
@@ -111,7 +113,7 @@ def test_options_star_and_connect_get_emus_400_json(tmp_path: Path, emu_up: EmuU
     assert emu.instances() == {}
 
 
-# -- #9.9: a closed target port -------------------------------------------------------------------
+# -- a closed target port --------------------------------------------------------------------------
 
 
 def test_a_closed_target_port_is_an_immediate_proxy_error(tmp_path: Path, emu_up: EmuUp) -> None:
@@ -130,7 +132,7 @@ def test_a_closed_target_port_is_an_immediate_proxy_error(tmp_path: Path, emu_up
     assert not events(emu, EventKind.EXITED)
 
 
-# -- #12.2: a class without defaultPort ------------------------------------------------------------
+# -- a class without defaultPort -------------------------------------------------------------------
 
 
 def no_port_project(root: Path) -> Path:
@@ -169,7 +171,7 @@ def test_no_default_port_waits_for_the_requested_port(tmp_path: Path, emu_up: Em
     assert emu.instances()["instance-0"]["cold_start_ms"] >= 1400
 
 
-# -- #9.5: client connections ---------------------------------------------------------------------
+# -- client connections ----------------------------------------------------------------------------
 
 
 def rss_kib(pid: int) -> int:
