@@ -8,8 +8,8 @@ import docker
 import pytest
 
 from emulator.runs.labels import MANAGED, PID, docker_filter
-from tests.engine_support import EngineUnderTest, engine_under_test
 from tests.support import swarm_mode
+from tests.support.engines import EngineUnderTest, engine_under_test
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def _no_leftovers() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def engine(request: pytest.FixtureRequest) -> Iterator[EngineUnderTest]:
-    """The engine a test runs on, from its mark (tests/engine_support.py): once per module and
+    """The engine a test runs on, from its mark (tests/support/engines.py): once per module and
     engine, so a module's Swarm tests share one `docker swarm init`."""
     with engine_under_test(request.param) as under_test:
         yield under_test
@@ -61,9 +61,9 @@ SWARM = "swarm"  # Swarm mode is the engine's: one `docker swarm init` at a time
 # workerd processes must not write the same SQLite files at once (examples/seed's, here).
 SHARED_FOLDERS = {
     "examples/seed/.wrangler": (
-        "tests/integration/test_worker_mode.py",
-        "tests/integration/test_worker_cockpit.py",
-        "tests/integration/test_load.py",
+        "tests/integration/worker/test_worker_mode.py",
+        "tests/integration/cockpit/test_worker_cockpit.py",
+        "tests/integration/load/test_load.py",
     ),
 }
 # The groups that take longest (minutes, one test after another): started first.
@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _uses_swarm(item: pytest.Item) -> bool:
-    """On the `swarm` engine (tests/engine_support.py), or in a module that takes swarm_mode."""
+    """On the `swarm` engine (tests/support/engines.py), or in a module that takes swarm_mode."""
     callspec = getattr(item, "callspec", None)
     if callspec is not None and callspec.params.get("engine") == "swarm":
         return True

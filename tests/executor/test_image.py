@@ -17,7 +17,7 @@ from docker.models.containers import Container
 
 from emulator.runs.labels import MANAGED, PID
 from emulator.testing import wait_for as wait_until
-from tests.executor.support import EXECUTOR_DIR, request
+from tests.support.executor import EXECUTOR_DIR, request
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 

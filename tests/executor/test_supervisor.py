@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from emulator.testing import wait_for as wait_until
-from tests.executor.support import REPO, request
+from tests.support.executor import REPO, request
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -950,7 +950,7 @@ def test_find_config_does_not_validate(tmp_path: Path) -> None:
         find_config(cwd=tmp_path / "nowhere")
 
 
-# --- issue 12: nearest names, and `emu config` paths relative to the config file -------------
+# --- nearest names, and `emu config` paths relative to the config file -----------------------
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ The fake stands in for DockerBackend's few calls an instance makes and sends the
 ("kill", "die", "oom", "destroy") as the real event stream would. Readiness probes are real HTTP
 to a loopback server (or to a bound port that does not listen). Durations are a fraction of a
 second, and every wait is for an event or a state, with a deadline: no fixed sleeps. The same
-behaviours on the real engine: tests/integration/test_lifecycle.py, test_faults.py, test_core.py.
+behaviours on the real engine: tests/integration/lifecycle/ (test_seed.py, test_stops.py,
+test_up_down.py) and tests/integration/faults/test_container_faults.py.
 """
 
 from __future__ import annotations

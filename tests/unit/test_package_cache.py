@@ -1,7 +1,7 @@
 """worker mode's npm packages in a cache shared by every emu (emulator/worker/toolchain.py): two
 installs of one package set at once run npm once, the second waits and finds it installed, and
 what a crashed install left is removed. npm is a fake here; the real one is in
-tests/integration/test_runtime_faults.py."""
+tests/integration/faults/test_runtime_faults.py."""
 
 from __future__ import annotations
 
