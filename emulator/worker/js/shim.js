@@ -296,7 +296,10 @@ async function readHead(reader) {
       const name = lines[i].slice(0, colon).trim().toLowerCase();
       const value = lines[i].slice(colon + 1).trim();
       if (name === "transfer-encoding") chunked = value.toLowerCase().includes("chunked");
-      else if (name === "content-length") length = Number(value);
+      else if (name === "content-length") {
+        length = Number(value);
+        if (!Number.isSafeInteger(length) || length < 0) length = null; // read until the close
+      }
       if (!HOP_BY_HOP.has(name)) headers.append(name, value);
     }
     return { status, statusText: lines[0].slice(13), headers, length: chunked ? null : length, chunked, rest };
