@@ -29,7 +29,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from emulator.testing import EmuProcessError, WaitTimeout
+from emulator.testing import EmuProcessError, WaitTimeout, descendants
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -246,6 +246,16 @@ def proc_sample(pid: int, t: float | None = None) -> ProcSample:
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(stat[11]) + int(stat[12])) / ticks  # utime, stime: fields 14 and 15
     return ProcSample(time.monotonic() if t is None else t, fields["VmRSS"], fields["VmHWM"], cpu)
+
+
+def runtime_pids(emu_pid: int) -> list[int]:
+    """workerd's processes under `emu up`: where a worker-mode request's JavaScript runs."""
+    found = []
+    for pid in descendants(emu_pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "workerd":
+                found.append(pid)
+    return found
 
 
 def engine_pids() -> list[int]:

@@ -50,6 +50,7 @@ from bench.harness import (
     require_image,
     require_wrk,
     run_wrk,
+    runtime_pids,
     temp_dir,
     wrk_version,
 )
@@ -114,22 +115,12 @@ def cpu_s(pids: list[int]) -> float:
     return total
 
 
-def runtime_pids(emu: EmuProcess) -> list[int]:
-    """workerd's processes: where a worker-mode request's JavaScript runs."""
-    found = []
-    for pid in descendants(emu.pid):
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "workerd":
-                found.append(pid)
-    return found
-
-
 def wrk_rps(wrk: str, url: str, args: dict[str, Any], emu: EmuProcess) -> dict[str, Any]:
     """req/s and latency; and the CPU that the runtime (workerd) and emu's front spent per
     request, which a busy machine sways much less than it sways req/s."""
     shape = {"connections": args["connections"], "threads": args["threads"]}
     run_wrk(wrk, url, duration=2, **shape)  # warm-up, not counted
-    runtime = runtime_pids(emu)
+    runtime = runtime_pids(emu.pid)
     before = cpu_s(runtime), cpu_s([emu.pid])
     result = run_wrk(wrk, url, duration=args["duration"], **shape)
     after = cpu_s(runtime), cpu_s([emu.pid])

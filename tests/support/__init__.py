@@ -227,3 +227,10 @@ def swarm_mode(advertise_addr: str = "127.0.0.1") -> Iterator[None]:
         finally:
             subprocess.run(["docker", "swarm", "leave", "--force"], capture_output=True)
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def idle_stop(emu: RunningEmulator, name: str) -> LifecycleEvent:
+    """The one `stopping` event of instance `name`, for sleepAfter."""
+    [stop] = [e for e in emu.events() if e.get("instance") == name and e["event"] == "stopping"]
+    assert stop["reason"] == "sleepAfter expired", stop
+    return stop

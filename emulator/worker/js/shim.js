@@ -101,9 +101,10 @@ class Runtime {
 
 // The runtime API's token, which emu's egress listener also carries (set by wrapContainerClass).
 let egressToken = null;
-// A service binding straight to the network, which emu adds to the Worker (js/runner.mjs):
+// A service binding straight to the network, which emu adds to the Worker (js/runner.mjs), for
+// WebSocket upgrades to a container (other requests take a socket of their own, see `exchange`):
 // workerd's global fetch goes through Miniflare 5's outbound Worker, a JavaScript hop per
-// container request. Taken off env before the class's constructor sees it.
+// request. Taken off env before the class's constructor sees it.
 const NET_BINDING = "__EMU_CONTAINER_NET";
 let containerNet = null;
 
@@ -235,6 +236,273 @@ class Stats {
     this.#coldWaits = [];
     this.#records = [];
     this.#send(counts).catch(() => {});
+  }
+}
+
+// -- a container request on a connection of its own -------------------------------------------
+// The platform's getTcpPort().fetch opens a new connection for each request and drops it after
+// the response, so a server's idle or late close never meets a request. workerd's fetch pools
+// connections per address: a request written into a kept-alive connection just as the server
+// closes it is lost ("Network connection lost", which the library answers with its 500), and
+// workerd 1.20260426 also reused the connection after an HTTP/1.0 answer (issue 17). So the shim
+// speaks HTTP/1.1 over a socket of its own, one per request; WebSocket upgrades still go
+// through fetch (a connection each anyway).
+const LOST = "Network connection lost.";
+const MAX_HEAD = 64 * 1024; // a response head longer than this is refused
+// Headers of one connection (RFC 9110 7.6.1), not passed on; the shim frames bodies itself.
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "host",
+]);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const canonicalNames = new Map(); // "user-agent" -> "User-Agent", as workerd's fetch writes them
+
+function canonical(name) {
+  let out = canonicalNames.get(name);
+  if (out === undefined) {
+    out = name.replace(/(^|-)([a-z])/g, (_, dash, c) => dash + c.toUpperCase());
+    if (canonicalNames.size < 1000) canonicalNames.set(name, out);
+  }
+  return out;
+}
+
+function concat(a, b) {
+  if (a.length === 0) return b;
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Where the blank line after the head starts, or -1. */
+function headEnd(buffer) {
+  for (let at = buffer.indexOf(13); at >= 0 && at + 3 < buffer.length; at = buffer.indexOf(13, at + 1)) {
+    if (buffer[at + 1] === 10 && buffer[at + 2] === 13 && buffer[at + 3] === 10) return at;
+  }
+  return -1;
+}
+
+/** The response's status line and headers; 1xx answers (100 Continue) are skipped. */
+async function readHead(reader) {
+  let buffer = new Uint8Array(0);
+  for (;;) {
+    const end = headEnd(buffer);
+    if (end < 0) {
+      if (buffer.length > MAX_HEAD) throw new Error(`the container's response head exceeds ${MAX_HEAD} bytes`);
+      const { value, done } = await reader.read();
+      if (done) throw new Error(LOST);
+      buffer = concat(buffer, value);
+      continue;
+    }
+    const lines = decoder.decode(buffer.subarray(0, end)).split("\r\n");
+    const rest = buffer.subarray(end + 4);
+    const status = Number(lines[0].slice(9, 12));
+    if (!lines[0].startsWith("HTTP/1.") || !(status >= 100 && status <= 599)) {
+      throw new Error(`the container answered no HTTP/1.x response: ${lines[0].slice(0, 60)}`);
+    }
+    if (status < 200) {
+      buffer = rest;
+      continue;
+    }
+    const headers = new Headers();
+    let length = null;
+    let chunked = false;
+    for (let i = 1; i < lines.length; i++) {
+      const colon = lines[i].indexOf(":");
+      if (colon <= 0) continue;
+      const name = lines[i].slice(0, colon).trim().toLowerCase();
+      const value = lines[i].slice(colon + 1).trim();
+      if (name === "transfer-encoding") chunked = value.toLowerCase().includes("chunked");
+      else if (name === "content-length") {
+        length = Number(value);
+        if (!Number.isSafeInteger(length) || length < 0) length = null; // read until the close
+      }
+      if (!HOP_BY_HOP.has(name)) headers.append(name, value);
+    }
+    return { status, statusText: lines[0].slice(13), headers, length: chunked ? null : length, chunked, rest };
+  }
+}
+
+/** The response body as it comes: `length` bytes, or chunked, or until the server closes. */
+function bodyStream(reader, first, length, chunked, done) {
+  let left = length; // bytes still due, with a length
+  let pending = first; // bytes read and not yet given out
+  let chunk = 0; // chunked: bytes still due of the current chunk; -1 after the last one
+  let line = ""; // chunked: the size line or trailer being read
+  const fail = (controller) => {
+    controller.error(new Error(LOST));
+    done();
+  };
+  const dechunk = (controller, bytes) => {
+    let at = 0;
+    while (at < bytes.length) {
+      if (chunk > 0) {
+        const take = Math.min(chunk, bytes.length - at);
+        controller.enqueue(bytes.slice(at, at + take));
+        chunk -= take;
+        at += take;
+        if (chunk === 0) chunk = -2; // its CRLF is next
+        continue;
+      }
+      const newline = bytes.indexOf(10, at);
+      if (newline < 0) {
+        line += decoder.decode(bytes.subarray(at));
+        return false;
+      }
+      line += decoder.decode(bytes.subarray(at, newline));
+      at = newline + 1;
+      const text = line.trim();
+      line = "";
+      if (chunk === -2) {
+        chunk = 0; // the CRLF after a chunk's data
+      } else if (chunk === -1) {
+        if (text === "") return true; // the end of the trailers
+      } else {
+        const size = parseInt(text, 16);
+        if (!(size >= 0)) throw new Error(`the container sent a bad chunk size: ${text.slice(0, 20)}`);
+        chunk = size === 0 ? -1 : size;
+      }
+    }
+    return false;
+  };
+  return new ReadableStream({
+    async pull(controller) {
+      for (;;) {
+        let bytes = pending;
+        pending = null;
+        if (bytes === null || bytes.length === 0) {
+          const read = await reader.read();
+          if (read.done) {
+            if (left === null && !chunked) {
+              controller.close(); // close-delimited: this is its end
+              done();
+            } else fail(controller);
+            return;
+          }
+          bytes = read.value;
+        }
+        if (chunked) {
+          if (dechunk(controller, bytes)) {
+            controller.close();
+            done();
+            return;
+          }
+        } else if (left !== null) {
+          const take = Math.min(left, bytes.length);
+          if (take > 0) controller.enqueue(take === bytes.length ? bytes : bytes.slice(0, take));
+          left -= take;
+          if (left === 0) {
+            controller.close();
+            done();
+            return;
+          }
+        } else {
+          controller.enqueue(bytes);
+        }
+        if (controller.desiredSize <= 0) return;
+      }
+    },
+    cancel() {
+      done();
+    },
+  });
+}
+
+/** Sends the request's body: as it is with a length, else chunked from a client's chunked
+ * upload, else (a body made in JavaScript, whose length the headers do not carry) whole. */
+async function sendBody(socket, body, mode) {
+  if (mode === "length") {
+    await body.pipeTo(socket.writable, { preventClose: true });
+    return;
+  }
+  const writer = socket.writable.getWriter();
+  try {
+    const reader = body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (value.length === 0) continue;
+      await writer.write(encoder.encode(`${value.length.toString(16)}\r\n`));
+      await writer.write(value);
+      await writer.write(encoder.encode("\r\n"));
+    }
+    await writer.write(encoder.encode("0\r\n\r\n"));
+  } finally {
+    writer.releaseLock();
+  }
+}
+
+/** One request to `address` on a new connection, closed after the response. */
+async function exchange(address, url, request) {
+  const method = request?.method ?? "GET";
+  let head = `${method} ${pathAndQuery(url)} HTTP/1.1\r\nHost: ${address}\r\n`;
+  let body = request?.body ?? null;
+  let mode = null;
+  if (request !== undefined) {
+    for (const [name, value] of request.headers) {
+      if (HOP_BY_HOP.has(name)) {
+        if (name === "transfer-encoding" && body !== null) mode = "chunked";
+        continue;
+      }
+      if (name === "content-length") mode = "length";
+      head += `${canonical(name)}: ${value}\r\n`;
+    }
+  }
+  if (body !== null && mode === null) {
+    const whole = new Uint8Array(await request.arrayBuffer());
+    head += `Content-Length: ${whole.length}\r\n`;
+    body = whole;
+  } else if (mode === "chunked") {
+    head += "Transfer-Encoding: chunked\r\n";
+  }
+  const socket = connect(address);
+  try {
+    await socket.opened;
+  } catch (error) {
+    error.refused = true;
+    throw error;
+  }
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    socket.close().catch(() => {});
+  };
+  const signal = request?.signal;
+  signal?.addEventListener("abort", close, { once: true });
+  try {
+    const writer = socket.writable.getWriter();
+    await writer.write(encoder.encode(`${head}\r\n`));
+    if (body instanceof Uint8Array) {
+      if (body.length > 0) await writer.write(body);
+      writer.releaseLock();
+    } else {
+      writer.releaseLock();
+      // The server may answer before it has read all of it (and close): the answer counts.
+      if (body !== null) sendBody(socket, body, mode).catch(() => {});
+    }
+    const reader = socket.readable.getReader();
+    const answer = await readHead(reader);
+    const { status, statusText, headers, length, chunked, rest } = answer;
+    let out = null;
+    if (method === "HEAD" || status === 204 || status === 304) close();
+    else if (length !== null && rest.length >= length) {
+      out = rest.subarray(0, length); // all of it is in: no stream
+      close();
+    } else out = bodyStream(reader, rest, length, chunked, close);
+    return new Response(out, { status, statusText, headers });
+  } catch (error) {
+    close();
+    if (signal?.aborted) throw signal.reason ?? error;
+    if (error instanceof TypeError || String(error?.message).startsWith("the container")) throw error;
+    throw new Error(LOST, { cause: error });
   }
 }
 
@@ -568,18 +836,31 @@ class EmuContainer {
     } catch (error) {
       throw new Error(`${NOT_RUNNING}: ${error.message}`, { cause: error });
     }
-    // The hot path: one fetch, no Request or URL object of our own (each copy costs workerd
-    // tens of microseconds). `init` may be a Request itself, as the library passes it.
+    // The hot path: no Request or URL object of our own (each copy costs workerd tens of
+    // microseconds). `init` may be a Request itself, as the library passes it.
     const byUrl = typeof input === "string" || input instanceof URL;
-    const request = byUrl ? init : init === undefined ? input : new Request(input, init);
+    let request = byUrl ? init : init === undefined ? input : new Request(input, init);
+    // A plain init (the library's readiness probe passes `{ signal }`): made a Request.
+    if (request !== undefined && !(request instanceof Request)) request = new Request(String(input), request);
     const address = addressOf(info, port);
     if (!run.ready.has(port)) await this.#waitListening(run, address, port, request?.signal);
-    const target = `http://${address}${pathAndQuery(byUrl ? String(input) : input.url)}`;
+    const url = byUrl ? String(input) : input.url;
+    if (request?.headers.has("upgrade")) return this.#upgrade(address, port, url, request);
     try {
-      return await (containerNet ?? globalThis).fetch(target, request);
+      return await exchange(address, url, request);
     } catch (error) {
-      // workerd words a refused connection like a dropped one; tell them apart as the platform
-      // does, since the library treats "not listening" as "started, port not up yet".
+      // The library treats "not listening" as "started, port not up yet".
+      if (error?.refused) throw new Error(`${NOT_LISTENING} on port ${port}`, { cause: error });
+      throw error;
+    }
+  }
+
+  /** A WebSocket upgrade, through workerd's fetch (its connection is the WebSocket's own). */
+  async #upgrade(address, port, url, request) {
+    try {
+      return await (containerNet ?? globalThis).fetch(`http://${address}${pathAndQuery(url)}`, request);
+    } catch (error) {
+      // workerd words a refused connection like a dropped one: tell them apart, as above.
       if (String(error?.message).includes("Network connection lost") && !(await canConnect(address))) {
         throw new Error(`${NOT_LISTENING} on port ${port}`, { cause: error });
       }

@@ -26,12 +26,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from emulator.cli.commands import main
 from emulator.engine import docker_logs
 from emulator.engine.choice import EngineKind
-from emulator.instances.events import LifecycleEvent
 from emulator.options import EmulatorOptions
 from emulator.pytest_plugin import EmuUp
 from emulator.runs.labels import MANAGED
 from emulator.testing import RunningEmulator, wait_for
-from tests.support import JSON, REPO, Project, dockerfile_project
+from tests.support import JSON, REPO, Project, dockerfile_project, idle_stop
 from tests.support.engines import (
     ALL_ENGINES,
     LOCAL_AND_SWARM,
@@ -186,13 +185,6 @@ def test_idle_instance_sleeps_and_streaming_one_stays(
     )
     stop = idle_stop(emu, "streamer")
     assert stop["time"] - streamer["last_activity"] >= 2.0 and stop["time"] - ended <= 3.0, stop
-
-
-def idle_stop(emu: RunningEmulator, name: str) -> LifecycleEvent:
-    """The one `stopping` event of instance `name`, for sleepAfter."""
-    [stop] = [e for e in emu.events() if e.get("instance") == name and e["event"] == "stopping"]
-    assert stop["reason"] == "sleepAfter expired", stop
-    return stop
 
 
 @ALL_ENGINES
