@@ -2,7 +2,9 @@
 
 Its state is typed (`AppKey`s) and its resources (the proxy's client session, the quiet log of
 malformed requests) are set up and torn down with the app (`cleanup_ctx`). The per-request path
-is `Front.handle`: it reads its own attributes, never the app's dict."""
+is `Front.handle`: it reads its own attributes, never the app's dict. A request for the
+containers goes to it straight from the connection (`listen`): the app's router and middleware
+see only `/_emu/*` (and a request that expects a 100 Continue)."""
 
 from __future__ import annotations
 
@@ -10,18 +12,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from .connections import BoundedSite, Limits, Listener
+from .connections import BoundedSite, Limits, Listener, RequestHandlerFn
 from .docker_backend import DockerBackend
 from .errors import EmuHTTPError
 from .instances import INSTANCE_NAME, Instance
@@ -32,6 +34,7 @@ from .requests_log import CLIENT_GONE, RequestLog
 BINDING_HEADER = "x-emu-binding"
 HTTP_LOG = logging.getLogger("emu.http")
 HANDLER_ARGS = {"max_field_size": 16384, "max_line_size": 16384}
+EMU_PATHS = "/_emu"  # the app's own routes all start with it; every other path is proxied
 
 
 class ListenError(Exception):
@@ -89,7 +92,9 @@ class Front:
 
     def route(self, request: web.Request) -> Route:
         path = request.raw_path
-        if not path.startswith("/"):  # "GET http://host/x", which the parser lets through
+        if not path.startswith("/"):  # "GET http://host/x", `OPTIONS *`, `CONNECT host:443`
+            if request.method == hdrs.METH_CONNECT:
+                raise EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
             raise EmuHTTPError(400, "the request target must be a path, like /x")
         if self._single is not None:
             return Route(self._single, path)
@@ -204,6 +209,7 @@ def error_response(
 
 
 FRONT = web.AppKey("front", Front)
+PROXY: web.AppKey[Handler] = web.AppKey("proxy")  # the front's handler, with or without the log
 SOURCE = web.AppKey("source", Source)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 EVENT_STREAM: web.AppKey[Handler] = web.AppKey("event_stream")  # the cockpit's, when installed
@@ -219,8 +225,9 @@ def make_app(
 ) -> web.Application:
     """The front's app; `install` adds more `/_emu/` routes (the cockpit's) before the
     catch-all that proxies."""
-    app = web.Application(handler_args=HANDLER_ARGS, middlewares=[_not_a_path])
+    app = web.Application(handler_args=HANDLER_ARGS)
     app[FRONT] = front
+    app[PROXY] = front.handle_logged if access_log else front.handle
     app[SOURCE] = source
     app[METRICS] = registry
     app.cleanup_ctx.append(_proxy_session)
@@ -230,22 +237,29 @@ def make_app(
     app.router.add_get("/_emu/metrics", _metrics)
     if install is not None:
         install(app)
-    app.router.add_route("*", "/{tail:.*}", front.handle_logged if access_log else front.handle)
+    # For a request that `dispatch` sends through the app (one that expects a 100 Continue).
+    app.router.add_route("*", "/{tail:.*}", app[PROXY])
     return app
 
 
-@web.middleware
-async def _not_a_path(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request target that is not a path (`OPTIONS *`, `CONNECT host:443`) matches no route,
-    not even the catch-all: emu's 400 JSON instead of aiohttp's plain-text 404. (Its path is
-    empty, so the router never reaches a resource of ours: this is the one place to catch it.)"""
-    if request.match_info.http_exception is None:
-        return await handler(request)
-    if request.method == "CONNECT":
-        error = EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
-    else:
-        error = EmuHTTPError(400, "the request target must be a path, like /x")
-    return error_response(request, error)
+def dispatcher(runner: web.AppRunner) -> RequestHandlerFn:
+    """What answers each request of the front's connections: `/_emu/*` goes through the app
+    (its router, its routes), every other request straight to the front's handler. So the
+    proxied path costs no route resolution, no match info, no middleware chain; and a target
+    that is not a path (`OPTIONS *`, `CONNECT host:443`), which matches no route of the app,
+    gets the front's 400 JSON. A request with `Expect` goes through the app, whose route
+    answers the 100 Continue before the body is read."""
+    assert runner.server is not None  # set up
+    through_app = runner.server.request_handler
+    proxy = runner.app[PROXY]
+
+    def dispatch(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+        path = request.raw_path
+        if path.startswith(EMU_PATHS) or (hdrs.EXPECT in request.headers and path.startswith("/")):
+            return through_app(request)
+        return proxy(cast(web.Request, request))  # made by the app's request factory
+
+    return dispatch
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
@@ -259,7 +273,8 @@ async def listen(
     site and the port. ListenError when the address cannot be had."""
     assert runner.server is not None  # set up
     args = {**HANDLER_ARGS, "logger": HTTP_LOG, "access_log": None}
-    site = BoundedSite(runner, host, port, Listener(runner.server, limits, args))
+    listener = Listener(runner.server, limits, args, dispatcher(runner))
+    site = BoundedSite(runner, host, port, listener)
     try:
         await site.start()
     except OSError as exc:
