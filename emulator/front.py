@@ -28,7 +28,7 @@ from .docker_backend import DockerBackend
 from .errors import EmuHTTPError
 from .instances import INSTANCE_NAME, Instance
 from .pools import ClassPool
-from .proxy import INSTANCE_HEADER, forward, target_port
+from .proxy import INSTANCE_HEADER, PassThroughRequest, forward, target_port
 from .requests_log import CLIENT_GONE, RequestLog
 
 BINDING_HEADER = "x-emu-binding"
@@ -291,7 +291,9 @@ async def _proxy_session(app: web.Application) -> AsyncIterator[None]:
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=4),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
         auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        request_class=PassThroughRequest,  # no automatic headers
+        # A proxy keeps no cookies: the containers' go to the clients, not into a jar.
+        cookie_jar=aiohttp.DummyCookieJar(),
     ) as session:
         app[FRONT].session = session
         yield

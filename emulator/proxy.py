@@ -54,6 +54,20 @@ WS_HANDSHAKE = (
 )
 
 
+class PassThroughRequest(aiohttp.ClientRequest):
+    """aiohttp's client request, adding none of its automatic headers (Accept, Accept-Encoding,
+    User-Agent, a Content-Type for a body): what the client sent is what the container gets.
+    The session's `skip_auto_headers` does the same, but builds a multidict of the names to
+    skip, and a copy of the request's headers, for every request; this is made once."""
+
+    _SKIP: CIMultiDict[None] = CIMultiDict(
+        (name, None) for name in ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+    )
+
+    def update_auto_headers(self, skip_auto_headers: object) -> None:
+        self._skip_auto_headers = self._SKIP
+
+
 def _filtered(src: MultiMapping[str], drop: tuple[str, ...] = HOP_BY_HOP) -> CIMultiDict[str]:
     """A copy without the hop-by-hop headers, and without those the Connection header names."""
     out = CIMultiDict(src)  # case-insensitive: popall("Connection") also takes "connection"
