@@ -162,16 +162,18 @@ class Front:
         finally:
             if inst is not None:
                 inst.end()
-            if self.feed is not None:  # the hot path's only cost of the feed: one append
-                self.feed.add(
+            feed = self.feed
+            if feed is not None:  # the hot path's only cost of the feed: one append
+                now = time.perf_counter()  # the record's time and duration from one reading
+                feed.add(
                     (
-                        time.time(),
+                        now + feed.wall_offset,
                         request.method,
                         request.raw_path,
                         inst.pool.config.class_name if inst is not None else None,
                         inst.name if inst is not None else None,
                         status,
-                        (time.perf_counter() - began) * 1000,
+                        (now - began) * 1000,
                         cold,
                         random,
                         None,
