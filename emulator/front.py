@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import aiohttp
@@ -26,7 +25,7 @@ from prometheus_client.registry import CollectorRegistry
 from .connections import BoundedSite, Limits, Listener, RequestHandlerFn
 from .docker_backend import DockerBackend
 from .errors import EmuHTTPError
-from .instances import INSTANCE_NAME, Instance
+from .instances import INSTANCE_NAME, Instance, State
 from .pools import ClassPool
 from .proxy import INSTANCE_HEADER, PassThroughRequest, forward, target_port
 from .requests_log import CLIENT_GONE, RequestLog
@@ -53,12 +52,6 @@ class Source(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class Route:
-    pool: ClassPool
-    path: str  # what the instance sees: the request path, minus a binding prefix
-
-
 class Front:
     """Routing and the per-request path, with what they count: requests in flight, and why
     requests are refused (503) while emu is not serving."""
@@ -80,30 +73,33 @@ class Front:
         # While images are prepared, requests are held by their instance, not refused.
         self.refusing: str | None = None
         self.inflight = 0
-        self._drained = asyncio.Event()
+        self._drained: asyncio.Future[None] | None = None  # while drain() waits
         self.session: aiohttp.ClientSession | None = None  # the proxy's, while the app runs
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until no request is in flight."""
         if self.inflight:
             self._out("emu", f"draining {self.inflight} request(s)")
+            self._drained = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), timeout)
+                await asyncio.wait_for(self._drained, timeout)
 
-    def route(self, request: web.Request) -> Route:
+    def route(self, request: web.Request) -> tuple[ClassPool, str]:
+        """The class a request goes to, and the path its instance sees (the request's, minus a
+        binding prefix)."""
         path = request.raw_path
         if not path.startswith("/"):  # "GET http://host/x", `OPTIONS *`, `CONNECT host:443`
             if request.method == hdrs.METH_CONNECT:
                 raise EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
             raise EmuHTTPError(400, "the request target must be a path, like /x")
         if self._single is not None:
-            return Route(self._single, path)
+            return self._single, path
         header = request.headers.get(BINDING_HEADER)
         if header is not None:
             pool = self._bindings.get(header.lower())
             if pool is None:
                 raise EmuHTTPError(404, f"no binding {header!r}", bindings=self._binding_names())
-            return Route(pool, path)
+            return pool, path
         first, sep, rest = path[1:].partition("/")
         pool = self._bindings.get(first.partition("?")[0].lower())
         if pool is None:
@@ -114,43 +110,43 @@ class Front:
                 bindings=self._binding_names(),
             )
         if not sep and "?" in first:
-            return Route(pool, "/?" + first.partition("?")[2])
-        return Route(pool, "/" + rest)
+            return pool, "/?" + first.partition("?")[2]
+        return pool, "/" + rest
 
     def _binding_names(self) -> list[str]:
         return [p.config.binding for p in self.pools.values()]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.inflight += 1
-        self._drained.clear()
         inst: Instance | None = None
         began = time.perf_counter()
         status, cold, random = CLIENT_GONE, False, False
         try:
             if self.refusing is not None:  # shutting down (a kept-alive client)
                 raise EmuHTTPError(503, self.refusing)
-            route = self.route(request)
+            path = request.raw_path
+            pool = self._single
+            if pool is None or not path.startswith("/"):
+                pool, path = self.route(request)
             name = request.headers.get(INSTANCE_HEADER)
             if name is None:
-                name, random = route.pool.pick(), True
+                name, random = pool.pick(), True
             elif not INSTANCE_NAME.match(name):
                 raise EmuHTTPError(
                     400,
                     f"invalid {INSTANCE_HEADER} header: 1 to 63 characters of letters, digits, "
                     "'.', '_' and '-', starting with a letter or digit",
                 )
-            inst = route.pool.get(name)
+            inst = pool.get(name)
             inst.begin()
             port = target_port(request, inst)
-            if inst.state != "healthy":
+            if inst.state is not State.HEALTHY:
                 cold = True
                 if inst.first_need is None:
                     inst.first_need = began
                 await inst.ensure_started(port)
             assert self.session is not None  # set up with the app
-            resp = await forward(
-                request, inst, self.session, route.path, port, header=self.debug_headers
-            )
+            resp = await forward(request, inst, self.session, path, port, header=self.debug_headers)
             if inst.first_need is not None:  # the first answer after a start
                 inst.waited((time.perf_counter() - inst.first_need) * 1000)
                 inst.first_need = None
@@ -180,8 +176,8 @@ class Front:
                     )
                 )
             self.inflight -= 1
-            if not self.inflight:
-                self._drained.set()
+            if not self.inflight and self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
 
     async def handle_logged(self, request: web.Request) -> web.StreamResponse:
         """`handle`, plus one access line: which instance served what, how, how fast."""
