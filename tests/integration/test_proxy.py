@@ -66,8 +66,7 @@ def test_the_proxy_adds_no_automatic_headers(emu: RunningEmulator) -> None:
     unless told not to: the container gets only what the client sent (and X-Forwarded-*)."""
     answer = raw_request(
         emu.url,
-        b"POST /diag/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-        b"Connection: close\r\n\r\nhi",
+        b"POST /diag/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
     )
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), answer[:200]
