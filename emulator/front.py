@@ -33,6 +33,10 @@ from .requests_log import CLIENT_GONE, RequestLog
 BINDING_HEADER = "x-emu-binding"
 HTTP_LOG = logging.getLogger("emu.http")
 HANDLER_ARGS = {"max_field_size": 16384, "max_line_size": 16384}
+BAD_INSTANCE_NAME = (
+    f"invalid {INSTANCE_HEADER} header: 1 to 63 characters of letters, digits, "
+    "'.', '_' and '-', starting with a letter or digit"
+)
 EMU_PATHS = "/_emu"  # the app's own routes all start with it; every other path is proxied
 
 
@@ -132,11 +136,7 @@ class Front:
             if name is None:
                 name, random = pool.pick(), True
             elif not INSTANCE_NAME.match(name):
-                raise EmuHTTPError(
-                    400,
-                    f"invalid {INSTANCE_HEADER} header: 1 to 63 characters of letters, digits, "
-                    "'.', '_' and '-', starting with a letter or digit",
-                )
+                raise EmuHTTPError(400, BAD_INSTANCE_NAME)
             inst = pool.get(name)
             inst.begin()
             port = target_port(request, inst)
