@@ -38,6 +38,7 @@ from ..worker.toolchain import ToolchainError
 from . import control as cli_control
 from . import load as cli_load
 from . import worker as cli_worker
+from .gc_tuning import settle_gc
 from .options import (
     config_option,
     engine_option,
@@ -206,6 +207,7 @@ async def _up(config: Config, options: EmulatorOptions, out: Printer) -> None:
     except WorkerError as exc:
         sys.stdout.flush()  # the runtime's own lines first
         _fail(str(exc), exc.exit_code)
+    settle_gc()
     describe(emu, out)
     failure = await _until_stopped(emu, signals)
     await emu.stop()

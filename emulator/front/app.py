@@ -2,7 +2,9 @@
 
 Its state is typed (`AppKey`s) and its resources (the proxy's client session, the quiet log of
 malformed requests) are set up and torn down with the app (`cleanup_ctx`). The per-request path
-is `Front.handle`: it reads its own attributes, never the app's dict."""
+is `Front.handle`: it reads its own attributes, never the app's dict. A request for the
+containers goes to it straight from the connection (`listen`): the app's router and middleware
+see only `/_emu/*` (and a request that expects a 100 Continue)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Protocol, cast
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -27,13 +28,18 @@ from ..instances.events import LifecycleEvent
 from ..instances.instance import INSTANCE_NAME, Instance, State
 from ..instances.pool import ClassPool
 from ..instances.status import Status
-from .connections import BoundedSite, Limits, Listener
-from .proxy import INSTANCE_HEADER, forward, target_port
+from .connections import BoundedSite, Limits, Listener, RequestHandlerFn
+from .proxy import INSTANCE_HEADER, PassThroughRequest, forward, target_port
 from .requests_log import CLIENT_GONE, RequestLog
 
 BINDING_HEADER = "x-emu-binding"
 HTTP_LOG = logging.getLogger("emu.http")
 HANDLER_ARGS = {"max_field_size": 16384, "max_line_size": 16384}
+BAD_INSTANCE_NAME = (
+    f"invalid {INSTANCE_HEADER} header: 1 to 63 characters of letters, digits, "
+    "'.', '_' and '-', starting with a letter or digit"
+)
+EMU_PATHS = "/_emu"  # the app's own routes all start with it; every other path is proxied
 
 
 class ListenError(Exception):
@@ -50,12 +56,6 @@ class Source(Protocol):
     def docker(self) -> DockerBackend: ...
 
     def status(self) -> Status: ...
-
-
-@dataclass(frozen=True)
-class Route:
-    pool: ClassPool
-    path: str  # what the instance sees: the request path, minus a binding prefix
 
 
 class Front:
@@ -79,28 +79,33 @@ class Front:
         # While images are prepared, requests are held by their instance, not refused.
         self.refusing: str | None = None
         self.inflight = 0
-        self._drained = asyncio.Event()
+        self._drained: asyncio.Future[None] | None = None  # while drain() waits
         self.session: aiohttp.ClientSession | None = None  # the proxy's, while the app runs
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) until no request is in flight."""
         if self.inflight:
             self._out("emu", f"draining {self.inflight} request(s)")
+            self._drained = asyncio.get_running_loop().create_future()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), timeout)
+                await asyncio.wait_for(self._drained, timeout)
 
-    def route(self, request: web.Request) -> Route:
+    def route(self, request: web.Request) -> tuple[ClassPool, str]:
+        """The class a request goes to, and the path its instance sees (the request's, minus a
+        binding prefix)."""
         path = request.raw_path
-        if not path.startswith("/"):  # "GET http://host/x", which the parser lets through
+        if not path.startswith("/"):  # "GET http://host/x", `OPTIONS *`, `CONNECT host:443`
+            if request.method == hdrs.METH_CONNECT:
+                raise EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
             raise EmuHTTPError(400, "the request target must be a path, like /x")
         if self._single is not None:
-            return Route(self._single, path)
+            return self._single, path
         header = request.headers.get(BINDING_HEADER)
         if header is not None:
             pool = self._bindings.get(header.lower())
             if pool is None:
                 raise EmuHTTPError(404, f"no binding {header!r}", bindings=self._binding_names())
-            return Route(pool, path)
+            return pool, path
         first, sep, rest = path[1:].partition("/")
         pool = self._bindings.get(first.partition("?")[0].lower())
         if pool is None:
@@ -111,32 +116,30 @@ class Front:
                 bindings=self._binding_names(),
             )
         if not sep and "?" in first:
-            return Route(pool, "/?" + first.partition("?")[2])
-        return Route(pool, "/" + rest)
+            return pool, "/?" + first.partition("?")[2]
+        return pool, "/" + rest
 
     def _binding_names(self) -> list[str]:
         return [p.config.binding for p in self.pools.values()]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.inflight += 1
-        self._drained.clear()
         inst: Instance | None = None
         began = time.perf_counter()
         status, cold, random = CLIENT_GONE, False, False
         try:
             if self.refusing is not None:  # shutting down (a kept-alive client)
                 raise EmuHTTPError(503, self.refusing)
-            route = self.route(request)
+            path = request.raw_path
+            pool = self._single
+            if pool is None or not path.startswith("/"):
+                pool, path = self.route(request)
             name = request.headers.get(INSTANCE_HEADER)
             if name is None:
-                name, random = route.pool.pick(), True
+                name, random = pool.pick(), True
             elif not INSTANCE_NAME.match(name):
-                raise EmuHTTPError(
-                    400,
-                    f"invalid {INSTANCE_HEADER} header: 1 to 63 characters of letters, digits, "
-                    "'.', '_' and '-', starting with a letter or digit",
-                )
-            inst = route.pool.get(name)
+                raise EmuHTTPError(400, BAD_INSTANCE_NAME)
+            inst = pool.get(name)
             inst.begin()
             port = target_port(request, inst)
             if inst.state is not State.HEALTHY:
@@ -145,9 +148,7 @@ class Front:
                     inst.first_need = began
                 await inst.ensure_started(port)
             assert self.session is not None  # set up with the app
-            resp = await forward(
-                request, inst, self.session, route.path, port, header=self.debug_headers
-            )
+            resp = await forward(request, inst, self.session, path, port, header=self.debug_headers)
             if inst.first_need is not None:  # the first answer after a start
                 inst.waited((time.perf_counter() - inst.first_need) * 1000)
                 inst.first_need = None
@@ -159,24 +160,26 @@ class Front:
         finally:
             if inst is not None:
                 inst.end()
-            if self.feed is not None:  # the hot path's only cost of the feed: one append
-                self.feed.add(
+            feed = self.feed
+            if feed is not None:  # the hot path's only cost of the feed: one append
+                now = time.perf_counter()  # the record's time and duration from one reading
+                feed.add(
                     (
-                        time.time(),
+                        now + feed.wall_offset,
                         request.method,
                         request.raw_path,
                         inst.pool.config.class_name if inst is not None else None,
                         inst.name if inst is not None else None,
                         status,
-                        (time.perf_counter() - began) * 1000,
+                        (now - began) * 1000,
                         cold,
                         random,
                         None,
                     )
                 )
             self.inflight -= 1
-            if not self.inflight:
-                self._drained.set()
+            if not self.inflight and self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
 
     async def handle_logged(self, request: web.Request) -> web.StreamResponse:
         """`handle`, plus one access line: which instance served what, how, how fast."""
@@ -206,6 +209,7 @@ def error_response(
 
 
 FRONT = web.AppKey("front", Front)
+PROXY: web.AppKey[Handler] = web.AppKey("proxy")  # the front's handler, with or without the log
 SOURCE = web.AppKey("source", Source)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 EVENT_STREAM: web.AppKey[Handler] = web.AppKey("event_stream")  # the cockpit's, when installed
@@ -221,8 +225,9 @@ def make_app(
 ) -> web.Application:
     """The front's app; `install` adds more `/_emu/` routes (the cockpit's) before the
     catch-all that proxies."""
-    app = web.Application(handler_args=HANDLER_ARGS, middlewares=[_not_a_path])
+    app = web.Application(handler_args=HANDLER_ARGS)
     app[FRONT] = front
+    app[PROXY] = front.handle_logged if access_log else front.handle
     app[SOURCE] = source
     app[METRICS] = registry
     app.cleanup_ctx.append(_proxy_session)
@@ -232,22 +237,29 @@ def make_app(
     app.router.add_get("/_emu/metrics", _metrics)
     if install is not None:
         install(app)
-    app.router.add_route("*", "/{tail:.*}", front.handle_logged if access_log else front.handle)
+    # For a request that `dispatch` sends through the app (one that expects a 100 Continue).
+    app.router.add_route("*", "/{tail:.*}", app[PROXY])
     return app
 
 
-@web.middleware
-async def _not_a_path(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request target that is not a path (`OPTIONS *`, `CONNECT host:443`) matches no route,
-    not even the catch-all: emu's 400 JSON instead of aiohttp's plain-text 404. (Its path is
-    empty, so the router never reaches a resource of ours: this is the one place to catch it.)"""
-    if request.match_info.http_exception is None:
-        return await handler(request)
-    if request.method == "CONNECT":
-        error = EmuHTTPError(400, "CONNECT is not supported: emu proxies requests for paths")
-    else:
-        error = EmuHTTPError(400, "the request target must be a path, like /x")
-    return error_response(request, error)
+def dispatcher(runner: web.AppRunner) -> RequestHandlerFn:
+    """What answers each request of the front's connections: `/_emu/*` goes through the app
+    (its router, its routes), every other request straight to the front's handler. So the
+    proxied path costs no route resolution, no match info, no middleware chain; and a target
+    that is not a path (`OPTIONS *`, `CONNECT host:443`), which matches no route of the app,
+    gets the front's 400 JSON. A request with `Expect` goes through the app, whose route
+    answers the 100 Continue before the body is read."""
+    assert runner.server is not None  # set up
+    through_app = runner.server.request_handler
+    proxy = runner.app[PROXY]
+
+    def dispatch(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+        path = request.raw_path
+        if path.startswith(EMU_PATHS) or (hdrs.EXPECT in request.headers and path.startswith("/")):
+            return through_app(request)
+        return proxy(cast(web.Request, request))  # made by the app's request factory
+
+    return dispatch
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
@@ -261,7 +273,8 @@ async def listen(
     site and the port. ListenError when the address cannot be had."""
     assert runner.server is not None  # set up
     args = {**HANDLER_ARGS, "logger": HTTP_LOG, "access_log": None}
-    site = BoundedSite(runner, host, port, Listener(runner.server, limits, args))
+    listener = Listener(runner.server, limits, args, dispatcher(runner))
+    site = BoundedSite(runner, host, port, listener)
     try:
         await site.start()
     except OSError as exc:
@@ -278,7 +291,9 @@ async def _proxy_session(app: web.Application) -> AsyncIterator[None]:
         connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=4),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
         auto_decompress=False,
-        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+        request_class=PassThroughRequest,  # no automatic headers
+        # A proxy keeps no cookies: the containers' go to the clients, not into a jar.
+        cookie_jar=aiohttp.DummyCookieJar(),
     ) as session:
         app[FRONT].session = session
         yield

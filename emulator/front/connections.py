@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+
+RequestHandlerFn = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,19 @@ def _refusal(max_connections: int) -> bytes:
 
 
 class Listener:
-    """The protocol factory of the front's socket."""
+    """The protocol factory of the front's socket. `handler`, when given, answers the requests
+    instead of the server's own (the app's router): see `front.listen`."""
 
-    def __init__(self, server: web.Server, limits: Limits, handler_args: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        server: web.Server,
+        limits: Limits,
+        handler_args: Mapping[str, Any],
+        handler: RequestHandlerFn | None = None,
+    ) -> None:
         self.server = server
         self.limits = limits
+        self.handler = handler
         self.open = 0  # handlers made and not lost yet
         self._args = {**handler_args, "keepalive_timeout": limits.keepalive_timeout}
         self._refusal = _refusal(limits.max_connections)
@@ -67,6 +77,8 @@ class _Handler(RequestHandler):
 
     def __init__(self, listener: Listener, **kwargs: Any) -> None:
         super().__init__(listener.server, **kwargs)
+        if listener.handler is not None:
+            self._request_handler = listener.handler
         self._listener = listener
         self._header_timer: asyncio.TimerHandle | None = None
 

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 
 import aiohttp
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from multidict import CIMultiDict, MultiMapping, istr
 from yarl import URL
 
@@ -24,18 +24,23 @@ from ..instances.errors import (
 from ..instances.events import EventKind
 from ..instances.instance import Instance
 
-HOP_BY_HOP = (
-    "Connection",
-    "Keep-Alive",
-    "Proxy-Authenticate",
-    "Proxy-Authorization",
-    "Proxy-Connection",
-    "TE",
-    "Trailer",
-    "Trailers",
-    "Transfer-Encoding",
-    "Upgrade",
+# istr: their case-folded form is made once, not at every lookup.
+HOP_BY_HOP = tuple(
+    istr(name)
+    for name in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Trailers",
+        "Transfer-Encoding",
+        "Upgrade",
+    )
 )
+CONNECTION = HOP_BY_HOP[0]
 TARGET_PORT = istr("cf-container-target-port")  # switchPort(); the platform does not strip it
 INSTANCE_HEADER = istr("x-emu-instance")
 BUFFER_LIMIT = 256 * 1024  # responses up to this size are read whole, larger ones streamed
@@ -46,24 +51,42 @@ NO_BODY_STATUS = frozenset({204, 304})
 EXIT_NOTICE = 1.0
 OOM_EXIT_WAIT = 5.0
 REAP_WAIT = 2.0
-WS_HANDSHAKE = (
-    "Sec-WebSocket-Key",
-    "Sec-WebSocket-Version",
-    "Sec-WebSocket-Extensions",
-    "Sec-WebSocket-Protocol",
-    "Sec-WebSocket-Accept",
+WS_HANDSHAKE = tuple(
+    istr(name)
+    for name in (
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Protocol",
+        "Sec-WebSocket-Accept",
+    )
 )
+
+
+class PassThroughRequest(aiohttp.ClientRequest):
+    """aiohttp's client request, adding none of its automatic headers (Accept, Accept-Encoding,
+    User-Agent, a Content-Type for a body): what the client sent is what the container gets.
+    The session's `skip_auto_headers` does the same, but builds a multidict of the names to
+    skip, and a copy of the request's headers, for every request; this is made once."""
+
+    _SKIP: CIMultiDict[None] = CIMultiDict(
+        (name, None) for name in ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+    )
+
+    def update_auto_headers(self, skip_auto_headers: object) -> None:
+        self._skip_auto_headers = self._SKIP
 
 
 def _filtered(src: MultiMapping[str], drop: tuple[str, ...] = HOP_BY_HOP) -> CIMultiDict[str]:
     """A copy without the hop-by-hop headers, and without those the Connection header names."""
     out = CIMultiDict(src)  # case-insensitive: popall("Connection") also takes "connection"
-    connection = out.get("Connection")
+    connection = out.get(CONNECTION)
     if connection:
         for token in connection.split(","):
             out.popall(token.strip(), None)
     for name in drop:
-        out.popall(name, None)
+        if name in out:  # a test is half the cost of popall(name, None) on a missing name
+            out.popall(name)
     return out
 
 
@@ -99,7 +122,7 @@ async def forward(
     header: bool = True,  # x-emu-instance, an emu extra (off with --no-debug-headers)
 ) -> web.StreamResponse:
     url = URL(f"http://{inst.ip}:{inst.host_ports.get(port, port)}{path}", encoded=True)
-    if request.headers.get("upgrade", "").lower() == "websocket":
+    if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket":
         return await _websocket(request, inst, session, url, port, header)
     data = request.content if request.body_exists else None
     try:
@@ -122,7 +145,7 @@ async def forward(
                 return resp
             if length is not None and length <= BUFFER_LIMIT:
                 body = await up.read()
-                headers.popall("Content-Length", None)
+                headers.popall(hdrs.CONTENT_LENGTH, None)  # aiohttp sets it for the body
                 return web.Response(status=up.status, reason=up.reason, headers=headers, body=body)
             resp = web.StreamResponse(status=up.status, reason=up.reason, headers=headers)
             await resp.prepare(request)

@@ -50,14 +50,24 @@ def as_dict(record: Record) -> dict[str, Any]:
     return out
 
 
+# How often (in records) `wall_offset` is read again, so that a step of the wall clock (NTP)
+# shows in the records' times within that many requests.
+OFFSET_EVERY = 1024
+
+
 class RequestLog:
     def __init__(self, size: int = FEED_SIZE) -> None:
         self._ring: collections.deque[Record] = collections.deque(maxlen=size)
         self.count = 0  # records ever added: readers remember where they were
+        # time.time() - time.perf_counter(): the front times a request with perf_counter and
+        # makes its record's wall-clock time from the same reading, one clock read less.
+        self.wall_offset = time.time() - time.perf_counter()
 
     def add(self, record: Record) -> None:
         self._ring.append(record)
         self.count += 1
+        if not self.count % OFFSET_EVERY:
+            self.wall_offset = time.time() - time.perf_counter()
 
     def add_outbound(
         self, method: str, url: str, class_name: str, instance: str, status: int, ms: float

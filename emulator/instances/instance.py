@@ -70,7 +70,7 @@ class Instance:
         self.host_ports: dict[int, int] = {}  # published ports, when not reached on a bridge
         self.node: str | None = None  # the Swarm node
         self.inflight = 0
-        self.last_activity: float | None = None  # wall clock, for display
+        self._active_at: float | None = None  # loop time of the last activity
         self.deadline = 0.0  # loop time when it may sleep
         self.last_error: str | None = None
         self.cold_start_ms: float | None = None  # the container's own start
@@ -131,9 +131,21 @@ class Instance:
 
     # -- activity ---------------------------------------------------------------------------
 
+    @property
+    def last_activity(self) -> float | None:
+        """Wall-clock time of the last activity, for display (kept as loop time: the hot path
+        reads one clock, not two)."""
+        if self._active_at is None:
+            return None
+        return time.time() - (self._loop.time() - self._active_at)
+
+    @last_activity.setter
+    def last_activity(self, when: float) -> None:
+        self._active_at = self._loop.time() - (time.time() - when)
+
     def renew(self) -> None:
-        self.deadline = self._loop.time() + self.pool.config.sleep_after
-        self.last_activity = time.time()
+        self._active_at = now = self._loop.time()
+        self.deadline = now + self.pool.config.sleep_after
         # In worker mode sleepAfter is the library's alarm, not emu's timer.
         if (
             self._timer is None
@@ -158,9 +170,10 @@ class Instance:
             self.stop(IDLE, keep_serving=True)
 
     def begin(self) -> None:
+        # No renew(): the idle timer leaves an instance with requests in flight alone, and
+        # end() renews.
         self.inflight += 1
         self.requests += 1
-        self.renew()
 
     def end(self) -> None:
         self.inflight -= 1

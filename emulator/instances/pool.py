@@ -27,6 +27,7 @@ class ClassPool:
         self.config = config
         self.runtime = runtime
         self.rng = rng
+        self._names = _names(config)  # what pick() chooses from, made once per config
         self.instances: dict[str, Instance] = {}
         self.by_container: dict[str, Instance] = {}
         self.image = ImageState()
@@ -46,7 +47,8 @@ class ClassPool:
 
     def pick(self) -> str:
         """getRandom parity: uniform over instance-0 .. instance-(N-1), independently per call."""
-        return f"instance-{int(self.rng.random() * self.config.instances)}"
+        names = self._names
+        return names[int(self.rng.random() * len(names))]
 
     def get(self, name: str) -> Instance:
         inst = self.instances.get(name)
@@ -95,6 +97,7 @@ class ClassPool:
     def reconfigure(self, config: ClassConfig) -> list[str]:
         """Take new settings; returns the names of those that changed."""
         before, self.config = self.config, config
+        self._names = _names(config)
         return [
             f.name
             for f in dataclasses.fields(ClassConfig)
@@ -175,3 +178,7 @@ class ClassPool:
 def _order(inst: Instance) -> tuple[int, str]:
     head, _, tail = inst.name.rpartition("-")
     return (int(tail), head) if head == "instance" and tail.isdigit() else (1 << 30, inst.name)
+
+
+def _names(config: ClassConfig) -> tuple[str, ...]:
+    return tuple(f"instance-{i}" for i in range(config.instances))

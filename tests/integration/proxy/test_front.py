@@ -113,6 +113,30 @@ def test_options_star_and_connect_get_emus_400_json(tmp_path: Path, emu_up: EmuU
     assert emu.instances() == {}
 
 
+def test_a_request_that_expects_100_continue_gets_it_before_sending_its_body(
+    tmp_path: Path, emu_up: EmuUp
+) -> None:
+    """Such a request goes through the app's router (the front's own path skips it), whose
+    route answers the interim 100 before the body is read; then the body is proxied."""
+    emu = emu_up(Project(instances=1).write(tmp_path))
+    host, _, port = emu.url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /diag/echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 5\r\nConnection: close\r\n\r\n"
+        )
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), interim[:200]
+        sock.sendall(b"hello")
+        answer = interim.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"x-emu-instance: instance-0" in head.lower()
+    assert json.loads(body)["body_bytes"] == 5
+
+
 # -- a closed target port --------------------------------------------------------------------------
 
 

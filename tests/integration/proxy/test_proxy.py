@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from emulator.testing import RunningEmulator, wait_for
 from tests.support import Project, raw_request
 
 pytestmark = pytest.mark.docker
+FORWARDED = ("for", "proto", "host")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,19 @@ def test_method_path_query_and_headers_pass_hop_by_hop_do_not(emu: RunningEmulat
     assert headers["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
     assert headers["x-forwarded-proto"] == "http"
     assert headers["x-forwarded-host"] == emu.url.removeprefix("http://")
+
+
+def test_the_proxy_adds_no_automatic_headers(emu: RunningEmulator) -> None:
+    """aiohttp's client adds Accept, Accept-Encoding, User-Agent and a Content-Type for a body
+    unless told not to: the container gets only what the client sent (and X-Forwarded-*)."""
+    answer = raw_request(
+        emu.url,
+        b"POST /diag/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:200]
+    names = {k.lower() for k, _ in json.loads(body)["headers"]}
+    assert names == {"host", "content-length", *(f"x-forwarded-{x}" for x in FORWARDED)}, names
 
 
 def test_request_body_streams_through(emu: RunningEmulator) -> None:
