@@ -90,7 +90,12 @@ def test_compare_max_instances_5_and_10_differ_as_the_limits_predict(
     assert ten["no_capacity_share"] == 0 and ten["status"] == {"200": ten["requests"]}
     assert {e["kind"] for e in five["errors"]} == {"max_instances"}
     assert five["peak_running"] == 5 and ten["peak_running"] == 10
-    assert 0.3 < five["ok_rps"] / ten["ok_rps"] < 0.75
+    # The same planned requests (an open loop): about half of them answered at 5. Counted, not
+    # per second: a busy machine stretches a run's duration, and with it its rate.
+    assert 0.3 < five["status"]["200"] / ten["status"]["200"] < 0.75, (
+        five["status"],
+        ten["status"],
+    )
     assert five["verdict"]["kind"] == "capacity-bound"
     assert "503 at max_instances 5" in five["verdict"]["text"]
     assert ten["verdict"]["kind"] != "capacity-bound"
