@@ -34,7 +34,7 @@ from ..worker.toolchain import (
     package_dir,
     plan_packages,
 )
-from .options import runtime_options
+from .options import config_option, env_option, runtime_options
 from .output import Printer
 
 
@@ -48,14 +48,8 @@ def _dev_command(up: click.Command) -> click.Command:
         "dev",
         short_help="emu up with wrangler dev's flags, for scripts that spawn wrangler dev.",
     )
-    @click.option(
-        "--config",
-        "-c",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="wrangler.json, wrangler.jsonc or wrangler.toml (default: the one in this folder).",
-    )
-    @click.option("--env", "-e", metavar="NAME", envvar="CLOUDFLARE_ENV", help="env.NAME.")
+    @config_option
+    @env_option("env.NAME.")
     @click.option("--ip", "host", help="Address to listen on.  [default: 127.0.0.1]")
     @click.option("--port", type=int, help="Port to listen on.  [default: dev.port, else 8787]")
     @click.option("--local", is_flag=True, help="Accepted: emu is always local.")
@@ -94,14 +88,8 @@ def install(config_path: Path | None) -> None:
 
 
 @click.command("bundle", short_help="Write the bundle emu runs, as wrangler deploy --dry-run.")
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="wrangler.json, wrangler.jsonc or wrangler.toml (default: the one in this folder).",
-)
-@click.option("--env", "-e", metavar="NAME", envvar="CLOUDFLARE_ENV", help="env.NAME.")
+@config_option
+@env_option("env.NAME.")
 @click.option(
     "--outdir",
     required=True,
