@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from .cockpit import metrics
-from .cockpit.control import Cockpit, prewarm
+from .cockpit.control import Cockpit
 from .config import ClassConfig, Config, ConfigError
 from .egress.service import sealer
 from .engine.bridge import reachable_engine
@@ -36,7 +36,7 @@ from .front.requests_log import RequestLog
 from .instances.events import EventFields, EventKind, LifecycleEvent, event_line, make_event
 from .instances.images import prepare_image
 from .instances.networks import Networks
-from .instances.pool import ClassPool
+from .instances.pool import ClassPool, prewarm
 from .instances.runtime import Runtime, SessionState
 from .instances.spec import Capacity, capacity_note
 from .instances.status import Status

@@ -12,7 +12,7 @@ import contextlib
 import ipaddress
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from aiohttp import web
@@ -303,21 +303,6 @@ async def _restart(inst: Instance) -> None:
         await inst.stop("restarted through the control API")
     with contextlib.suppress(EmuHTTPError):  # a failed start is an event and a last_error
         await inst.ensure_started()
-
-
-async def prewarm(pools: Iterable[ClassPool], n: int, out: Callable[[str, str], None]) -> None:
-    """Start instance-0 .. instance-(n-1) of every class (at most max_instances), at once."""
-    starts = []
-    for pool in pools:
-        count = min(n, pool.config.max_instances)
-        if count < n:
-            out("emu", f"prewarm: {pool.config.class_name} starts {count} (its max_instances)")
-        starts += [pool.get(f"instance-{k}").ensure_started() for k in range(count)]
-    for result in await asyncio.gather(*starts, return_exceptions=True):
-        if isinstance(result, EmuHTTPError):
-            out("emu", f"prewarm: {result.error}")
-        elif isinstance(result, BaseException):
-            raise result
 
 
 def _signal_name(signum: int) -> str:
