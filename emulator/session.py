@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from .cockpit import metrics
+from .cockpit import routes as cockpit_routes
 from .cockpit.control import Cockpit
 from .config import ClassConfig, Config, ConfigError
 from .egress.service import sealer
@@ -243,7 +244,7 @@ class Emulator:
         runtime_api = worker.routes(self.pools, self.feed) if worker is not None else []
 
         def install(app: web.Application) -> None:
-            self.cockpit.install(app)
+            cockpit_routes.install(app, self.cockpit)
             app.router.add_routes(runtime_api)  # worker mode's runtime API
 
         app = make_app(
