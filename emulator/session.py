@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from .cockpit import metrics
 from .cockpit import routes as cockpit_routes
 from .cockpit.control import Cockpit
 from .config import ClassConfig, Config, ConfigError
@@ -96,7 +95,6 @@ class Emulator:
         self.pools: dict[str, ClassPool] = {}
         self.feed = RequestLog() if options.request_feed else None
         self.cockpit = Cockpit(self.pools, self.docker, self.events, self.status, self.feed)
-        self._registry = metrics.registry(self.pools.values)
         self._state = SessionState()
         self._front: Front | None = None
         self._ready = False
@@ -247,9 +245,7 @@ class Emulator:
             cockpit_routes.install(app, self.cockpit)
             app.router.add_routes(runtime_api)  # worker mode's runtime API
 
-        app = make_app(
-            front, self, self._registry, access_log=self.options.access_log, install=install
-        )
+        app = make_app(front, access_log=self.options.access_log, install=install)
         runner = make_runner(app)
         await runner.setup()
         stack.push_async_callback(_quietly, runner.cleanup)

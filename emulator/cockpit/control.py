@@ -20,7 +20,7 @@ from ..instances.events import EventKind, LifecycleEvent
 from ..instances.instance import INSTANCE_NAME, Instance, State
 from ..instances.pool import ClassPool
 from ..instances.status import InstanceStatus, Status
-from . import sse
+from . import metrics, sse
 from .load_feed import LoadFeed
 
 ACTIONS = ("start", "stop", "kill", "signal", "pause", "unpause", "restart")
@@ -44,6 +44,7 @@ class Cockpit:
         self.events = events
         self.status = status
         self.feed = feed
+        self.metrics = metrics.registry(pools.values)  # `/_emu/metrics`' own registry
         self.usage = sse.UsageCache()  # memory and CPU readings, shared by the open streams
         self.load = LoadFeed()  # a running `emu load`'s progress, for the dashboard
         self.event_count = 0  # lifecycle events ever seen: streams remember where they were

@@ -1,5 +1,6 @@
-"""Every `/_emu` route of the cockpit, registered in one place (`install`): the control API and
-the instances' output, `/_emu/requests`, the dashboard and `/_emu/load`, to loopback clients only.
+"""Every `/_emu` route of the cockpit, registered in one place (`install`): `/_emu/status`,
+`/_emu/events` (and its stream, the dashboard's), `/_emu/metrics`, and, to loopback clients
+only, the control API and the instances' output, `/_emu/requests`, the dashboard and `/_emu/load`.
 
 The session adds them to the front's app (the front hands every `/_emu*` path to that app);
 worker mode's runtime API (`/_emu/runtime/*`) is not the cockpit's: `worker/api.py` has it."""
@@ -15,14 +16,15 @@ from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..front.app import EVENT_STREAM
 from ..instances.errors import EmuHTTPError
 from ..instances.events import EventKind, LifecycleEvent
 from ..instances.instance import KEPT_LOG_LINES, Instance
 from . import dashboard, sse
 from .control import Cockpit
 from .load_feed import routes as load_routes
+from .usage import add_usage
 
 LOG_QUEUE = 10_000  # lines waiting for a slow `logs?follow=1` reader before some are dropped
 N = TypeVar("N", int, float)
@@ -30,7 +32,26 @@ N = TypeVar("N", int, float)
 
 def install(app: web.Application, cockpit: Cockpit) -> None:
     """The cockpit's routes (before the front's catch-all); open streams end when the app
-    shuts down, so that they do not hold up emu's stop."""
+    shuts down, so that they do not hold up emu's stop. `/_emu/status`, `/_emu/events` (not
+    its stream) and `/_emu/metrics` only read, and answer any client; the rest loopback
+    clients only."""
+    stream = local_only(lambda request: sse.event_stream(request, cockpit))
+
+    async def status(request: web.Request) -> web.Response:
+        body = cockpit.status()
+        if _flag(request, "usage"):
+            await add_usage(cockpit.docker, body)
+        return web.json_response(body)
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        if _flag(request, "stream"):
+            return await stream(request)  # Server-Sent Events, for the dashboard
+        return web.json_response(list(cockpit.events))
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(cockpit.metrics), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def action(request: web.Request) -> web.StreamResponse:
         info = request.match_info
@@ -46,6 +67,9 @@ def install(app: web.Application, cockpit: Cockpit) -> None:
 
     app.add_routes(
         [
+            web.get("/_emu/status", status),
+            web.get("/_emu/events", events),
+            web.get("/_emu/metrics", metrics),
             web.post("/_emu/instances/{cls}/{name}/{action}", local_only(action)),
             web.get("/_emu/instances/{cls}/{name}/logs", local_only(logs)),
             web.get("/_emu/requests", local_only(requests)),
@@ -55,7 +79,6 @@ def install(app: web.Application, cockpit: Cockpit) -> None:
             *load_routes(cockpit.load, local_only),
         ]
     )
-    app[EVENT_STREAM] = local_only(lambda request: sse.event_stream(request, cockpit))
 
     async def end_streams(app: web.Application) -> None:
         cockpit.close_streams()
