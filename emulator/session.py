@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import aiohttp
 from aiohttp import web
 
-from .cockpit import metrics
-from .cockpit.control import Cockpit, prewarm
+from .cockpit import routes as cockpit_routes
+from .cockpit.control import Cockpit
 from .config import ClassConfig, Config, ConfigError
 from .egress.service import sealer
 from .engine.bridge import reachable_engine
@@ -36,7 +36,7 @@ from .front.requests_log import RequestLog
 from .instances.events import EventFields, EventKind, LifecycleEvent, event_line, make_event
 from .instances.images import prepare_image
 from .instances.networks import Networks
-from .instances.pool import ClassPool
+from .instances.pool import ClassPool, prewarm
 from .instances.runtime import Runtime, SessionState
 from .instances.spec import Capacity, capacity_note
 from .instances.status import Status
@@ -95,7 +95,6 @@ class Emulator:
         self.pools: dict[str, ClassPool] = {}
         self.feed = RequestLog() if options.request_feed else None
         self.cockpit = Cockpit(self.pools, self.docker, self.events, self.status, self.feed)
-        self._registry = metrics.registry(self.pools.values)
         self._state = SessionState()
         self._front: Front | None = None
         self._ready = False
@@ -243,12 +242,10 @@ class Emulator:
         runtime_api = worker.routes(self.pools, self.feed) if worker is not None else []
 
         def install(app: web.Application) -> None:
-            self.cockpit.install(app)
+            cockpit_routes.install(app, self.cockpit)
             app.router.add_routes(runtime_api)  # worker mode's runtime API
 
-        app = make_app(
-            front, self, self._registry, access_log=self.options.access_log, install=install
-        )
+        app = make_app(front, access_log=self.options.access_log, install=install)
         runner = make_runner(app)
         await runner.setup()
         stack.push_async_callback(_quietly, runner.cleanup)

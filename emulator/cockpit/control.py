@@ -1,5 +1,5 @@
-"""The cockpit's handles: act on one instance (start, stop, kill, signal, pause), read its output,
-and the `/_emu/` routes that expose them, to loopback clients only.
+"""The cockpit's handles: act on one instance (start, stop, kill, signal, pause), read its output.
+`routes.py` exposes them as `/_emu` routes, to loopback clients only.
 
 `Cockpit` is what the control API, the dashboard's event stream, `emu logs` and
 `RunningEmulator` share; the Emulator owns it and tells it of every lifecycle event."""
@@ -9,33 +9,23 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ipaddress
 import signal
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TypeVar
-
-from aiohttp import web
-from aiohttp.typedefs import Handler
+from collections.abc import Awaitable, Callable, Mapping
 
 from ..engine.docker_backend import DockerBackend
 from ..engine.docker_types import DockerError
-from ..front.app import EVENT_STREAM
 from ..front.requests_log import RequestLog
 from ..instances.errors import EmuHTTPError
 from ..instances.events import EventKind, LifecycleEvent
-from ..instances.instance import INSTANCE_NAME, KEPT_LOG_LINES, Instance, State
+from ..instances.instance import INSTANCE_NAME, Instance, State
 from ..instances.pool import ClassPool
 from ..instances.status import InstanceStatus, Status
-from . import dashboard, sse
+from . import metrics, sse
 from .load_feed import LoadFeed
-from .load_feed import routes as load_routes
 
 ACTIONS = ("start", "stop", "kill", "signal", "pause", "unpause", "restart")
 MAX_SIGNAL = 64  # Linux: 1-31, and the real-time ones up to 64
 REAP_WAIT = 10.0  # for an exited container's lines to be kept, before reading them
-LOG_QUEUE = 10_000  # lines waiting for a slow `logs?follow=1` reader before some are dropped
-N = TypeVar("N", int, float)
 
 
 class Cockpit:
@@ -54,6 +44,7 @@ class Cockpit:
         self.events = events
         self.status = status
         self.feed = feed
+        self.metrics = metrics.registry(pools.values)  # `/_emu/metrics`' own registry
         self.usage = sse.UsageCache()  # memory and CPU readings, shared by the open streams
         self.load = LoadFeed()  # a running `emu load`'s progress, for the dashboard
         self.event_count = 0  # lifecycle events ever seen: streams remember where they were
@@ -184,140 +175,12 @@ class Cockpit:
         lines = [(t, line) for t, line in inst.kept_logs if since is None or t >= since]
         return lines[-tail:] if tail is not None else lines
 
-    # -- HTTP -----------------------------------------------------------------------------
-
-    def install(self, app: web.Application) -> None:
-        """The cockpit's routes (before the front's catch-all); open streams end when the app
-        shuts down, so that they do not hold up emu's stop."""
-        app.add_routes(
-            [
-                web.post("/_emu/instances/{cls}/{name}/{action}", local_only(self._action)),
-                web.get("/_emu/instances/{cls}/{name}/logs", local_only(self._logs)),
-                web.get("/_emu/requests", local_only(self._requests)),
-                web.get("/_emu", local_only(dashboard.redirect)),
-                web.get("/_emu/", local_only(dashboard.index)),
-                web.get("/_emu/ui/{file}", local_only(dashboard.asset)),
-                *load_routes(self.load, local_only),
-            ]
-        )
-        app[EVENT_STREAM] = local_only(lambda request: sse.event_stream(request, self))
-
-        async def end_streams(app: web.Application) -> None:
-            self.close_streams()
-
-        app.on_shutdown.append(end_streams)
-
-    async def _action(self, request: web.Request) -> web.StreamResponse:
-        info = request.match_info
-        sig = request.query.get("sig")
-        snapshot = await self.act(info["cls"], info["name"], info["action"], sig)
-        return web.json_response(snapshot, status=200 if info["action"] == "start" else 202)
-
-    async def _requests(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self.feed.records() if self.feed is not None else [])
-
-    async def _logs(self, request: web.Request) -> web.StreamResponse:
-        follow = _flag(request, "follow")
-        # Following a name that has not run yet waits for its first container.
-        inst = self.find(request.match_info["cls"], request.match_info["name"], create=follow)
-        tail = _number(request, "tail", int)
-        since = _number(request, "since", float)
-        stamps = _flag(request, "timestamps")
-        resp = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
-        await resp.prepare(request)
-        if not follow:
-            lines = await self.logs(inst, KEPT_LOG_LINES if tail is None else tail, since)
-            await resp.write("".join(_line(t, s, stamps) for t, s in lines).encode())
-        else:
-            await _follow(self, inst, resp, tail, since, stamps)
-        await resp.write_eof()
-        return resp
-
-
-async def _follow(
-    cockpit: Cockpit,
-    inst: Instance,
-    resp: web.StreamResponse,
-    tail: int | None,
-    since: float | None,
-    stamps: bool,
-) -> None:
-    """Write the instance's output as it comes, across its containers (a restart goes on in the
-    same stream), until the client goes or emu stops."""
-    queue: asyncio.Queue[str | None] = asyncio.Queue(LOG_QUEUE)
-    followed: list[str | None] = [None]  # the container being followed
-    cancels: list[Callable[[], None]] = []
-
-    def on_line(text: str) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # a reader that does not keep up
-            queue.put_nowait(_line(time.time(), text, stamps))
-
-    def follow(cid: str, tail: int | None) -> None:
-        if followed[0] != cid:
-            followed[0] = cid
-            cancels.append(cockpit.docker.stream_logs(cid, on_line, tail=tail))
-
-    def on_event(entry: LifecycleEvent) -> None:
-        who = (entry.get("class"), entry.get("instance"))
-        mine = who == (inst.pool.config.class_name, inst.name)
-        if mine and entry["event"] is EventKind.RUNNING and inst.container_id is not None:
-            follow(inst.container_id, None)  # a new container: all of it
-
-    unsubscribe = cockpit.subscribe(on_event)
-    unregister = cockpit.open_stream(lambda: queue.put_nowait(None))
-    try:
-        # What there is so far, then what comes. A live container's stream starts with its own
-        # tail, so that no line falls between the two.
-        if inst.container_id is None or since is not None:
-            lines = await cockpit.logs(inst, KEPT_LOG_LINES if tail is None else tail, since)
-            await resp.write("".join(_line(t, s, stamps) for t, s in lines).encode())
-        if inst.container_id is not None:
-            follow(inst.container_id, 0 if since is not None else tail or KEPT_LOG_LINES)
-        text: str | None = ""
-        while text is not None:
-            batch = []  # what is there now, written at once
-            text = await queue.get()
-            while text is not None:
-                batch.append(text)
-                if queue.empty():
-                    break
-                text = queue.get_nowait()
-            if batch:
-                await resp.write("".join(batch).encode())
-    finally:
-        unsubscribe()
-        unregister()
-        for cancel in cancels:
-            cancel()
-
-
-def _line(when: float, text: str, stamps: bool) -> str:
-    if not stamps:
-        return text + "\n"
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when))
-    return f"{stamp}.{int(when % 1 * 1e6):06d}Z {text}\n"
-
 
 async def _restart(inst: Instance) -> None:
     if inst.container_id is not None or inst.starting:
         await inst.stop("restarted through the control API")
     with contextlib.suppress(EmuHTTPError):  # a failed start is an event and a last_error
         await inst.ensure_started()
-
-
-async def prewarm(pools: Iterable[ClassPool], n: int, out: Callable[[str, str], None]) -> None:
-    """Start instance-0 .. instance-(n-1) of every class (at most max_instances), at once."""
-    starts = []
-    for pool in pools:
-        count = min(n, pool.config.max_instances)
-        if count < n:
-            out("emu", f"prewarm: {pool.config.class_name} starts {count} (its max_instances)")
-        starts += [pool.get(f"instance-{k}").ensure_started() for k in range(count)]
-    for result in await asyncio.gather(*starts, return_exceptions=True):
-        if isinstance(result, EmuHTTPError):
-            out("emu", f"prewarm: {result.error}")
-        elif isinstance(result, BaseException):
-            raise result
 
 
 def _signal_name(signum: int) -> str:
@@ -338,54 +201,3 @@ def parse_signal(raw: str | None) -> int:
     raise EmuHTTPError(
         400, f"invalid signal {raw!r}: a number from 1 to {MAX_SIGNAL}, or a name like SIGUSR1"
     )
-
-
-def is_loopback(request: web.Request) -> bool:
-    """Did the request come in on a loopback address of this machine? Decided by the socket's
-    own (local) address, so that with --host 0.0.0.0 a request to the LAN address is refused
-    whatever the client claims in its headers."""
-    transport = request.transport
-    local = transport.get_extra_info("sockname") if transport is not None else None
-    if not isinstance(local, tuple) or not local:
-        return False
-    try:
-        address = ipaddress.ip_address(str(local[0]).partition("%")[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
-
-
-def local_only(handler: Handler) -> Handler:
-    """The handler, for loopback clients; 403 JSON for others. EmuHTTPError becomes JSON."""
-
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if not is_loopback(request):
-            return web.json_response(
-                {"error": "emu's control endpoints answer on loopback only", "status": 403},
-                status=403,
-            )
-        try:
-            return await handler(request)
-        except EmuHTTPError as exc:
-            return web.json_response(exc.body(), status=exc.status)
-
-    return guarded
-
-
-def _flag(request: web.Request, key: str) -> bool:
-    return request.query.get(key, "0") not in ("0", "false", "")
-
-
-def _number(request: web.Request, key: str, kind: type[N]) -> N | None:
-    raw = request.query.get(key)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise EmuHTTPError(400, f"invalid {key}={raw!r}: a number") from None
-    if value < 0:
-        raise EmuHTTPError(400, f"invalid {key}={raw!r}: not negative")
-    return value

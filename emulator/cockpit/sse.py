@@ -23,10 +23,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from ..engine.docker_backend import DockerBackend
-from ..front.app import _add_usage
 from ..front.requests_log import RequestLog
 from ..instances.events import LifecycleEvent
 from ..instances.status import Status
+from .usage import add_usage
 
 TICK = 0.25  # how often new request records go out
 STATUS_EVERY = 1.0
@@ -68,7 +68,7 @@ class UsageCache:
         async with self._lock:
             if time.monotonic() - self.at >= USAGE_EVERY:
                 self.at = time.monotonic()
-                await _add_usage(cockpit.docker, status)
+                await add_usage(cockpit.docker, status)
                 self.by_container = {
                     i["container_id"]: (i["memory_bytes"], i["cpu_throttled_s"])
                     for cls in status["classes"]

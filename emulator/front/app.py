@@ -1,10 +1,11 @@
-"""The front: the aiohttp application that routes each request to an instance, and `/_emu/*`.
+"""The front: the aiohttp application that routes each request to an instance.
 
 Its state is typed (`AppKey`s) and its resources (the proxy's client session, the quiet log of
 malformed requests) are set up and torn down with the app (`cleanup_ctx`). The per-request path
 is `Front.handle`: it reads its own attributes, never the app's dict. A request for the
 containers goes to it straight from the connection (`listen`): the app's router and middleware
-see only `/_emu/*` (and a request that expects a 100 Continue)."""
+see only `/_emu/*` (and a request that expects a 100 Continue), whose routes are not the
+front's: the session installs them (the cockpit's, `emulator/cockpit/routes.py`)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Protocol, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import cast
 
 import aiohttp
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import CollectorRegistry
 
-from ..engine.docker_backend import DockerBackend
 from ..instances.errors import EmuHTTPError
-from ..instances.events import LifecycleEvent
 from ..instances.instance import INSTANCE_NAME, Instance, State
 from ..instances.pool import ClassPool
-from ..instances.status import Status
 from .connections import BoundedSite, Limits, Listener, RequestHandlerFn
 from .proxy import INSTANCE_HEADER, PassThroughRequest, forward, target_port
 from .requests_log import CLIENT_GONE, RequestLog
@@ -44,18 +40,6 @@ EMU_PATHS = "/_emu"  # the app's own routes all start with it; every other path 
 
 class ListenError(Exception):
     """The front cannot listen (the port is taken, the address is not this machine's)."""
-
-
-class Source(Protocol):
-    """What `/_emu/*` reads: the Emulator."""
-
-    @property
-    def events(self) -> Iterable[LifecycleEvent]: ...
-
-    @property
-    def docker(self) -> DockerBackend: ...
-
-    def status(self) -> Status: ...
 
 
 class Front:
@@ -210,31 +194,21 @@ def error_response(
 
 FRONT = web.AppKey("front", Front)
 PROXY: web.AppKey[Handler] = web.AppKey("proxy")  # the front's handler, with or without the log
-SOURCE = web.AppKey("source", Source)
-METRICS = web.AppKey("metrics", CollectorRegistry)
-EVENT_STREAM: web.AppKey[Handler] = web.AppKey("event_stream")  # the cockpit's, when installed
 
 
 def make_app(
     front: Front,
-    source: Source,
-    registry: CollectorRegistry,
     *,
     access_log: bool,
     install: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
-    """The front's app; `install` adds more `/_emu/` routes (the cockpit's) before the
-    catch-all that proxies."""
+    """The front's app; `install` adds the `/_emu` routes (the cockpit's, worker mode's runtime
+    API: the session's choice) before the catch-all that proxies."""
     app = web.Application(handler_args=HANDLER_ARGS)
     app[FRONT] = front
     app[PROXY] = front.handle_logged if access_log else front.handle
-    app[SOURCE] = source
-    app[METRICS] = registry
     app.cleanup_ctx.append(_proxy_session)
     app.cleanup_ctx.append(_quiet_bad_requests)
-    app.router.add_get("/_emu/status", _status)
-    app.router.add_get("/_emu/events", _events)
-    app.router.add_get("/_emu/metrics", _metrics)
     if install is not None:
         install(app)
     # For a request that `dispatch` sends through the app (one that expects a 100 Continue).
@@ -323,42 +297,3 @@ async def _quiet_bad_requests(app: web.Application) -> AsyncIterator[None]:
     HTTP_LOG.addFilter(quiet)
     yield
     HTTP_LOG.removeFilter(quiet)
-
-
-async def _status(request: web.Request) -> web.Response:
-    source = request.app[SOURCE]
-    body = source.status()
-    if request.query.get("usage", "0") not in ("0", "false", ""):
-        await _add_usage(source.docker, body)
-    return web.json_response(body)
-
-
-async def _add_usage(docker: DockerBackend, body: Status) -> None:
-    """Each running instance's memory in use and CPU throttling: asked of Docker, so only
-    when the caller asks (`?usage=1`); None where there is no running container."""
-    instances = [i for cls in body["classes"] for i in cls["instances"]]
-    serving = (State.RUNNING, State.HEALTHY)
-    live = [(i, cid) for i in instances if (cid := i["container_id"]) and i["state"] in serving]
-    usages = await asyncio.gather(*(docker.usage(cid) for _, cid in live))
-    for inst in instances:
-        inst["memory_bytes"] = inst["cpu_throttled_s"] = None
-    for (inst, _), usage in zip(live, usages, strict=True):
-        if usage is not None:
-            inst["memory_bytes"] = usage.memory_bytes
-            inst["cpu_throttled_s"] = round(usage.cpu_throttled_s, 3)
-            inst["cpu_s"] = round(usage.cpu_s, 3)  # for emu load: CPU used, periods throttled
-            inst["cpu_periods"] = usage.cpu_periods
-            inst["cpu_throttled_periods"] = usage.cpu_throttled_periods
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        body=generate_latest(request.app[METRICS]), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
-
-
-async def _events(request: web.Request) -> web.StreamResponse:
-    stream = request.app.get(EVENT_STREAM)
-    if stream is not None and request.query.get("stream", "0") not in ("0", "false", ""):
-        return await stream(request)  # Server-Sent Events, for the dashboard
-    return web.json_response(list(request.app[SOURCE].events))

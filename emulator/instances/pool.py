@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+from collections.abc import Callable, Iterable
 from typing import Unpack
 
 from ..config import ClassConfig
 from ..engine.docker_types import Event
+from .errors import EmuHTTPError
 from .events import EventFields, EventKind
 from .images import ImageState
 from .instance import HOLDS_SLOT, Instance, State
@@ -173,6 +175,21 @@ class ClassPool:
             "enable_internet": cfg.enable_internet,
             "instances": [i.snapshot() for i in sorted(self.instances.values(), key=_order)],
         }
+
+
+async def prewarm(pools: Iterable[ClassPool], n: int, out: Callable[[str, str], None]) -> None:
+    """Start instance-0 .. instance-(n-1) of every class (at most max_instances), at once."""
+    starts = []
+    for pool in pools:
+        count = min(n, pool.config.max_instances)
+        if count < n:
+            out("emu", f"prewarm: {pool.config.class_name} starts {count} (its max_instances)")
+        starts += [pool.get(f"instance-{k}").ensure_started() for k in range(count)]
+    for result in await asyncio.gather(*starts, return_exceptions=True):
+        if isinstance(result, EmuHTTPError):
+            out("emu", f"prewarm: {result.error}")
+        elif isinstance(result, BaseException):
+            raise result
 
 
 def _order(inst: Instance) -> tuple[int, str]:

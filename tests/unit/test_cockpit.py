@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from emulator.cockpit.control import is_loopback, parse_signal
+from emulator.cockpit.control import parse_signal
+from emulator.cockpit.routes import is_loopback
 from emulator.engine.docker_logs import stamped
 from emulator.front.requests_log import Record, RequestLog
 from emulator.instances.errors import EmuHTTPError

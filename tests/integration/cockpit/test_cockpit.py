@@ -103,6 +103,9 @@ def test_control_endpoints_answer_on_loopback_only(
         assert resp.status_code == 403, (path, resp.status_code)
         assert "loopback" in resp.json()["error"]
     assert requests.get(outside + "/hi", timeout=60).status_code == 200
+    # What only reads answers any client, as it always has: the status, the events as JSON, metrics.
+    for path in ("/_emu/status", "/_emu/events", "/_emu/metrics"):
+        assert requests.get(outside + path, timeout=30).status_code == 200, path
     assert not [e for e in emu.events() if e["event"] == "signalled"]  # the kill did nothing
     assert requests.get(local + "/_emu/requests", timeout=30).status_code == 200
     started = requests.post(local + "/_emu/instances/Hello/instance-0/start", timeout=60)
