@@ -40,6 +40,7 @@ PROXY_FIGURES: Figures = (
     ("req/s, logs relayed", ("emu_1_logs", "wrk", "rps")),
     ("p50 ms, 1 instance", ("emu_1", "wrk", "latency_ms", "p50")),
     ("added p50 ms, 1 conn", ("emu_1", "vs_direct", "single_added_p50_ms")),
+    ("front CPU us/request", ("emu_1", "front", "cpu_us_per_request")),
     ("front RSS MiB", ("emu_1", "front", "rss_mib_after")),
     ("cold start nginx ms", ("cold_nginx", "median_ms")),
     ("cold start executor ms", ("cold_executor", "median_ms")),
