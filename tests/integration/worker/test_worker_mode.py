@@ -168,7 +168,9 @@ def test_sleep_after_is_the_librarys_alarm_and_on_stop_runs(
 def test_seed_runs_with_its_get_random(running: list[WorkerEmu]) -> None:
     emu = start(running, SEED)
     answers = [emu.get("/health", timeout=120) for _ in range(4)]
-    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    # With emu's output: an error from inside the runtime ("internal error; reference = ...",
+    # once in CI at the run's busiest start) is only explained by the lines around it.
+    assert all(r.status_code == 200 for r in answers), ([r.text for r in answers], emu.output)
     names = emu.instances()
     assert names and all(n.startswith("instance-") and int(n[9:]) < 10 for n in names), names
 
