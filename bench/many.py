@@ -143,6 +143,8 @@ def write_worker_project(root: Path, max_instances: int) -> Path:
     """Worker mode: one lite class of nginx; the Worker names the instance by the request's
     x-emu-instance header (getContainer), as --no-worker's front does."""
     config = write_nginx_project(root, max_instances=max_instances, instance_type="lite")
+    # worker mode validates the image as wrangler does: with its registry
+    config.write_text(config.read_text().replace(f'"{NGINX}"', f'"docker.io/library/{NGINX}"'))
     (root / "src" / "index.ts").write_text(
         """import { Container, getContainer } from "@cloudflare/containers";
 
