@@ -162,7 +162,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     client = docker_client()
     results: dict[str, Any] = {
         "machine": {**machine(), "busy_cpu_before": busy_cpu(), "load_before": os.getloadavg()},
-        "settings": {k: v for k, v in args.items() if k != "out"},
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v for k, v in args.items() if k != "out"
+        },
     }
     run_id = uuid.uuid4().hex[:12]
     worker: dict[str, list[float]] = {t: [] for t in types}
@@ -173,7 +175,8 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         require_image(client, NGINX)
         with temp_dir("emu-bench-cold-") as root:
             config = write_project(root, types, max_instances=reps + 1)
-            with EmuProcess(config, "--no-logs", worker=True) as emu:
+            persist = ("--persist-to", str(args["persist_to"])) if args["persist_to"] else ()
+            with EmuProcess(config, "--no-logs", *persist, worker=True) as emu:
                 network = client.networks.create(
                     f"emu-bench-cold-{run_id}", labels=bench_labels(run_id)
                 )
@@ -244,6 +247,12 @@ def table(r: dict[str, Any]) -> str:
 @click.command()
 @click.option("--reps", default=8, show_default=True, help="Cold starts per side and type.")
 @click.option("--types", default="lite,standard-2", show_default=True, help="Instance types.")
+@click.option(
+    "--persist-to",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="emu's --persist-to (the Durable Objects' storage), e.g. a folder on a tmpfs.",
+)
 @out_option("cold-results.json")
 def main(**args: Any) -> None:
     """Worker-mode cold starts by instance type, against a bare docker run."""
