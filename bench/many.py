@@ -10,7 +10,9 @@
    a container to a user-defined network: 10.9 s against 8.5 s for 50 here).
 2. emu: `emu up --no-logs` with max_instances N; a cold burst of N names x `--per-name`
    concurrent requests (x-emu-instance), all sent at once; the time until every one has its 200.
-   Then the front's RSS, and `/_emu/status` timed with N instances running.
+   Then the front's RSS, and `/_emu/status` timed with N instances running. With `--worker`,
+   in worker mode: the Worker sends each request to `getContainer(env.WEB, <its name>)`, so
+   the burst goes through the Worker, N Durable Objects and the library's starts.
 
 The burst is given as a ratio to the baseline on a network of its own until every container
 answers, since emu's cold start includes create, start and readiness; the others are shown too.
@@ -27,6 +29,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -136,6 +139,30 @@ def remove_bench_containers(client: docker.DockerClient, run_id: str) -> None:
         list(pool.map(lambda c: c.remove(force=True), found))
 
 
+def write_worker_project(root: Path, max_instances: int) -> Path:
+    """Worker mode: one lite class of nginx; the Worker names the instance by the request's
+    x-emu-instance header (getContainer), as --no-worker's front does."""
+    config = write_nginx_project(root, max_instances=max_instances, instance_type="lite")
+    # worker mode validates the image as wrangler does: with its registry
+    config.write_text(config.read_text().replace(f'"{NGINX}"', f'"docker.io/library/{NGINX}"'))
+    (root / "src" / "index.ts").write_text(
+        """import { Container, getContainer } from "@cloudflare/containers";
+
+export class Web extends Container {
+  defaultPort = 80;
+}
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    const name = request.headers.get("x-emu-instance") ?? "default";
+    return getContainer(env.WEB, name).fetch(request);
+  },
+};
+"""
+    )
+    return config
+
+
 async def burst(url: str, n: int, per_name: int) -> dict[str, Any]:
     """N names x per_name requests, all at once; each one's time to its answer."""
     timeout = aiohttp.ClientTimeout(total=BURST_TIMEOUT)
@@ -188,9 +215,13 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     finally:
         client.close()
     with temp_dir("emu-bench-many-") as root:
-        config = write_nginx_project(root, max_instances=n, instance_type="lite")
-        say(f"emu: a cold burst of {n} names x {per_name} requests")
-        with EmuProcess(config, "--no-logs") as emu:
+        if args["worker"]:
+            config = write_worker_project(root, max_instances=n)
+        else:
+            config = write_nginx_project(root, max_instances=n, instance_type="lite")
+        mode = "worker mode" if args["worker"] else "--no-worker"
+        say(f"emu ({mode}): a cold burst of {n} names x {per_name} requests")
+        with EmuProcess(config, "--no-logs", worker=args["worker"]) as emu:
             rss_idle = proc_sample(emu.pid).rss_mib
             results["burst"] = asyncio.run(burst(emu.url + "/", n, per_name))
             running = sum(1 for i in emu.instances().values() if i["state"] == "healthy")
@@ -216,13 +247,14 @@ def table(r: dict[str, Any]) -> str:
     s, b, d, f = r["settings"], r["burst"], r["docker_run"], r["front"]
     dd = r["docker_run_default"]
     m = r["machine"]
+    mode = "worker mode" if s.get("worker") else "--no-worker"
     lines = [
         f"{s['instances']} lite instances of {NGINX}, {m['cpus']} CPUs",
         f"  {s['instances']} parallel docker run, on a bridge network of their own (as emu's): "
         f"all returned {d['returned_s']:.2f} s, all answering HTTP {d['answering_s']:.2f} s",
         f"  the same on the default bridge: all returned {dd['returned_s']:.2f} s, "
         f"all answering HTTP {dd['answering_s']:.2f} s",
-        f"  emu cold burst, {b['requests']} requests ({s['instances']} names x "
+        f"  emu ({mode}) cold burst, {b['requests']} requests ({s['instances']} names x "
         f"{s['per_name']}): all answered {b['total_s']:.2f} s (p50 {b['p50_s']:.2f} s)",
         f"  ratio: {r['ratio_vs_answering']:.2f} x docker run until answering, "
         f"{r['ratio_vs_returned']:.2f} x until returned; "
@@ -243,6 +275,7 @@ def table(r: dict[str, Any]) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--instances", default=50, show_default=True, help="Instances (and docker runs).")
 @click.option("--per-name", default=4, show_default=True, help="Concurrent requests per name.")
+@click.option("--worker", is_flag=True, help="emu in worker mode (default: --no-worker).")
 @out_option("many-results.json")
 def main(**args: Any) -> None:
     """Measure N running instances: the cold burst against N docker runs, RSS, /_emu/status."""

@@ -289,17 +289,14 @@ function headEnd(buffer) {
   return -1;
 }
 
-/** The response's status line and headers; 1xx answers (100 Continue) are skipped. */
-async function readHead(reader) {
-  let buffer = new Uint8Array(0);
+/** The response's status line and headers, if `buffer` holds all of them, else `buffer` (more
+ * bytes are needed); 1xx answers (100 Continue) are skipped. */
+function parseHead(buffer) {
   for (;;) {
     const end = headEnd(buffer);
     if (end < 0) {
       if (buffer.length > MAX_HEAD) throw new Error(`the container's response head exceeds ${MAX_HEAD} bytes`);
-      const { value, done } = await reader.read();
-      if (done) throw new Error(LOST);
-      buffer = concat(buffer, value);
-      continue;
+      return buffer;
     }
     const lines = decoder.decode(buffer.subarray(0, end)).split("\r\n");
     const rest = buffer.subarray(end + 4);
@@ -328,6 +325,17 @@ async function readHead(reader) {
     }
     return { status, statusText: lines[0].slice(13), headers, length: chunked ? null : length, chunked, rest };
   }
+}
+
+/** The response's head: read until it is all in (the first read, in exchange, mostly has it). */
+async function readHead(reader, buffer) {
+  let parsed = parseHead(buffer);
+  while (parsed instanceof Uint8Array) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(LOST);
+    parsed = parseHead(concat(parsed, value));
+  }
+  return parsed;
 }
 
 /** The response body as it comes: `length` bytes, or chunked, or until the server closes. */
@@ -439,10 +447,13 @@ async function sendBody(socket, body, mode) {
   }
 }
 
-/** One request to `address` on a new connection, closed after the response. */
+/** One request to `address` on a new connection, closed after the response. `Connection: close`
+ * tells the server so: it closes first, so the connection's TIME_WAIT is the container's, not a
+ * local port held for 60 s (at ~500 requests/s to one container they would run out, and connect
+ * slows long before). */
 async function exchange(address, url, request) {
   const method = request?.method ?? "GET";
-  let head = `${method} ${pathAndQuery(url)} HTTP/1.1\r\nHost: ${address}\r\n`;
+  let head = `${method} ${pathAndQuery(url)} HTTP/1.1\r\nHost: ${address}\r\nConnection: close\r\n`;
   let body = request?.body ?? null;
   let mode = null;
   if (request !== undefined) {
@@ -479,17 +490,21 @@ async function exchange(address, url, request) {
   signal?.addEventListener("abort", close, { once: true });
   try {
     const writer = socket.writable.getWriter();
-    await writer.write(encoder.encode(`${head}\r\n`));
-    if (body instanceof Uint8Array) {
-      if (body.length > 0) await writer.write(body);
-      writer.releaseLock();
+    const bytes = encoder.encode(`${head}\r\n`);
+    if (body === null || body instanceof Uint8Array) {
+      // One write, not awaited: if it fails, so does the read below.
+      writer.write(body === null ? bytes : concat(bytes, body)).catch(() => {});
     } else {
+      await writer.write(bytes);
       writer.releaseLock();
       // The server may answer before it has read all of it (and close): the answer counts.
-      if (body !== null) sendBody(socket, body, mode).catch(() => {});
+      sendBody(socket, body, mode).catch(() => {});
     }
     const reader = socket.readable.getReader();
-    const answer = await readHead(reader);
+    const first = await reader.read();
+    if (first.done) throw new Error(LOST);
+    let answer = parseHead(first.value);
+    if (answer instanceof Uint8Array) answer = await readHead(reader, answer);
     const { status, statusText, headers, length, chunked, rest } = answer;
     let out = null;
     if (method === "HEAD" || status === 204 || status === 304) close();
