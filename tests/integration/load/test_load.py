@@ -171,7 +171,9 @@ def test_compare_in_worker_mode_waits_the_librarys_retries_then_503s() -> None:
         "--compare", "max_instances=5", "--compare", "max_instances=10",
         "--rps", "30", "-d", "1s", "--path", "/diag/sleep?ms=100",
     )  # fmt: skip
-    assert 0.2 < five["no_capacity_share"] < 0.8, five["status"]
+    # The Worker's getRandom is Math.random, not emu load's --seed: over 30 requests the share
+    # that meets the 5 taken slots swings (6 of 30 once in CI). Some, and not most, is the point.
+    assert 0.1 <= five["no_capacity_share"] < 0.8, five["status"]
     assert five["verdict"]["kind"] == "capacity-bound" and five["peak_running"] == 5
     assert five["latency_ms"]["max"] > 7000  # the library's retries
     assert ten["no_capacity_share"] == 0 and ten["status"] == {"200": ten["requests"]}
