@@ -154,6 +154,12 @@ def test_exec_inspect_and_snapshots(emu: WorkerEmu) -> None:
 
 
 def _gateway(emu: WorkerEmu) -> Any:
+    """The session's gateway container, which the first intercepting container's start makes:
+    made here if no earlier test of the module did (the tests run in any order)."""
+    assert out(emu, "denier/gateway", "py", "http://denied.test/") == {
+        "status": 520,
+        "body": REFUSED,
+    }
     client = docker.from_env()
     (found,) = [
         c
