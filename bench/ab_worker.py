@@ -13,18 +13,15 @@ busy machine sways much less than req/s), and the medians of the rounds' head / 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import statistics
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from bench.compare import checkout
 from bench.harness import (
     REPO,
     answers_200,
@@ -37,22 +34,6 @@ from bench.harness import (
 )
 from bench.worker import COLD_TIMEOUT, write_project, wrk_rps
 from emulator.testing import EmuProcess, wait_for
-
-
-@contextlib.contextmanager
-def worktree(commit: str) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="emu-ab-") as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(tree), commit],
-            check=True,
-        )
-        try:
-            yield tree
-        finally:
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False
-            )
 
 
 def start_in(tree: Path, config: Path) -> EmuProcess:
@@ -71,7 +52,7 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in args.items()},
     }
     rounds: dict[str, list[dict[str, Any]]] = {"base": [], "head": []}
-    with temp_dir("emu-bench-ab-") as root, worktree(args["base"]) as tree:
+    with temp_dir("emu-bench-ab-") as root, checkout(args["base"]) as tree:
         config = write_project(root, max_instances=2)
         base = start_in(tree, config)
         try:
