@@ -64,6 +64,8 @@ SHARED_FOLDERS = {
         "tests/integration/worker/test_worker_mode.py",
         "tests/integration/cockpit/test_worker_cockpit.py",
         "tests/integration/load/test_load.py",
+        # tests/integration/data/basic: its state, and `emu status -c` finding one emu up of it
+        "tests/integration/faults/test_runtime_faults.py",
     ),
 }
 # The groups that take longest (minutes, one test after another): started first.
