@@ -14,26 +14,13 @@ from collections.abc import Callable
 from functools import partial
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import CIMultiDict, MultiMapping
 
+from ..front.proxy import without_hop_by_hop
 from .resolver import Route
 
-HOP_BY_HOP = frozenset(
-    h.lower()
-    for h in (
-        "Connection",
-        "Keep-Alive",
-        "Proxy-Authenticate",
-        "Proxy-Authorization",
-        "Proxy-Connection",
-        "TE",
-        "Trailer",
-        "Transfer-Encoding",
-        "Upgrade",
-        "Host",
-    )
-)
+EGRESS_PREFIX = "x-emu-egress-"
 TOKEN = "x-emu-egress-token"
 CLASS = "x-emu-egress-class"
 OBJECT = "x-emu-egress-id"
@@ -43,10 +30,13 @@ UPSTREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10)
 
 
 def _headers(src: MultiMapping[str]) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
-    for key, value in src.items():
-        if key.lower() not in HOP_BY_HOP and not key.lower().startswith("x-emu-egress-"):
-            out.add(key, value)
+    """What passes between the container and the Worker: the front's hop-by-hop filter (also
+    what the Connection header names), less the Host (the URL carries it) and emu's own
+    `x-emu-egress-*` headers."""
+    out = without_hop_by_hop(src)
+    out.popall(hdrs.HOST, None)
+    for key in [key for key in out if key.lower().startswith(EGRESS_PREFIX)]:
+        out.popall(key, None)
     return out
 
 

@@ -77,7 +77,9 @@ class PassThroughRequest(aiohttp.ClientRequest):
         self._skip_auto_headers = self._SKIP
 
 
-def _filtered(src: MultiMapping[str], drop: tuple[str, ...] = HOP_BY_HOP) -> CIMultiDict[str]:
+def without_hop_by_hop(
+    src: MultiMapping[str], drop: tuple[str, ...] = HOP_BY_HOP
+) -> CIMultiDict[str]:
     """A copy without the hop-by-hop headers, and without those the Connection header names."""
     out = CIMultiDict(src)  # case-insensitive: popall("Connection") also takes "connection"
     connection = out.get(CONNECTION)
@@ -91,7 +93,7 @@ def _filtered(src: MultiMapping[str], drop: tuple[str, ...] = HOP_BY_HOP) -> CIM
 
 
 def upstream_headers(request: web.Request) -> CIMultiDict[str]:
-    headers = _filtered(request.headers)
+    headers = without_hop_by_hop(request.headers)
     peer = request.remote or ""
     prior = headers.get("X-Forwarded-For")
     headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
@@ -134,7 +136,7 @@ async def forward(
             allow_redirects=False,
             auto_decompress=False,
         ) as up:
-            headers = _filtered(up.headers)
+            headers = without_hop_by_hop(up.headers)
             if header:
                 headers[INSTANCE_HEADER] = inst.name
             length = up.content_length
@@ -231,7 +233,7 @@ async def _websocket(
     protocols = [
         p.strip() for p in request.headers.get("sec-websocket-protocol", "").split(",") if p.strip()
     ]
-    headers = _filtered(request.headers, HOP_BY_HOP + WS_HANDSHAKE)
+    headers = without_hop_by_hop(request.headers, HOP_BY_HOP + WS_HANDSHAKE)
     try:
         up = await session.ws_connect(url, headers=headers, protocols=protocols, autoping=False)
     except aiohttp.WSServerHandshakeError as exc:

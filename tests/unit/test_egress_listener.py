@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
 
 from emulator.egress.ca import Authority
-from emulator.egress.listener import Listener
+from emulator.egress.listener import Listener, _headers
 from emulator.egress.plan import Plan
 from emulator.egress.resolver import Route
 
@@ -85,3 +86,23 @@ async def test_a_client_emu_does_not_know_is_dropped(tmp_path: Path) -> None:
             writer.close()
     finally:
         await listener.close()
+
+
+def test_headers_between_container_and_worker_lose_hop_by_hop_host_and_emus_own() -> None:
+    sent = CIMultiDict(
+        [
+            ("Host", "api.example"),
+            ("Connection", "keep-alive, X-Private"),
+            ("X-Private", "named by Connection"),
+            ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Trailers", "x"),
+            ("X-Emu-Egress-Token", "secret"),
+            ("x-emu-egress-class", "Box"),
+            ("Accept", "a"),
+            ("Accept", "b"),
+            ("Authorization", "Bearer t"),
+        ]
+    )
+    kept = _headers(sent)
+    assert list(kept.items()) == [("Accept", "a"), ("Accept", "b"), ("Authorization", "Bearer t")]
