@@ -25,6 +25,7 @@ from ..runs.live import group_alive
 from ..runs.reaper import Reaper
 from .health import exit_text
 from .project import WorkerProject, entry_module, unexported_class
+from .state import state_folder
 from .toolchain import CONTAINERS_PACKAGE, NodeInfo
 
 RUNNER = Path(__file__).resolve().parent / "js" / "runner.mjs"
@@ -210,9 +211,9 @@ class WorkerRuntime:
             link.parent.mkdir(parents=True)
             link.symlink_to(opts.containers_dir, target_is_directory=True)
             node_paths.insert(0, str(self._dir / "node_modules"))
-        persist = self._dir / "state"
-        if opts.persist:
-            persist = opts.persist_to or self.project.config_path.parent / ".wrangler" / "state"
+        persist = state_folder(self.project.config_path, opts.persist, opts.persist_to)
+        if persist is None:  # --no-persist: this run's own
+            persist = self._dir / "state"
         return {
             "configPath": str(self.project.config_path),
             "env": self.project.env,
