@@ -177,6 +177,7 @@ class Emulator:
         await sweep_project(self.docker, self.project, keep_session=self.session_id)
         if self._worker is not None:
             await self._worker.prepare()  # npm packages; the public port still free
+            stack.callback(self._worker.release)  # the state folder, after worker.stop
         if not info.disk_quota_supported:
             self.disk_note = (
                 f"disk limits are not enforced: storage driver {info.storage_driver} on "

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -123,3 +124,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "engine" in getattr(item, "fixturenames", ()),
         )
     )
+
+
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """With `--dist loadgroup`, each test's id as a worker sends it must end in its group: the
+    scheduler reads nothing else. Where it does not (pytest 9.2 with pytest-xdist 3.8: issue
+    #1386), every test is scheduled alone, and tests that share a project folder start their
+    emus side by side (in CI: workerd's SQLITE_BUSY). Stop the run instead of running it so."""
+    if node.config.getoption("dist") != "loadgroup":
+        return
+    lost = [nodeid for nodeid in ids if "@" not in nodeid.rpartition("]")[2]]
+    if lost:
+        pytest.exit(
+            f"--dist loadgroup: {len(lost)} tests lost their xdist group (e.g. {lost[0]}): "
+            f"pytest {pytest.__version__} with this pytest-xdist ignores the groups "
+            "(pytest-xdist#1386); install pytest<9.2, as pyproject.toml says",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )

@@ -1,6 +1,6 @@
 """Which emu runs are alive, and the running `emu up`s of a project as another terminal sees
 them: where they listen, asking one to stop (`emu down`), what state their instances are in
-(`emu ps`). The one liveness check is `pid_alive` (a zombie counts as gone)."""
+(`emu ps`). The liveness checks are `pid_alive` and `group_alive` (a zombie counts as gone)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,31 @@ def pid_alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
         return stat.rpartition(")")[2].split()[0] != "Z"
     return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Is any process of the group alive (zombies count as gone, as in `pid_alive`)?"""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg reaches zombies too: where /proc says, only a member that is not one counts.
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # ended meanwhile
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True  # fields: state, ppid, pgrp, ...
+    return False
 
 
 def emu_states(urls: Iterable[str], timeout: float = 5.0) -> dict[str, str]:

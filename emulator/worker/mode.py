@@ -32,6 +32,7 @@ from .dev_vars import check_dev_vars
 from .health import CrashWindow, RuntimeHealth, RuntimeState
 from .project import WorkerProject, worker_project
 from .runtime import RuntimeOptions, WorkerError, WorkerRuntime
+from .state import StateError, StateLock, state_folder
 from .toolchain import NodeInfo, cache_root, ensure_packages, find_node, plan_packages
 
 WATCH_DEBOUNCE_MS = 200
@@ -108,9 +109,11 @@ class WorkerMode:
         self._stopping = False
         self._failed = asyncio.Event()
         self.failure: str | None = None
+        self._state: StateLock | None = None
 
     async def prepare(self) -> None:
-        """The npm packages (installed once), and the public port free (before any build)."""
+        """The npm packages (installed once), the public port free (before any build), and the
+        state folder this emu's alone (state.py); `release` gives it up."""
         for warning in check_dev_vars(self.project.config_path.parent, self.project.env):
             self._out("emu", warning)
         plan = plan_packages(self.project.main.parent)
@@ -128,6 +131,22 @@ class WorkerMode:
                         f"cannot listen on {self.config.host}:{self.config.port}: "
                         f"{exc.strerror or exc}"
                     ) from exc
+        folder = state_folder(
+            self.project.config_path, self.options.persist, self.options.persist_to
+        )
+        if folder is not None:  # last: nothing after it can fail and leave it held
+            lock = StateLock(folder)
+            try:
+                lock.acquire()
+            except StateError as exc:
+                raise WorkerError(str(exc)) from None
+            self._state = lock
+
+    def release(self) -> None:
+        """Let another emu have the state folder (after `stop`, or when `start` never came)."""
+        if self._state is not None:
+            self._state.release()
+            self._state = None
 
     def routes(
         self, pools: Mapping[str, ClassPool], feed: RequestLog | None = None

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runs.live import group_alive
 from ..runs.reaper import Reaper
 from .health import exit_text
 from .project import WorkerProject, entry_module, unexported_class
+from .state import state_folder
 from .toolchain import CONTAINERS_PACKAGE, NodeInfo
 
 RUNNER = Path(__file__).resolve().parent / "js" / "runner.mjs"
@@ -209,9 +211,9 @@ class WorkerRuntime:
             link.parent.mkdir(parents=True)
             link.symlink_to(opts.containers_dir, target_is_directory=True)
             node_paths.insert(0, str(self._dir / "node_modules"))
-        persist = self._dir / "state"
-        if opts.persist:
-            persist = opts.persist_to or self.project.config_path.parent / ".wrangler" / "state"
+        persist = state_folder(self.project.config_path, opts.persist, opts.persist_to)
+        if persist is None:  # --no-persist: this run's own
+            persist = self._dir / "state"
         return {
             "configPath": str(self.project.config_path),
             "env": self.project.env,
@@ -276,9 +278,12 @@ class WorkerRuntime:
                     os.killpg(proc.pid, signal.SIGKILL)
                 await proc.wait()
         if proc is not None:
-            # workerd may linger a moment after node; the group goes with it.
+            # workerd may linger a moment after node; the group goes with it, and is waited
+            # for: the next emu on this state folder must not meet its SQLite locks.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
+            if not await group_gone(proc.pid, STOP_TIMEOUT):
+                self._out("emu", f"the Workers runtime's processes (group {proc.pid}) linger")
         for task in (self._reader, self._stderr):
             if task is not None:
                 task.cancel()
@@ -368,6 +373,16 @@ class WorkerRuntime:
         assert proc is not None and proc.stderr is not None
         async for raw in proc.stderr:
             self._line(raw.decode(errors="replace").rstrip("\n"))
+
+
+async def group_gone(pgid: int, timeout: float) -> bool:
+    """Whether every process of the group has ended (zombies count as ended) within `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await asyncio.to_thread(group_alive, pgid):
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)  # polling the group's end, with the deadline above
+    return True
 
 
 IMAGE_REFUSED = "does not appear to be a valid path to a Dockerfile, or a valid image registry"
