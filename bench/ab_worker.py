@@ -32,15 +32,15 @@ from bench.harness import (
     require_wrk,
     temp_dir,
 )
-from bench.worker import COLD_TIMEOUT, write_project, wrk_rps
+from bench.worker import COLD_TIMEOUT, own_state, write_project, wrk_rps
 from emulator.testing import EmuProcess, wait_for
 
 
-def start_in(tree: Path, config: Path) -> EmuProcess:
+def start_in(tree: Path, config: Path, side: str) -> EmuProcess:
     here = Path.cwd()
     os.chdir(tree)  # `python -m emulator` finds the tree's own package first
     try:
-        return EmuProcess(config, "--no-logs", worker=True).start()
+        return EmuProcess(config, "--no-logs", *own_state(config, side), worker=True).start()
     finally:
         os.chdir(here)
 
@@ -54,9 +54,9 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     rounds: dict[str, list[dict[str, Any]]] = {"base": [], "head": []}
     with temp_dir("emu-bench-ab-") as root, checkout(args["base"]) as tree:
         config = write_project(root, max_instances=2)
-        base = start_in(tree, config)
+        base = start_in(tree, config, "base")
         try:
-            head = start_in(REPO, config)
+            head = start_in(REPO, config, "head")
             try:
                 for emu in (base, head):
                     check = functools.partial(answers_200, emu.url + "/")

@@ -103,6 +103,12 @@ export default {
     return root / "wrangler.jsonc"
 
 
+def own_state(config: Path, side: str) -> tuple[str, str]:
+    """`--persist-to` a folder of this side's own: emus side by side on one project may not
+    share its `.wrangler/state` (one workerd at a time on its SQLite files)."""
+    return ("--persist-to", str(config.parent / f"state-{side}"))
+
+
 def say(text: str) -> None:
     click.echo(f"bench: {text}", err=True)
 
@@ -261,9 +267,9 @@ def feed_cost(wrk: str, config: Path, args: dict[str, Any]) -> dict[str, Any]:
     request (which a busy machine sways less)."""
     off = ("--no-request-feed", "--no-debug-headers")
     with (
-        EmuProcess(config, "--no-logs", worker=True) as on,
-        EmuProcess(config, "--no-logs", off[1], worker=True) as fed,
-        EmuProcess(config, "--no-logs", *off, worker=True) as quiet,
+        EmuProcess(config, "--no-logs", *own_state(config, "on"), worker=True) as on,
+        EmuProcess(config, "--no-logs", off[1], *own_state(config, "fed"), worker=True) as fed,
+        EmuProcess(config, "--no-logs", *off, *own_state(config, "quiet"), worker=True) as quiet,
     ):
         sides = {"worker_container": on, "worker_feed_only": fed, "worker_no_feed": quiet}
         for emu in sides.values():
@@ -311,10 +317,14 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
             say("worker mode and --no-worker, side by side: throughput")
             off = ("--no-request-feed", "--no-debug-headers")
             with (
-                EmuProcess(config, "--no-logs", worker=True) as emu,
+                EmuProcess(config, "--no-logs", *own_state(config, "on"), worker=True) as emu,
                 EmuProcess(config, "--no-logs") as plain,
-                EmuProcess(config, "--no-logs", *off, worker=True) as quiet,
-                EmuProcess(config, "--no-logs", off[1], worker=True) as fed,
+                EmuProcess(
+                    config, "--no-logs", *off, *own_state(config, "quiet"), worker=True
+                ) as quiet,
+                EmuProcess(
+                    config, "--no-logs", off[1], *own_state(config, "fed"), worker=True
+                ) as fed,
             ):
                 emus = {"worker": emu, "plain": plain, "quiet": quiet, "feed": fed}
                 for one in emus.values():
