@@ -23,6 +23,8 @@ const UNEXPECTED_EXIT = "Container exited with unexpected exit code:";
 // without ports) slow to report.
 const FAST_WINDOW_MS = 2000;
 const FAST_RETRY_MS = 5;
+const MAX_TRIES_PER_S = 1000; // all waiting starts together
+let listenWaiters = 0;
 const REPORT_MS = 1000;
 // A request from emu's egress listener (emulator/egress/listener.py): the container's outbound
 // HTTP, for the fetcher its Durable Object registered. The token is the runtime API's.
@@ -884,9 +886,16 @@ class EmuContainer {
   }
 
   async #waitListening(run, address, port, signal) {
-    while (Date.now() - run.startedAt < FAST_WINDOW_MS && !run.ended && !signal?.aborted) {
-      if (await canConnect(address)) break;
-      await sleep(FAST_RETRY_MS);
+    listenWaiters++;
+    try {
+      while (Date.now() - run.startedAt < FAST_WINDOW_MS && !run.ended && !signal?.aborted) {
+        if (await canConnect(address)) break;
+        // Each try costs workerd's one thread a connect: a burst of starts shares a budget of
+        // tries (MAX_TRIES_PER_S), which leaves the thread and the CPUs to the starts.
+        await sleep(Math.max(FAST_RETRY_MS, (listenWaiters * 1000) / MAX_TRIES_PER_S));
+      }
+    } finally {
+      listenWaiters--;
     }
     run.ready.add(port); // checked once per start: later failures are the fetch's own
   }
