@@ -12,7 +12,7 @@
    - worker mode with `--no-request-feed --no-debug-headers`: the shim follows no request (the
      cost of the request feed and x-emu-instance is the first line against this one), and with
      `--no-debug-headers` only (the request feed's own cost, without the header's response copy);
-   and the floor of 10 x wrangler dev's 270 req/s.
+   (against `wrangler dev` itself: bench/anchor.py, which measures it in the same run).
 2. cold start in worker mode: first request to a new name (getContainer) until its 200, median of
    --cold-reps; against a bare `docker run` of the same image with the same limits, from the
    create call to its first 200 on the bridge address, once on the default bridge and once on a
@@ -60,8 +60,6 @@ from emulator.testing import EmuProcess, descendants, wait_for
 NGINX = "nginx:1.22"
 INSTANCE_TYPE = "standard-3"
 VCPU, MEMORY_MIB = 2.0, 8192
-WRANGLER_DEV_RPS = 270.0  # measured here, see shared/docs/worker-mode-facts.md
-FLOOR_RPS = 10 * WRANGLER_DEV_RPS
 COLD_LIMIT = 1.3  # worker-mode cold start within this many bare docker runs
 COLD_TIMEOUT = 60.0
 
@@ -338,7 +336,6 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
     finally:
         client.close()
     results["machine"]["busy_cpu_after"] = busy_cpu()
-    rps = results["worker_container"]["rps"]
     # Per round, each worker-mode run against the --no-worker run right after it; the median.
     per_round = [
         w / n
@@ -369,7 +366,6 @@ def run(args: dict[str, Any]) -> dict[str, Any]:
         ),
         "worker_vs_no_worker_rps": round(statistics.median(per_round), 3),
         "worker_vs_no_worker_rounds": [round(r, 3) for r in per_round],
-        "worker_vs_floor_rps": round(rps / FLOOR_RPS, 2),
         "cold_worker_vs_docker_run": round(
             results["cold_worker"]["median_ms"] / results["cold_docker_run"]["median_ms"], 3
         ),
@@ -435,8 +431,7 @@ def table(r: dict[str, Any]) -> str:
             f"{q['feed_only_cpu_vs_off']:.3f}",
             f"worker mode / --no-worker: {q['worker_vs_no_worker_rps']:.2f} (median of the "
             f"rounds: {', '.join(f'{x:.2f}' for x in q['worker_vs_no_worker_rounds'])}); "
-            f"worker mode / floor (10 x wrangler dev's {WRANGLER_DEV_RPS:g}): "
-            f"{q['worker_vs_floor_rps']:.2f}",
+            "against wrangler dev: python -m bench.anchor",
             "",
             f"cold start, median of {s['cold_reps']}: worker mode "
             f"{r['cold_worker']['median_ms']:.0f} ms, bare docker run "
