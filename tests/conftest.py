@@ -45,6 +45,18 @@ def _no_leftovers() -> Iterator[None]:
         pytest.fail(f"leftovers: {[c.name for c in leaked]} {[n.name for n in nets]}")
 
 
+DOCKER_HOST_AT_START = os.environ.get("DOCKER_HOST")
+
+
+@pytest.fixture(autouse=True)
+def _engine_left_alone(request: pytest.FixtureRequest) -> None:
+    """A test that does not ask for `engine` runs on the engine the run started with: a
+    module's `engine` fixture (a remote engine's DOCKER_HOST) must not outlive its tests."""
+    now = os.environ.get("DOCKER_HOST")
+    if "engine" not in request.fixturenames and now != DOCKER_HOST_AT_START:
+        pytest.fail(f"DOCKER_HOST is {now!r}, left by another test's `engine` fixture")
+
+
 @pytest.fixture(scope="module")
 def engine(request: pytest.FixtureRequest) -> Iterator[EngineUnderTest]:
     """The engine a test runs on, from its mark (tests/support/engines.py): once per module and
@@ -96,34 +108,46 @@ def _group(item: pytest.Item) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_Order(), "emu-test-order")
     missing = [m for ms in SHARED_FOLDERS.values() for m in ms if not (ROOT / m).is_file()]
     if missing:  # a renamed module would quietly run beside the others again
         raise pytest.UsageError(f"tests/conftest.py SHARED_FOLDERS names no file: {missing}")
 
 
+ORDER = pytest.StashKey[tuple[int, int]]()  # (the group's rank, the module's first index)
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects and xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test's xdist group and serial mark (examples/ too, which this conftest does not
-    cover otherwise). The longest groups (LONGEST) come first, so that no worker starts one
-    near the end. In each module, the tests on the `engine` fixture run after the others (in
-    pytest's order, grouped by engine): the last engine's Swarm and shared emu then end with
-    the module, instead of staying up through the rest of it."""
+    cover otherwise), and its place in the run (see `_run_order`)."""
     first: dict[Path, int] = {}
-    rank: dict[str, int] = {}
     for index, item in enumerate(items):
         first.setdefault(item.path, index)
         group = _group(item)
-        rank[item.nodeid] = LONGEST.index(group) if group in LONGEST else len(LONGEST)
+        rank = LONGEST.index(group) if group in LONGEST else len(LONGEST)
+        item.stash[ORDER] = (rank, first[item.path])
         item.add_marker(pytest.mark.xdist_group(group))
         if any(item.get_closest_marker(name) for name in SERIAL_MARKS):
             item.add_marker(pytest.mark.serial)
-    items.sort(
-        key=lambda item: (
-            rank[item.nodeid],
-            first[item.path],
-            "engine" in getattr(item, "fixturenames", ()),
-        )
-    )
+
+
+class _Order:
+    """A plugin of its own: a conftest can hold one `pytest_collection_modifyitems` only."""
+
+    @pytest.hookimpl(trylast=True)  # after pytest's own reordering by parametrized fixtures
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        _run_order(items)
+
+
+def _run_order(items: list[pytest.Item]) -> None:
+    """The longest groups (LONGEST) first, so that no worker starts one near the end. In each
+    module, the tests on the `engine` fixture after the others (in pytest's order, grouped by
+    engine): a remote engine's DOCKER_HOST, a Swarm and a shared emu then end with the module
+    instead of staying up through the rest of it. This runs after pytest's own reordering,
+    which groups the tests of a module-scoped parametrized fixture and had put `[remote]`
+    tests first: the ones after them then ran on the remote engine's DOCKER_HOST."""
+    items.sort(key=lambda item: (*item.stash[ORDER], "engine" in getattr(item, "fixturenames", ())))
 
 
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
