@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -267,9 +268,24 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: fl
         time.sleep(every)  # polling interval, not a wait for an outcome
 
 
+# Below Linux's default range of ephemeral ports (32768-60999): the kernel gives those to every
+# outgoing connection, so a port picked there and bound a moment later may have been taken by
+# one meanwhile (a test run opens thousands of connections a second beside an `emu up` starting).
+PICK_RANGE = (20000, 32768)
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for an `emu up --port`)."""
-    with socket.socket() as s:
+    """A TCP port free on 127.0.0.1 now (for an `emu up --port`), picked at random below the
+    ephemeral range, so that no outgoing connection takes it before emu binds it."""
+    for _ in range(100):
+        port = random.randrange(*PICK_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # that range full: any free port
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

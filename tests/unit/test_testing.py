@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from emulator import testing
 from emulator.blocking import MeasuredLoop, SlowCallbacks, run_queue_wait
 
 
@@ -85,3 +87,11 @@ def test_a_wait_for_a_cpu_is_not_counted_as_blocking() -> None:
         hog.wait()
     assert reported, "the callback should have taken longer than 0.1 s by the wall clock"
     assert seen == [], seen
+
+
+def test_free_port_is_below_the_ephemeral_range_and_bindable() -> None:
+    low, high = testing.PICK_RANGE
+    ports = {testing.free_port() for _ in range(20)}
+    assert all(low <= port < high for port in ports), ports
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", ports.pop()))
