@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,11 @@ def _group(item: pytest.Item) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Order(), "emu-test-order")
+    # Started in the background by a shell without job control (`nohup`, `cmd &` in a script),
+    # the run ignores Ctrl-C, and so would every `emu` it starts: Python keeps an ignored SIGINT
+    # ignored. The tests that press Ctrl-C on an emu need it to arrive.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     missing = [m for ms in SHARED_FOLDERS.values() for m in ms if not (ROOT / m).is_file()]
     if missing:  # a renamed module would quietly run beside the others again
         raise pytest.UsageError(f"tests/conftest.py SHARED_FOLDERS names no file: {missing}")
